@@ -1,0 +1,182 @@
+"""`storytree` console script: data commands around the doit build.
+
+Exit codes: 0 success; 1 error (bad input, configuration, store); 2 drift (`manifest --check`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError, StorytreeError
+from .manifest import build_manifest, dump_manifest, manifest_path, summary, unified_diff
+from .atomic import write_text_atomic
+from .settings import Settings, load_settings
+from .store import open_store
+from .story import StoryView
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from .transfer import import_file
+
+    store = open_store(settings)
+    counts = import_file(Path(args.file), store)
+    print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots "
+          f"into {settings.store}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from .transfer import export_story
+
+    text = export_story(open_store(settings), args.story_id)
+    if args.output:
+        write_text_atomic(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from .shot_production import ingest_files
+
+    rows = ingest_files(open_store(settings), args.story_id, [Path(f) for f in args.files])
+    print(f"ingested {len(rows)} shots into story {args.story_id}", file=sys.stderr)
+    return 0
+
+
+def render_manifest(settings: Settings, story_id: str) -> str:
+    store = open_store(settings)
+    view = StoryView.from_snapshot(store.load_story(story_id))
+    return dump_manifest(build_manifest(view, settings))
+
+
+def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
+    story_ids = args.story_ids
+    if args.check:
+        if not story_ids:
+            story_ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
+        drifted = 0
+        for story_id in story_ids:
+            path = manifest_path(settings, story_id)
+            fresh = render_manifest(settings, story_id)
+            committed = path.read_text(encoding="utf-8") if path.exists() else ""
+            if fresh != committed:
+                drifted += 1
+                sys.stdout.write(unified_diff(committed, fresh, str(path.relative_to(settings.root))))
+                print(f"drift: {path.relative_to(settings.root)} does not match story {story_id}; "
+                      f"run `storytree manifest {story_id}` and commit it.", file=sys.stderr)
+            else:
+                print(f"ok: {path.relative_to(settings.root)} is up to date", file=sys.stderr)
+        return 2 if drifted else 0
+    if not story_ids:
+        raise InputError("name at least one story id (see `storytree export --help` for the ids you have).")
+    for story_id in story_ids:
+        text = render_manifest(settings, story_id)
+        path = manifest_path(settings, story_id)
+        write_text_atomic(path, text)
+        from .manifest import load_manifest_file
+
+        counts = summary(load_manifest_file(path))
+        print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+              file=sys.stderr)
+    return 0
+
+
+def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
+    from .build import BuildContext
+    from .manifest import load_manifest_file
+
+    story_id = args.story or _only_story(settings)
+    manifest = load_manifest_file(manifest_path(settings, story_id))
+    ctx = BuildContext(settings, manifest, settings.provider)
+    if args.task not in manifest.by_task():
+        raise InputError(f"{args.task} is not a target of story {story_id}; `doit list --all` shows the names.")
+    target = ctx.target(args.task)
+    user, system = ctx.render(target)
+    out = {"task": target.task, "model": target.model, "config": target.config,
+           "system_instruction": system, "user_prompt": user,
+           "references": [r.model_dump() for r in target.references], "prompt_sha256": target.prompt_sha256}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        print(f"== {target.task} ({target.model}, {json.dumps(target.config)})")
+        print("== system instruction:\n" + (system or "(none)"))
+        print("== user prompt:\n" + user)
+        print("== reference images (in order):")
+        for r in target.references:
+            print(f"  - {r.kind}: {r.id} -> {r.path}")
+        if not target.references:
+            print("  (none)")
+    return 0
+
+
+def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
+    from .records import RecordStore
+
+    records = RecordStore(settings.records_path)
+    op = records.get_operation(args.story_id, args.task)
+    if op is None:
+        print(f"{args.task}: no pending or uncertain submission recorded; nothing to clear.", file=sys.stderr)
+        return 0
+    records.delete_operation(args.story_id, args.task)
+    print(f"{args.task}: cleared the {op.state} submission of {op.submitted_at}; the next build submits (and pays) again.",
+          file=sys.stderr)
+    return 0
+
+
+def _only_story(settings: Settings) -> str:
+    ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
+    if len(ids) != 1:
+        raise InputError(f"{len(ids)} manifests exist; pass --story <id>.")
+    return ids[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storytree", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("import", help="import a Supabase table export (JSON) into the story store")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("export", help="print one story as a Supabase table export (JSON)")
+    p.add_argument("story_id")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("ingest-shots", help="turn Gemini shot-production responses into shots rows")
+    p.add_argument("story_id")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("manifest", help="write manifests/<story-id>.yaml (or --check them)")
+    p.add_argument("story_ids", nargs="*")
+    p.add_argument("--check", action="store_true", help="exit 2 with a diff when a committed manifest drifted")
+    p.set_defaults(func=cmd_manifest)
+    p = sub.add_parser("prompt", help="print exactly what a target would send")
+    p.add_argument("task")
+    p.add_argument("--story")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prompt)
+    p = sub.add_parser("resubmit", help="clear an uncertain video submission so the next build pays again")
+    p.add_argument("story_id")
+    p.add_argument("task")
+    p.set_defaults(func=cmd_resubmit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return args.func(settings, args)
+    except StorytreeError as exc:
+        if args.debug:
+            raise
+        print(f"storytree: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

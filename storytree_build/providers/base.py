@@ -1,0 +1,76 @@
+"""The provider port: images in one call, videos as submit → poll → download.
+
+Requests and results are small typed values; providers never touch the story store, the records or the
+target paths except the temp file they are handed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    kind: str  # CHARACTER | ENVIRONMENT | KEY_FRAME
+    id: str
+    path: str  # relative to the assets root, for logs
+    mime_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    task: str
+    model: str
+    prompt: str
+    prompt_sha256: str
+    system_instruction: str | None = None
+    references: tuple[ReferenceImage, ...] = ()
+    aspect_ratio: str = "16:9"
+    image_size: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    data: bytes = field(repr=False)
+    mime_type: str
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    task: str
+    model: str
+    prompt: str
+    prompt_sha256: str
+    references: tuple[ReferenceImage, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoStatus:
+    done: bool
+    uri: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    error: str | None = None
+    refused: bool = False  # safety / RAI filtering: not charged, never retried as-is
+
+
+class Provider(Protocol):
+    name: str
+
+    def generate_image(self, request: ImageRequest) -> ImageResult: ...
+
+    def submit_video(self, request: VideoRequest) -> str:
+        """Start a paid video job and return its operation name. Never retried automatically."""
+        ...
+
+    def poll_video(self, operation: str) -> VideoStatus: ...
+
+    def download_video(self, status: VideoStatus, destination: Path) -> None:
+        """Stream the finished video to `destination` (a temp path the caller renames)."""
+        ...
+
+    def close(self) -> None: ...

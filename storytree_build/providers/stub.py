@@ -1,0 +1,71 @@
+"""The offline provider: deterministic placeholder images and a tiny playable MP4. Costs nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .base import ImageRequest, ImageResult, VideoRequest, VideoStatus
+
+_SIZES = {"16:9": (640, 360), "9:16": (360, 640), "1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640),
+          "3:2": (600, 400), "2:3": (400, 600), "21:9": (840, 360)}
+
+
+def stub_size(aspect_ratio: str) -> tuple[int, int]:
+    if aspect_ratio in _SIZES:
+        return _SIZES[aspect_ratio]
+    w, h = (int(x) for x in aspect_ratio.split(":"))
+    return (512, max(1, round(512 * h / w)))
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype("DejaVuSans-Bold.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+class StubProvider:
+    name = "stub"
+
+    def __init__(self) -> None:
+        self._submitted: dict[str, VideoRequest] = {}
+
+    def generate_image(self, request: ImageRequest) -> ImageResult:
+        width, height = stub_size(request.aspect_ratio)
+        digest = hashlib.sha256(request.prompt_sha256.encode()).digest()
+        background = (60 + digest[0] % 120, 60 + digest[1] % 120, 60 + digest[2] % 120)
+        image = Image.new("RGB", (width, height), background)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([8, 8, width - 9, height - 9], outline=(255, 255, 255), width=4)
+        draw.text((24, 20), "STUB", fill=(255, 255, 255), font=_font(max(24, height // 6)))
+        small = _font(max(12, height // 24))
+        y = height // 2
+        for line in (request.task, f"prompt {request.prompt_sha256[:16]}", f"{len(request.references)} reference image(s)"):
+            draw.text((24, y), line, fill=(255, 255, 255), font=small)
+            y += max(16, height // 18)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return ImageResult(data=buffer.getvalue(), mime_type="image/png", text=None)
+
+    def submit_video(self, request: VideoRequest) -> str:
+        operation = f"stub-operations/{request.prompt_sha256[:24]}"
+        self._submitted[operation] = request
+        return operation
+
+    def poll_video(self, operation: str) -> VideoStatus:
+        return VideoStatus(done=True, uri=f"stub://{operation}")
+
+    def download_video(self, status: VideoStatus, destination: Path) -> None:
+        fixture = resources.files("storytree_build.providers").joinpath("stub_video.mp4").read_bytes()
+        label = f"storytree STUB video {status.uri}".encode()
+        # A top-level `free` box: players skip it, and each stub video stays distinguishable.
+        destination.write_bytes(fixture + struct.pack(">I4s", 8 + len(label), b"free") + label)
+
+    def close(self) -> None:
+        pass

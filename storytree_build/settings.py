@@ -1,0 +1,142 @@
+"""One settings object, built once at the edge (CLI or dodo.py) and passed down.
+
+Order of precedence: built-in defaults < `storytree.toml` in the project root < environment variables.
+No other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .errors import ConfigError
+
+TargetKind = Literal["character_plate", "environment_keyframe", "key_frame", "video"]
+
+ASSETS_REL = Path("apps/story-tree-ui/public/generated")
+
+
+class ImageTargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "gemini-3.1-flash-image"
+    aspect_ratio: str = "16:9"
+    image_size: str | None = "1K"
+
+
+class VideoTargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "gemini-omni-1.1-flash"
+    api: Literal["interactions", "predict_long_running"] = "interactions"
+    aspect_ratio: str = "16:9"
+    resolution: str = "1080p"
+    duration_seconds: int = 8
+    person_generation: str = "allow_adult"
+    max_reference_images: int = 3
+
+
+class GenerationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    character_plate: ImageTargetConfig = Field(default_factory=ImageTargetConfig)
+    environment_keyframe: ImageTargetConfig = Field(default_factory=ImageTargetConfig)
+    key_frame: ImageTargetConfig = Field(default_factory=ImageTargetConfig)
+    video: VideoTargetConfig = Field(default_factory=VideoTargetConfig)
+    max_key_frame_references: int = 5
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: Path
+    store: Literal["sqlite", "supabase"] = "sqlite"
+    db_path: Path
+    state_dir: Path
+    provider: str = "gemini"
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+    verbose: bool = False
+
+    @property
+    def assets_root(self) -> Path:
+        return self.root / ASSETS_REL
+
+    @property
+    def public_root(self) -> Path:
+        return self.root / "apps/story-tree-ui/public"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def system_prompts_dir(self) -> Path:
+        return self.root / "system_prompts"
+
+    @property
+    def records_path(self) -> Path:
+        return self.state_dir / "records.sqlite"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root is the nearest folder holding `manifests/` and `templates/` (or the cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "templates").is_dir() and (folder / "system_prompts").is_dir():
+            return folder
+    return here
+
+
+def load_settings(root: Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    env = dict(os.environ if env is None else env)
+    root = Path(env.get("STORYTREE_ROOT") or root or find_root())
+    data: dict[str, Any] = {}
+    config_file = root / "storytree.toml"
+    if config_file.exists():
+        try:
+            data.update(tomllib.loads(config_file.read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
+    state_dir = Path(env.get("STORYTREE_STATE_DIR") or root / ".storytree")
+    data.setdefault("state_dir", state_dir)
+    data["db_path"] = Path(env.get("STORYTREE_DB") or data.get("db_path") or Path(data["state_dir"]) / "story.sqlite")
+    if env.get("STORYTREE_STORE"):
+        data["store"] = env["STORYTREE_STORE"]
+    if env.get("STORYTREE_PROVIDER"):
+        data["provider"] = env["STORYTREE_PROVIDER"]
+    generation = data.setdefault("generation", {})
+    for kind in ("character_plate", "environment_keyframe", "key_frame"):
+        if env.get("STORYTREE_IMAGE_MODEL"):
+            generation.setdefault(kind, {})["model"] = env["STORYTREE_IMAGE_MODEL"]
+    if env.get("STORYTREE_VIDEO_MODEL"):
+        generation.setdefault("video", {})["model"] = env["STORYTREE_VIDEO_MODEL"]
+    # GOOGLE_API_KEY wins over GEMINI_API_KEY, as in the google-genai SDK.
+    key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")
+    if key:
+        data["gemini_api_key"] = key
+    if env.get("GOOGLE_GEMINI_BASE_URL"):
+        data["gemini_base_url"] = env["GOOGLE_GEMINI_BASE_URL"]
+    if env.get("SUPABASE_URL"):
+        data["supabase_url"] = env["SUPABASE_URL"]
+    if env.get("SUPABASE_SERVICE_ROLE_KEY"):
+        data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
+    if env.get("STORYTREE_VERBOSE"):
+        data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    data["root"] = root
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid storytree settings ({config_file} / environment):\n{exc}") from exc

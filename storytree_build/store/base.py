@@ -1,0 +1,62 @@
+"""The `StoryStore` port: what the build runner needs from a story database, and nothing more.
+
+Mutators are atomic primitives (set one JSON path, set one shot column); no adapter ever writes a
+whole document back, so concurrent writers cannot lose each other's updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+
+JsonPath = list[str | int]
+
+
+@dataclass(frozen=True)
+class StorySnapshot:
+    """One story's rows exactly as stored (raw JSON values, stored key order)."""
+
+    story: dict[str, Any]
+    scenelets: list[dict[str, Any]] = field(default_factory=list)
+    shots: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def story_id(self) -> str:
+        return self.story["id"]
+
+    def to_export(self) -> dict[str, list[dict[str, Any]]]:
+        return {"stories": [self.story], "scenelets": list(self.scenelets), "shots": list(self.shots)}
+
+
+class StoryStore(Protocol):
+    def list_story_ids(self) -> list[str]: ...
+
+    def load_story(self, story_id: str) -> StorySnapshot:
+        """Raise InputError naming the id when no such story exists."""
+        ...
+
+    def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
+        """Upsert every row in one transaction (rows were validated by the caller)."""
+        ...
+
+    def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
+        """Atomically set one JSON path inside one story document column."""
+        ...
+
+    def set_shot_path(self, story_id: str, scenelet_id: str, shot_index: int, column: str, value: str | None) -> None:
+        """Set one asset-path column of one shot."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_document_column(column: str) -> None:
+    if column not in DOCUMENT_COLUMNS:
+        raise ValueError(f"{column!r} is not a story document column ({', '.join(DOCUMENT_COLUMNS)})")
+
+
+def check_shot_column(column: str) -> None:
+    if column not in SHOT_PATH_COLUMNS:
+        raise ValueError(f"{column!r} is not a shot path column ({', '.join(SHOT_PATH_COLUMNS)})")
