@@ -1,4 +1,5 @@
-"""A doit reporter that prints what was built and a closing summary, not one line per up-to-date task."""
+"""A doit reporter for paid builds: no line per up-to-date task, a closing summary of what really happened
+(built, resumed, published, up to date, failed with reasons)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,34 @@ from doit.reporter import ConsoleReporter
 
 
 class SummaryReporter(ConsoleReporter):
-    desc = "storytree: built targets and a summary"
+    desc = "storytree: what was built and a summary"
 
     def __init__(self, outstream, options):  # noqa: ANN001
         super().__init__(outstream, options)
-        self.counts = {"built": 0, "up to date": 0, "failed": 0}
+        self.skipped = 0
 
     def execute_task(self, task):  # noqa: ANN001
-        if task.actions and task.name[0] != "_":
-            self.write(f".  {task.title()}\n")
-
-    def add_success(self, task):  # noqa: ANN001
-        if task.actions:
-            self.counts["built"] += 1
-
-    def add_failure(self, task, fail_info):  # noqa: ANN001
-        if task.actions:
-            self.counts["failed"] += 1
-        super().add_failure(task, fail_info)
+        pass  # the build action logs what it spends; doit -a "runs" dependencies that stay untouched
 
     def skip_uptodate(self, task):  # noqa: ANN001
         if task.actions:
-            self.counts["up to date"] += 1
+            self.skipped += 1
 
     def complete_run(self):  # noqa: ANN001
         super().complete_run()
-        c = self.counts
-        self.write(f"storytree: {c['built']} ran, {c['up to date']} up to date, {c['failed']} failed\n")
+        from .doit_tasks import ACTIVE
+
+        ctx = ACTIVE.get("ctx")
+        if ctx is None:
+            return
+        counts: dict[str, int] = {}
+        for outcome in ctx.summary.outcomes:
+            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        counts["up to date"] = counts.get("up to date", 0) + self.skipped
+        counts["failed"] = len(ctx.summary.failures)
+        order = ["built", "resumed", "downloaded", "published", "up to date", "failed"]
+        self.write("storytree: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if counts.get(k) or k in
+                                              ("built", "up to date", "failed")) + "\n")
+        for task, message in ctx.summary.failures.items():
+            first = message.splitlines()[0] if message else ""
+            self.write(f"  failed {task}: {first}\n")

@@ -81,8 +81,7 @@ def build_action(ctx: BuildContext, task: str, download_link: str = "") -> Any:
             outcome = ctx.build(task, force=force)
     except StorytreeError as exc:
         ctx.summary.fail(task, str(exc))
-        log.error("%s", exc)
-        return TaskFailed(str(exc))
+        return TaskFailed(str(exc))  # doit prints it once, without a traceback
     if outcome.action != "up to date":
         log.info("%s: %s %s", task, outcome.action, outcome.detail)
     return None

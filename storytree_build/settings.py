@@ -60,6 +60,7 @@ class Settings(BaseModel):
     supabase_url: str | None = None
     supabase_service_role_key: SecretStr | None = None
     verbose: bool = False
+    stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
 
     @property
     def assets_root(self) -> Path:
@@ -132,6 +133,8 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["supabase_url"] = env["SUPABASE_URL"]
     if env.get("SUPABASE_SERVICE_ROLE_KEY"):
         data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
+    if env.get("STORYTREE_STUB_DELAY"):
+        data["stub_delay_seconds"] = float(env["STORYTREE_STUB_DELAY"])
     if env.get("STORYTREE_VERBOSE"):
         data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -27,7 +27,7 @@ def register(name: str, desc: str, factory: Callable[..., Provider], needs_key: 
 def _stub(settings) -> Provider:  # noqa: ANN001
     from .stub import StubProvider
 
-    return StubProvider()
+    return StubProvider(delay_seconds=settings.stub_delay_seconds)
 
 
 def _gemini(settings) -> Provider:  # noqa: ANN001

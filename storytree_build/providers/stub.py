@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -33,10 +34,13 @@ def _font(size: int) -> ImageFont.ImageFont:
 class StubProvider:
     name = "stub"
 
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
         self._submitted: dict[str, VideoRequest] = {}
+        self.delay_seconds = delay_seconds
 
     def generate_image(self, request: ImageRequest) -> ImageResult:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         width, height = stub_size(request.aspect_ratio)
         digest = hashlib.sha256(request.prompt_sha256.encode()).digest()
         background = (60 + digest[0] % 120, 60 + digest[1] % 120, 60 + digest[2] % 120)
@@ -54,6 +58,8 @@ class StubProvider:
         return ImageResult(data=buffer.getvalue(), mime_type="image/png", text=None)
 
     def submit_video(self, request: VideoRequest) -> str:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         operation = f"stub-operations/{request.prompt_sha256[:24]}"
         self._submitted[operation] = request
         return operation

@@ -1,0 +1,75 @@
+"""`doit dryrun [SELECTION]`: every target a build would run, with its reason; calls no provider and
+writes nothing. (doit's own `-n` is its worker count, not a dry run.)
+
+Exit codes: 0 listed; 1 with --check when something would run; 2 when a prompt, reference or manifest
+problem would stop the build.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from doit.cmd_base import DoitCmdBase
+
+from .errors import StorytreeError
+
+opt_json = {"name": "json_output", "long": "json", "type": bool, "default": False,
+            "help": "print only JSON on stdout"}
+opt_check = {"name": "check", "long": "check", "type": bool, "default": False,
+             "help": "exit 1 when anything would run (for CI)"}
+opt_always = {"name": "always", "short": "a", "long": "always-execute", "type": bool, "default": False,
+              "help": "show what `doit -a` would force"}
+
+
+class DryRun(DoitCmdBase):
+    name = "dryrun"
+    doc_purpose = "list what a build would do, and why, without spending anything"
+    doc_usage = "[TASK ...]"
+    doc_description = __doc__
+    cmd_options = (opt_json, opt_check, opt_always)
+
+    def _execute(self, pos_args=None, json_output=False, check=False, always=False):  # noqa: ANN001
+        from .doit_tasks import ACTIVE, forced_by_selection
+        from .plan import expand_selection, make_plan
+
+        ctx = ACTIVE.get("ctx")
+        if ctx is None:
+            self.outstream.write("dryrun: no story manifest is loaded (run `storytree manifest <story-id>`).\n")
+            return 2
+        selection = list(pos_args or [])
+        if not selection:
+            sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
+            return 2
+        try:
+            forced = {t for t in expand_selection(ctx, selection) if forced_by_selection(t, selection)} if always else set()
+            plan = make_plan(ctx, selection, forced)
+        except StorytreeError as exc:
+            sys.stderr.write(f"dryrun: {exc}\n")
+            return 2
+        if json_output:
+            self.outstream.write(json.dumps({
+                "story_id": plan.story_id,
+                "provider": ctx.provider_name,
+                "targets": [item.__dict__ for item in plan.items],
+                "would_run": len(plan.to_run),
+                "problems": plan.problems,
+            }, indent=2) + "\n")
+        else:
+            for item in plan.items:
+                mark = {"run": "R", "publish": "P", "skip": "U"}[item.action]
+                if item.action == "skip":
+                    continue
+                self.outstream.write(f"{mark} {item.task}  [{item.reason}]\n    → {item.output}\n")
+                for ref in item.references:
+                    self.outstream.write(f"    ref {ref}\n")
+            skipped = len(plan.items) - len(plan.to_run)
+            self.outstream.write(f"dryrun: {len(plan.to_run)} would run, {skipped} up to date "
+                                 f"(provider {ctx.provider_name}); nothing was called or written.\n")
+            for problem in plan.problems:
+                sys.stderr.write(f"dryrun: problem: {problem}\n")
+        if plan.problems:
+            return 2
+        if check and plan.to_run:
+            return 1
+        return 0

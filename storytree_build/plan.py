@@ -1,0 +1,113 @@
+"""What a build of a selection would do, and why: pure of side effects, shared by `dryrun` and the CLI."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from .build import BuildContext
+from .errors import InputError, StorytreeError
+
+
+@dataclass
+class PlanItem:
+    task: str
+    kind: str
+    output: str
+    action: str  # run | publish | skip
+    reason: str
+    references: list[str]
+    units: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    story_id: str
+    items: list[PlanItem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def to_run(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action != "skip"]
+
+
+def expand_selection(ctx: BuildContext, selection: list[str]) -> list[str]:
+    """Selected target tasks plus everything they depend on, in build order (manifest order)."""
+    targets = ctx.manifest.by_task()
+    groups: dict[str, list[str]] = {f"story:{ctx.manifest.story_id}": list(targets)}
+    for t in ctx.manifest.targets:
+        basename = t.task.split(":", 1)[0]
+        groups.setdefault(basename, []).append(t.task)
+        if t.shot is not None:
+            groups.setdefault(f"shot:{t.shot.scenelet_id}_{t.shot.shot_index}", []).append(t.task)
+    by_output = {str(ctx.settings.assets_root / t.output): t.task for t in ctx.manifest.targets}
+    by_output.update({t.output: t.task for t in ctx.manifest.targets})
+    chosen: set[str] = set()
+    for arg in selection:
+        if arg in targets:
+            chosen.add(arg)
+        elif arg in groups:
+            chosen.update(groups[arg])
+        elif "*" in arg:
+            matched = [n for n in [*targets, *groups] if fnmatch.fnmatchcase(n, arg)]
+            if not matched:
+                raise InputError(f'"{arg}" matches no task of story {ctx.manifest.story_id}.')
+            for name in matched:
+                chosen.update(groups.get(name, [name]))
+        elif arg in by_output:
+            chosen.add(by_output[arg])
+        else:
+            raise InputError(f'"{arg}" is not a task of story {ctx.manifest.story_id}; `doit list --all` shows the names.')
+    stack = list(chosen)
+    while stack:
+        for dep in targets[stack.pop()].depends_on:
+            if dep not in chosen:
+                chosen.add(dep)
+                stack.append(dep)
+    return [t.task for t in ctx.manifest.targets if t.task in chosen]
+
+
+def make_plan(ctx: BuildContext, selection: list[str], forced: set[str] | None = None, validate: bool = True) -> Plan:
+    forced = forced or set()
+    plan = Plan(ctx.manifest.story_id)
+    will_run: set[str] = set()
+    for task in expand_selection(ctx, selection):
+        target = ctx.target(task)
+        status = ctx.status(task)
+        upstream = [d for d in target.depends_on if d in will_run]
+        if task in forced:
+            action, reason = "run", "forced"
+        elif not status.current and status.publish_only and not upstream:
+            action, reason = "publish", status.reason
+        elif not status.current:
+            action, reason = "run", status.reason
+        elif upstream:
+            action, reason = "run", "upstream will run: " + ", ".join(upstream)
+        else:
+            action, reason = "skip", "up to date"
+        if action == "run":
+            will_run.add(task)
+        plan.items.append(PlanItem(task, target.kind, target.output, action, reason,
+                                   [r.path for r in target.references], dict(target.units)))
+        if validate and action != "skip":
+            plan.problems += check_target(ctx, task, will_run)
+    return plan
+
+
+def check_target(ctx: BuildContext, task: str, will_run: set[str]) -> list[str]:
+    """Render the prompt from the store (must match the manifest) and check existing reference files."""
+    target = ctx.target(task)
+    problems = []
+    try:
+        ctx.render(target)
+    except StorytreeError as exc:
+        problems.append(str(exc))
+    for ref in target.references:
+        if ref.task in will_run:
+            continue
+        path = ctx.settings.assets_root / ref.path
+        if not path.is_file() or path.stat().st_size == 0:
+            problems.append(f"{task}: reference image for {ref.kind} {ref.id} is missing: expected "
+                            f"{path.relative_to(ctx.settings.root)} (built by `doit {ref.task}`).")
+    return problems
