@@ -92,10 +92,10 @@ def choose_story(settings: Settings, argv: list[str]) -> str | None:
     chosen = get_var("story", None) or settings_story_env()
     named = sorted({a.split(":", 1)[1] for a in argv if a.startswith("story:") and "*" not in a})
     if len(named) > 1:
-        raise InvalidCommand(msg=f"one story per invocation, but {len(named)} were named: {', '.join(named)}.")
+        raise InvalidCommand(f"one story per invocation, but {len(named)} were named: {', '.join(named)}.")
     if named:
         if chosen and chosen != named[0]:
-            raise InvalidCommand(msg=f"story={chosen} conflicts with story:{named[0]}.")
+            raise InvalidCommand(f"story={chosen} conflicts with story:{named[0]}.")
         chosen = named[0]
     if chosen:
         return chosen
@@ -106,7 +106,7 @@ def choose_story(settings: Settings, argv: list[str]) -> str | None:
         return None
     wants_tasks = [a for a in argv if not a.startswith("-") and "=" not in a and a not in ("run", "list", "dryrun")]
     if wants_tasks:
-        raise InvalidCommand(msg=(
+        raise InvalidCommand((
             f"{len(manifests)} stories have manifests ({', '.join(manifests)}); scenelet ids repeat across stories, "
             "so name one: `doit story:<id>` or add `story=<id>` (e.g. `doit shot:scenelet-1_1 story=<id>`)."))
     return None
@@ -179,7 +179,7 @@ def dodo_tasks(argv: list[str] | None = None, root: Path | None = None) -> Itera
         ctx = make_context(settings, story_id)
         ctx.argv = list(sys.argv[1:] if argv is None else argv)
     except StorytreeError as exc:
-        raise InvalidCommand(msg=str(exc)) from None
+        raise InvalidCommand(str(exc)) from None
     yield from generate_tasks(ctx)
 
 
