@@ -69,6 +69,8 @@ def parse_response(raw: str, *, expected_scenelet: str, vdd: VisualDesignDocumen
         raise fail(f"Gemini shot production response contained invalid JSON: {raw[:200]}") from None
     if not isinstance(data, dict):
         raise fail(f"Gemini shot production response must be a JSON object: {raw[:200]}")
+    if not isinstance(expected_scenelet, str) or not expected_scenelet.strip():
+        raise fail("Shot production validator requires a target scenelet.")
     scenelet_id = _pick(data, "scenelet_id", "sceneletId")
     if isinstance(scenelet_id, (int, float)):
         scenelet_id = str(scenelet_id)

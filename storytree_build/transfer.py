@@ -93,7 +93,18 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         vdd_by_story[story.id] = vdd
         clean["stories"].append(normalised)
 
-    known_stories = set(vdd_by_story) | set(store.list_story_ids())
+    stored_ids = set(store.list_story_ids())
+    # Story rows that failed validation are still "in this file": their own problems are reported above.
+    in_file = {r.get("id") for r in data["stories"] if isinstance(r.get("id"), str)}
+    known_stories = set(vdd_by_story) | stored_ids | in_file
+    stored_rows: dict[str, Any] = {}
+
+    def stored(story_id: str) -> Any:
+        # Rows already in the store (shots-only files add to a stored story); loaded once per story.
+        if story_id not in stored_rows:
+            stored_rows[story_id] = store.load_story(story_id)
+        return stored_rows[story_id]
+
     scenelet_story: dict[str, str] = {}
     for i, row in enumerate(data["scenelets"]):
         where = f"scenelets[{i}] (id {row.get('id')!r})"
@@ -110,11 +121,16 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         out.setdefault("parent_id", None)
         clean["scenelets"].append({k: out.get(k) for k in SceneletRow.model_fields})
 
-    for story_id in {s for s in scenelet_story.values()}:
+    for story_id in sorted(set(scenelet_story.values())):
+        # The tree that will exist after the upsert: stored scenelets, replaced or extended by this file's.
+        rows = {r["id"]: r for r in (stored(story_id).scenelets if story_id in stored_ids else [])}
+        rows.update({r["id"]: r for r in clean["scenelets"] if r["story_id"] == story_id})
         try:
-            derive_tree(story_id, [r for r in clean["scenelets"] if r["story_id"] == story_id])
+            derive_tree(story_id, list(rows.values()))
         except InputError as exc:
             problems.append(str(exc))
+
+    natural_keys: dict[tuple[str, str, int], int] = {}
 
     for i, row in enumerate(data["shots"]):
         where = f"shots[{i}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r})"
@@ -129,8 +145,21 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             continue
         if shot.story_id not in known_stories:
             problems.append(f"{where}: story_id {shot.story_id} is neither in this file nor in the store.")
-        if shot.scenelet_ref not in scenelet_story and shot.story_id not in set(store.list_story_ids()):
-            problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is not a scenelet of this file.")
+        key = (shot.story_id, shot.scenelet_id, shot.shot_index)
+        if key in natural_keys:
+            problems.append(f"{where}: duplicates shots[{natural_keys[key]}] (same story, scenelet_id and shot_index).")
+        natural_keys.setdefault(key, i)
+        if shot.scenelet_ref not in scenelet_story and not (
+                shot.story_id in stored_ids
+                and shot.scenelet_ref in {r["id"] for r in stored(shot.story_id).scenelets}):
+            problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is not a scenelet of this file or of "
+                            f"story {shot.story_id} in the store.")
+        if shot.story_id not in vdd_by_story and shot.story_id in stored_ids:
+            raw_vdd = stored(shot.story_id).story.get("visual_design_document")
+            try:
+                vdd_by_story[shot.story_id] = None if raw_vdd is None else VisualDesignDocument.model_validate(raw_vdd)
+            except ValidationError:
+                vdd_by_story[shot.story_id] = None
         vdd = vdd_by_story.get(shot.story_id)
         if vdd is not None:
             problems += [f"{where}: {p}" for p in referenced_design_problems(shot.storyboard_payload.referenced(), vdd)]

@@ -213,13 +213,17 @@ class SqliteStoryStore:
         with self._transaction() as conn:
             row = conn.execute(
                 f"update stories set {column} = json_set(coalesce({column}, '{{}}'), ?, json(?)), updated_at = ? "
-                f"where id = ? returning json_extract({column}, ?)",
-                (json_path, _dumps(value), now_iso(), story_id, json_path),
+                f"where id = ? returning json_type({column}, ?), json_extract({column}, ?)",
+                (json_path, _dumps(value), now_iso(), story_id, json_path, json_path),
             ).fetchone()
             if row is None:
                 raise StoreError(f"Story {story_id} does not exist; cannot write {column} {json_path}.")
             # json_set silently ignores out-of-range indexes and scalar parents: verify the write landed.
-            if row[0] != value:
+            # json_type is NULL when the path is absent (even for a JSON null value); objects/arrays come back as text.
+            kind, stored = row
+            if kind in ("object", "array"):
+                stored = json.loads(stored)
+            if kind is None or stored != value:
                 raise StoreError(f"Could not set {column} {json_path} for story {story_id}: the path does not "
                                  "exist in the stored document (regenerate the manifest).")
 
