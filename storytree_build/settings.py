@@ -47,6 +47,30 @@ class GenerationSettings(BaseModel):
     max_key_frame_references: int = 5
 
 
+class GeminiSettings(BaseModel):
+    """Retry, timeout, deadline and concurrency numbers of the Gemini provider (`[gemini]` in storytree.toml).
+
+    Retries are ours (the SDK's are off): full-jitter exponential backoff on 408/429/5xx, timeouts and
+    connection errors, honouring the server's RetryInfo delay; a per-call timeout is always set and every
+    target has a deadline across all its attempts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    api_version: str = "v1beta"
+    timeout_seconds: float = Field(180.0, gt=0)  # per HTTP call; never unset (the SDK default is "forever")
+    deadline_seconds: float = Field(900.0, gt=0)  # per target, across all attempts and waits
+    max_attempts: int = Field(4, ge=1)  # calls per target for retryable HTTP/transport failures
+    no_image_retries: int = Field(2, ge=0, le=2)  # extra calls when the model answered without an image
+    backoff_base_seconds: float = Field(2.0, ge=0)
+    backoff_cap_seconds: float = Field(60.0, ge=0)
+    rate_limit_base_seconds: float = Field(10.0, ge=0)  # 429 without a RetryInfo delay
+    rate_limit_cap_seconds: float = Field(120.0, ge=0)
+    max_concurrency: int = Field(4, ge=1)  # image calls in flight per model id, per process
+    model_concurrency: dict[str, int] = Field(default_factory=dict)  # per-model overrides of max_concurrency
+    # Models that accept `image_config.image_size` (fnmatch patterns); others get the aspect ratio only.
+    image_size_models: list[str] = Field(default_factory=lambda: ["gemini-3*-image*", "gemini-nano-banana*"])
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
@@ -60,7 +84,14 @@ class Settings(BaseModel):
     supabase_url: str | None = None
     supabase_service_role_key: SecretStr | None = None
     verbose: bool = False
+    ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
+    gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
+    video_poll_interval_seconds: float = Field(10.0, ge=0)
+    # How long one build waits for a video; past it the operation stays recorded and the next run resumes it.
+    video_poll_deadline_seconds: float = Field(1200.0, gt=0)
+    # Generated videos are kept by the server for about 2 days; older operations cannot be resumed.
+    video_retention_hours: float = Field(48.0, gt=0)
 
     @property
     def assets_root(self) -> Path:
@@ -135,8 +166,14 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
     if env.get("STORYTREE_STUB_DELAY"):
         data["stub_delay_seconds"] = float(env["STORYTREE_STUB_DELAY"])
+    if env.get("STORYTREE_VIDEO_POLL_INTERVAL"):
+        data["video_poll_interval_seconds"] = float(env["STORYTREE_VIDEO_POLL_INTERVAL"])
+    if env.get("STORYTREE_VIDEO_POLL_DEADLINE"):
+        data["video_poll_deadline_seconds"] = float(env["STORYTREE_VIDEO_POLL_DEADLINE"])
     if env.get("STORYTREE_VERBOSE"):
         data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
+    if env.get("CI"):
+        data["ci"] = env["CI"].strip().lower() not in ("", "0", "false", "no")
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["root"] = root
     try:

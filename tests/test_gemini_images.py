@@ -1,0 +1,395 @@
+"""The real Gemini provider, through the real SDK and the real doit build, against the fake Gemini server.
+
+One full sample-story image build runs in a subprocess (the real process boundary); the scenarios run
+doit in-process with the project's own dodo.py, which keeps the suite fast. Delays are tiny via the
+`[gemini]` block of the temp project's storytree.toml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.util
+import io
+import logging
+import os
+import shutil
+import signal
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from doit.cmd_base import ModuleTaskLoader
+from doit.doit_cmd import DoitMain
+from PIL import Image
+
+from buildkit import SAMPLE_ID, doit, project_env, storytree
+from conftest import REPO, SAMPLE, SECRET_ENV
+from fakes.gemini_server import FakeGemini
+from storytree_build.build import BuildContext
+from storytree_build.manifest import Target, load_manifest_file
+from storytree_build.records import RecordStore
+from storytree_build.settings import load_settings
+from storytree_build.store import SqliteStoryStore
+
+KEY = "AIzaSyTEST-0000-secret-do-not-leak-7f3c9e"
+MODEL = "gemini-3.1-flash-image"
+PLATE = "ref:character.wren-quillfeather.character-model-sheet-1"
+ASSETS = Path("apps/story-tree-ui/public/generated")
+FAST = {
+    "timeout_seconds": 5.0, "deadline_seconds": 30.0, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02,
+    "rate_limit_base_seconds": 0.01, "rate_limit_cap_seconds": 0.02,
+}
+
+
+# -- fixtures and helpers -----------------------------------------------------------------------------
+@pytest.fixture
+def fake() -> FakeGemini:
+    with FakeGemini(slow_seconds=1.5) as server:
+        yield server
+
+
+def write_config(project: Path, generation: dict[str, dict[str, str]] | None = None, **gemini: object) -> None:
+    def value(v: object) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
+        return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+    lines = ["[gemini]"] + [f"{k} = {value(v)}" for k, v in {**FAST, **gemini}.items()]
+    for kind, table in (generation or {}).items():
+        lines += ["", f"[generation.{kind}]"] + [f"{k} = {value(v)}" for k, v in table.items()]
+    (project / "storytree.toml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def imported_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample story imported and its manifest written, once per module (tests copy it)."""
+    root = tmp_path_factory.mktemp("gemini") / "project"
+    root.mkdir()
+    for folder in ("templates", "system_prompts"):
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    (root / "manifests").mkdir()
+    (root / ASSETS).mkdir(parents=True)
+    write_config(root)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [*SECRET_ENV, *(n for n in os.environ if n.startswith("STORYTREE_"))]:
+            mp.delenv(name, raising=False)
+        assert storytree(root, "import", str(SAMPLE), monkeypatch=mp) == 0
+        assert storytree(root, "manifest", SAMPLE_ID, monkeypatch=mp) == 0
+    return root
+
+
+@pytest.fixture
+def gemini_project(project: Path, imported_template: Path, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the imported sample project, the real provider pointed at the fake."""
+    shutil.rmtree(project)
+    shutil.copytree(imported_template, project)
+    monkeypatch.setenv("STORYTREE_ROOT", str(project))
+    monkeypatch.setenv("STORYTREE_STATE_DIR", str(project / ".storytree"))
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.chdir(project)
+    return project
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+def run_doit(project: Path, *args: str) -> Run:
+    """`doit ARGS` in this process, with the project's own dodo.py (environment from monkeypatch)."""
+    logger = logging.getLogger("storytree")
+    saved = (logger.handlers[:], logger.level, sys.argv, signal.getsignal(signal.SIGTERM), gc.get_threshold())
+    log_stream, out, err = io.StringIO(), io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(log_stream)
+    handler.setFormatter(logging.Formatter("storytree: %(message)s"))
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    spec = importlib.util.spec_from_file_location(f"dodo_{uuid.uuid4().hex}", project / "dodo.py")
+    assert spec is not None and spec.loader is not None
+    try:
+        sys.argv = ["doit", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            # doit's `outfile` default is the sys.stdout of import time, so hand it our stream explicitly.
+            code = DoitMain(ModuleTaskLoader(module), extra_config={"GLOBAL": {"outfile": out}}).run(list(args))
+    finally:
+        from storytree_build.doit_tasks import ACTIVE
+
+        ctx = ACTIVE.pop("ctx", None)
+        if ctx is not None:
+            ctx.close()
+        logger.handlers, logger.level, sys.argv = saved[0], saved[1], saved[2]
+        signal.signal(signal.SIGTERM, saved[3])
+        gc.set_threshold(*saved[4])
+    return Run(code, out.getvalue(), err.getvalue() + log_stream.getvalue())
+
+
+def manifest(project: Path):  # noqa: ANN201
+    return load_manifest_file(project / "manifests" / f"{SAMPLE_ID}.yaml")
+
+
+def record(project: Path, task: str):  # noqa: ANN201
+    return RecordStore(project / ".storytree" / "records.sqlite").get(SAMPLE_ID, task)
+
+
+def db_values(project: Path, target: Target) -> list[object]:
+    store = SqliteStoryStore(project / ".storytree" / "story.sqlite")
+    try:
+        snapshot = store.load_story(SAMPLE_ID)
+    finally:
+        store.close()
+    values = []
+    for loc in target.db:
+        if loc.path is not None:
+            node = snapshot.story[loc.column]
+            for key in loc.path:
+                node = node.get(key) if isinstance(node, dict) else node[key]
+            values.append(node)
+        else:
+            row = next(s for s in snapshot.shots
+                       if s["scenelet_id"] == loc.scenelet_id and s["shot_index"] == loc.shot_index)
+            values.append(row[loc.column])
+    return values
+
+
+def assert_clean_failure(project: Path, task: str, run: Run) -> None:
+    """A failed target leaves no file, no temp file, no record and no DB path; the key never leaks."""
+    target = manifest(project).by_task()[task]
+    assert run.code != 0, run.output
+    assert task in run.output
+    assert not (project / ASSETS / target.output).exists()
+    assert not list((project / ASSETS).rglob("*.part"))
+    assert record(project, task) is None
+    assert target.output not in db_values(project, target)
+    assert KEY not in run.output
+
+
+def assert_valid_png(path: Path) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.verify()
+
+
+# -- the full build -----------------------------------------------------------------------------------
+def test_full_image_build_against_the_fake_server(gemini_project: Path, fake: FakeGemini) -> None:
+    project = gemini_project
+    fake.play("ok_jpeg", "ok_jpeg")  # the first two images come back as JPEG and must be stored as PNG
+    env = project_env(project, GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=fake.url, CI="1")
+    result = doit(project, "ref", "image", "verbose=1", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not fake.rules[0].steps  # both JPEG replies were used
+
+    targets = [t for t in manifest(project).targets if t.kind != "video"]
+    assert len(targets) == 24 and len(fake.image_calls()) == 24
+    for target in targets:
+        assert_valid_png(project / ASSETS / target.output)
+        rec = record(project, target.task)
+        assert rec is not None and rec.provider == "gemini" and rec.model == MODEL and rec.published
+        assert db_values(project, target) == [target.output] * len(target.db)
+
+    # The wire, per target: map each recorded call to its target by the exact prompt text.
+    settings = load_settings(root=project, env={"STORYTREE_ROOT": str(project)})
+    ctx = BuildContext(settings, manifest(project), "gemini")
+    try:
+        rendered = {t.task: ctx.render(t) for t in targets}
+    finally:
+        ctx.close()
+    by_text = {c.text: c for c in fake.image_calls()}
+    system_file = (project / "system_prompts" / "create_shot_images.md").read_text()
+    for target in targets:
+        user, system = rendered[target.task]
+        call = by_text[user]
+        assert call.method == "POST" and call.path == f"/v1beta/models/{MODEL}:generateContent"
+        parts = call.parts
+        assert "text" in parts[-1] and all("inlineData" in p for p in parts[:-1])  # references before the text
+        expected = [(project / ASSETS / r.path).read_bytes() for r in target.references]
+        assert call.inline_images == [("image/png", data) for data in expected]
+        if target.kind == "key_frame":
+            assert target.references and call.system_instruction == system == system_file
+        else:
+            assert not target.references and "systemInstruction" not in call.body
+        config = call.generation_config
+        assert config["responseModalities"] == ["IMAGE"] and config["candidateCount"] == 1
+        assert config["imageConfig"] == {"aspectRatio": target.config["aspect_ratio"], "imageSize": "1K"}
+        assert call.headers["x-goog-api-key"] == KEY
+        assert KEY not in call.url and "key" not in call.query
+        assert all(KEY not in v for k, v in call.headers.items() if k != "x-goog-api-key")
+
+    # Verbose output lists each key frame's references exactly.
+    for target in targets:
+        if target.kind == "key_frame":
+            lines = [f"[Shot {target.shot.scenelet_id} #{target.shot.shot_index}] Using reference images:"]
+            lines += [f"  - {r.kind}: {r.id} -> {r.path}" for r in target.references]
+            assert "\n".join(lines) in output
+    # The key is nowhere: output, records, story database, manifest, images.
+    assert KEY not in output
+    for path in [project / ".storytree" / "records.sqlite", project / ".storytree" / "story.sqlite",
+                 project / "manifests" / f"{SAMPLE_ID}.yaml", *(project / ASSETS).rglob("*.png")]:
+        assert KEY.encode() not in path.read_bytes()
+
+    again = doit(project, "ref", "image", env=env)
+    assert again.returncode == 0 and "0 built" in again.stdout, again.stdout + again.stderr
+    assert len(fake.image_calls()) == 24  # a second build makes zero requests
+
+
+def test_parallel_doit_never_exceeds_the_per_model_limit(gemini_project: Path, fake: FakeGemini) -> None:
+    write_config(gemini_project, max_concurrency=2)
+    fake.latency = 0.05  # let calls overlap
+    run = run_doit(gemini_project, "-n", "6", "-P", "thread", "ref")
+    assert run.code == 0, run.output
+    assert len(fake.image_calls()) == 12
+    assert 1 <= fake.max_in_flight[MODEL] <= 2
+    for target in manifest(gemini_project).targets:
+        if target.task.startswith("ref:"):
+            assert_valid_png(gemini_project / ASSETS / target.output)
+
+
+# -- scenarios that end in a retry ----------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [
+    ("rate_limited", "ok_png"),           # 429 with RetryInfo.retryDelay
+    ("unavailable", "unavailable", "ok_png"),  # 503 burst
+    ("internal", "ok_png"),
+    ("slow", "ok_png"),                   # past the per-call timeout
+    ("malformed", "ok_png"),              # 200 with a non-JSON body
+    ("text_only", "ok_png"),              # no image: asked again
+    ("no_image", "no_image", "ok_png"),   # at most twice
+    ("corrupt_image", "ok_png"),          # inline data that does not decode
+])
+def test_transient_failures_are_retried_until_an_image_arrives(gemini_project: Path, fake: FakeGemini,
+                                                              steps: tuple[str, ...]) -> None:
+    if "slow" in steps:
+        write_config(gemini_project, timeout_seconds=0.5)
+    fake.retry_delay = "0.07s"  # longer than any backoff the test settings allow, so it shows if honoured
+    fake.play(*steps)
+    run = run_doit(gemini_project, PLATE)
+    assert run.code == 0, run.output
+    if steps[0] == "rate_limited":
+        assert "retrying in 0.07s" in run.output  # google.rpc.RetryInfo.retryDelay, not our jitter
+    assert len(fake.image_calls()) == len(steps)
+    target = manifest(gemini_project).by_task()[PLATE]
+    assert_valid_png(gemini_project / ASSETS / target.output)
+    assert record(gemini_project, PLATE) is not None
+    assert db_values(gemini_project, target) == [target.output] * len(target.db)
+    assert KEY not in run.output
+
+
+# -- scenarios that end in a clear per-target error -----------------------------------------------------
+@pytest.mark.parametrize(("step", "calls", "config", "expected"), [
+    ("prompt_blocked", 1, {}, ["blocked", "PROHIBITED_CONTENT", "change the story text"]),
+    ("image_safety", 1, {}, ["policy", "IMAGE_SAFETY"]),
+    ("text_only", 3, {}, ["no usable image", "I can't draw that"]),
+    ("no_image", 3, {}, ["no usable image", "NO_IMAGE"]),
+    ("rate_limited", 4, {}, ["gave up", "429", "RESOURCE_EXHAUSTED"]),
+    ("unavailable", 3, {"max_attempts": 3}, ["gave up", "503"]),
+    ("malformed", 4, {}, ["gave up", "not valid JSON"]),
+    ("slow", None, {"timeout_seconds": 0.3, "deadline_seconds": 0.8}, ["gave up", "deadline", "timed out"]),
+    ("bad_request", 1, {}, ["400", "INVALID_ARGUMENT", "not retried"]),
+    ("bad_key", 1, {}, ["rejected the API key", "GEMINI_API_KEY"]),
+])
+def test_failures_end_in_a_clear_per_target_error(gemini_project: Path, fake: FakeGemini, step: str,
+                                                   calls: int | None, config: dict, expected: list[str]) -> None:
+    write_config(gemini_project, **config)
+    fake.play(then=step)
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    for fragment in expected:
+        assert fragment in run.output, run.output
+    if calls is not None:
+        assert len(fake.image_calls()) == calls
+    else:
+        assert len(fake.image_calls()) >= 1
+
+
+def test_a_retired_model_stops_the_build_and_names_the_setting(gemini_project: Path, fake: FakeGemini) -> None:
+    fake.play(model=MODEL, then="retired")
+    run = run_doit(gemini_project, "ref")
+    assert run.code != 0
+    assert len(fake.image_calls()) == 1  # doit stops at the first failure
+    first = next(t for t in manifest(gemini_project).targets if t.task.startswith("ref:character."))
+    assert_clean_failure(gemini_project, first.task, run)
+    for fragment in (repr(MODEL), "retired", "no longer available", "STORYTREE_IMAGE_MODEL",
+                     "[generation.character_plate] model", "storytree manifest"):
+        assert fragment in run.output, run.output
+    assert not list((gemini_project / ASSETS).rglob("*.png"))
+
+    # Even with --continue, the retired model is asked once; every other target fails without a call.
+    again = run_doit(gemini_project, "--continue", "ref")
+    assert again.code != 0 and len(fake.image_calls()) == 2
+    assert not list((gemini_project / ASSETS).rglob("*.png"))
+
+
+def test_image_size_is_sent_only_to_models_that_support_it(gemini_project: Path, fake: FakeGemini,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(gemini_project, generation={"character_plate": {"model": "gemini-2.5-flash-image"}})
+    assert storytree(gemini_project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
+    run = run_doit(gemini_project, PLATE, "ref:environment.thunderpot-gorge.keyframe_1")
+    assert run.code == 0, run.output
+    calls = {c.model: c for c in fake.image_calls()}
+    assert calls["gemini-2.5-flash-image"].generation_config["imageConfig"] == {"aspectRatio": "16:9"}
+    assert calls[MODEL].generation_config["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "1K"}
+
+
+def test_verbose_env_logs_the_references_of_a_key_frame(gemini_project: Path, fake: FakeGemini,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYTREE_VERBOSE", "1")
+    run = run_doit(gemini_project, "image:scenelet-1_1")
+    assert run.code == 0, run.output
+    target = manifest(gemini_project).by_task()["image:scenelet-1_1"]
+    lines = [f"[Shot {target.shot.scenelet_id} #{target.shot.shot_index}] Using reference images:"]
+    lines += [f"  - {r.kind}: {r.id} -> {r.path}" for r in target.references]
+    assert "\n".join(lines) in run.output
+    assert len(fake.image_calls()) == 1 + len(target.depends_on)
+    assert KEY not in run.output
+
+
+# -- configuration and secrets ----------------------------------------------------------------------------
+def test_ci_refuses_a_non_loopback_endpoint(gemini_project: Path, fake: FakeGemini,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert "CI is set" in run.output and "generativelanguage.googleapis.com" in run.output
+    assert fake.requests == []
+
+
+def test_missing_key_fails_clearly_without_falling_back_to_the_stub(gemini_project: Path, fake: FakeGemini,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY")
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert "GEMINI_API_KEY" in run.output
+    assert fake.requests == []
+    assert not list((gemini_project / ASSETS).rglob("*.png"))
+
+
+def test_the_key_is_redacted_from_anything_logged(fake: FakeGemini) -> None:
+    from storytree_build.providers.gemini import GeminiProvider
+    from storytree_build.settings import GeminiSettings
+
+    logger = logging.getLogger("storytree")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        provider = GeminiProvider(KEY, GeminiSettings(), fake.url)
+        logger.warning("header was x-goog-api-key: %s", KEY)
+        provider.close()
+    finally:
+        logger.removeHandler(handler)
+    assert KEY not in stream.getvalue() and "[redacted]" in stream.getvalue()
+    assert KEY not in repr(provider)
