@@ -14,8 +14,10 @@ import os
 import tempfile
 import threading
 import time
+from datetime import datetime, timezone
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -66,7 +68,7 @@ class BuildContext:
     so a no-op build touches neither."""
 
     def __init__(self, settings: Settings, manifest: Manifest, provider_name: str,
-                 store: StoryStore | None = None, provider: Provider | None = None, poll_interval: float = 10.0):
+                 store: StoryStore | None = None, provider: Provider | None = None):
         self.settings = settings
         self.manifest = manifest
         self.provider_name = provider_name
@@ -74,7 +76,7 @@ class BuildContext:
         self.hasher = FileHasher()
         self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider_name, self.hasher)
         self.summary = RunSummary()
-        self.poll_interval = poll_interval
+        self.in_flight: dict[str, float] = {}  # video task → monotonic start, for progress lines
         self._store = store
         self._provider = provider
         self._view: StoryView | None = None
@@ -82,6 +84,7 @@ class BuildContext:
         self._targets = manifest.by_task()
         self.checked: dict[str, bool] = {}  # last uptodate answer per task (doit -a runs "current" tasks)
         self.argv: list[str] = []
+        self.download_link_task: str | None = None
 
     # -- lazily opened edges ------------------------------------------------------------------
     @property
@@ -105,6 +108,10 @@ class BuildContext:
                 self._view = StoryView.from_snapshot(store.load_story(self.manifest.story_id))
             return self._view
 
+    @cached_property
+    def renderer(self) -> PromptRenderer:
+        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+
     def target(self, task: str) -> Target:
         return self._targets[task]
 
@@ -115,7 +122,9 @@ class BuildContext:
     def render(self, target: Target) -> tuple[str, str | None]:
         """Re-render the target's prompt from the store and insist it matches the manifest."""
         view = self.story_view()
-        renderer = PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+        renderer = getattr(self, "_renderer", None)
+        if renderer is None:  # one Jinja environment per context: templates compile once, not once per target
+            renderer = self._renderer = PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
         if target.kind in ("character_plate", "environment_keyframe"):
             prompt = renderer.visual_reference(_plate_prompt(view, target))
         else:
@@ -213,9 +222,11 @@ class BuildContext:
             inputs = self.checker.current_inputs(target) or {}
             resumed = True
             operation = pending.operation
+            submitted_at = pending.submitted_at
             log.info("%s: resuming operation %s submitted at %s (not paying again)", target.task, operation,
                      pending.submitted_at)
             signature = pending.signature
+            self._check_retention(target, pending)
         else:
             user, _ = self.render(target)
             references = self.load_references(target)
@@ -225,7 +236,8 @@ class BuildContext:
             request = VideoRequest(task=target.task, model=target.model, prompt=user,
                                    prompt_sha256=target.prompt_sha256, references=references, config=target.config)
             operation = self._submit(target, request, signature)
-        status = self._poll(target, operation)
+            submitted_at = utc_now()
+        status = self._poll(target, operation, submitted_at)
         if status.refused:
             self.records.delete_operation(sid, target.task)
             raise GenerationRefused(f"{target.task}: the provider filtered the video ({status.error}); not charged. "
@@ -242,6 +254,16 @@ class BuildContext:
         self.records.delete_operation(sid, target.task)
         self.publish(target)
         return BuildOutcome(target.task, "resumed" if resumed else "built", target.output)
+
+    def _check_retention(self, target: Target, pending: Operation) -> None:
+        submitted = datetime.fromisoformat(pending.submitted_at)
+        age_hours = (datetime.now(timezone.utc) - submitted).total_seconds() / 3600
+        if age_hours > self.settings.video_retention_hours:
+            raise ProviderError(
+                f"{target.task}: operation {pending.operation} was submitted {age_hours:.0f} hours ago; the provider "
+                f"keeps results for about {self.settings.video_retention_hours:.0f} hours, so it cannot be fetched any "
+                f"more. To generate (and pay for) a new video on purpose run "
+                f"`storytree resubmit {self.manifest.story_id} {target.task}` and build again.")
 
     def _submit(self, target: Target, request: VideoRequest, signature: str) -> str:
         sid = self.manifest.story_id
@@ -260,14 +282,26 @@ class BuildContext:
         log.info("%s: submitted video operation %s", target.task, operation)
         return operation
 
-    def _poll(self, target: Target, operation: str):
+    def _poll(self, target: Target, operation: str, submitted_at: str):
         started = time.monotonic()
-        while True:
-            status = self.provider.poll_video(operation)
-            if status.done:
-                return status
-            log.info("%s: video pending for %ds (operation %s)", target.task, time.monotonic() - started, operation)
-            time.sleep(self.poll_interval)
+        self.in_flight[target.task] = started
+        try:
+            while True:
+                status = self.provider.poll_video(operation)
+                if status.done:
+                    return status
+                waited = time.monotonic() - started
+                if waited > self.settings.video_poll_deadline_seconds:
+                    # The job is paid for and still running: keep its record so the next run resumes it.
+                    raise ProviderError(
+                        f"{target.task}: video operation {operation} (submitted {submitted_at}) is still running "
+                        f"after {waited:.0f}s. It stays recorded: run the build again to resume it without paying.")
+                now = time.monotonic()
+                pending = ", ".join(f"{t} {now - s:.0f}s" for t, s in sorted(self.in_flight.items()))
+                log.info("videos in flight: %s", pending)
+                time.sleep(self.settings.video_poll_interval_seconds)
+        finally:
+            self.in_flight.pop(target.task, None)
 
     def download(self, target: Target, status) -> None:  # noqa: ANN001
         out = self.settings.assets_root / target.output

@@ -18,6 +18,8 @@ opt_json = {"name": "json_output", "long": "json", "type": bool, "default": Fals
             "help": "print only JSON on stdout"}
 opt_check = {"name": "check", "long": "check", "type": bool, "default": False,
              "help": "exit 1 when anything would run (for CI)"}
+opt_requests = {"name": "requests", "long": "requests", "type": bool, "default": False,
+                "help": "print the full request (prompt, references, config) of every target that would run"}
 opt_always = {"name": "always", "short": "a", "long": "always-execute", "type": bool, "default": False,
               "help": "show what `doit -a` would force"}
 
@@ -27,9 +29,9 @@ class DryRun(DoitCmdBase):
     doc_purpose = "list what a build would do, and why, without spending anything"
     doc_usage = "[TASK ...]"
     doc_description = __doc__
-    cmd_options = (opt_json, opt_check, opt_always)
+    cmd_options = (opt_json, opt_check, opt_always, opt_requests)
 
-    def _execute(self, pos_args=None, json_output=False, check=False, always=False):  # noqa: ANN001
+    def _execute(self, pos_args=None, json_output=False, check=False, always=False, requests=False):  # noqa: ANN001
         from .doit_tasks import ACTIVE, forced_by_selection
         from .plan import expand_selection, make_plan
 
@@ -63,6 +65,12 @@ class DryRun(DoitCmdBase):
                 self.outstream.write(f"{mark} {item.task}  [{item.reason}]\n    → {item.output}\n")
                 for ref in item.references:
                     self.outstream.write(f"    ref {ref}\n")
+                if requests and item.request:
+                    req = item.request
+                    self.outstream.write(f"    model {req['model']} {json.dumps(req['config'])}\n")
+                    if req["system_instruction"]:
+                        self.outstream.write("    system instruction:\n" + _indent(req["system_instruction"]))
+                    self.outstream.write("    prompt:\n" + _indent(req["prompt"]))
             skipped = len(plan.items) - len(plan.to_run)
             self.outstream.write(f"dryrun: {len(plan.to_run)} would run, {skipped} up to date "
                                  f"(provider {ctx.provider_name}); nothing was called or written.\n")
@@ -73,3 +81,7 @@ class DryRun(DoitCmdBase):
         if check and plan.to_run:
             return 1
         return 0
+
+
+def _indent(text: str) -> str:
+    return "".join(f"      {line}\n" for line in text.splitlines())

@@ -19,6 +19,7 @@ class PlanItem:
     reason: str
     references: list[str]
     units: dict[str, Any]
+    request: dict[str, Any] | None = None  # what would be sent (run items only): model, config, prompt, refs
 
 
 @dataclass
@@ -88,19 +89,25 @@ def make_plan(ctx: BuildContext, selection: list[str], forced: set[str] | None =
             action, reason = "skip", "up to date"
         if action == "run":
             will_run.add(task)
-        plan.items.append(PlanItem(task, target.kind, target.output, action, reason,
-                                   [r.path for r in target.references], dict(target.units)))
-        if validate and action != "skip":
-            plan.problems += check_target(ctx, task, will_run)
+        item = PlanItem(task, target.kind, target.output, action, reason,
+                        [r.path for r in target.references], dict(target.units))
+        plan.items.append(item)
+        if validate and action == "run":
+            problems, item.request = check_target(ctx, task, will_run)
+            plan.problems += problems
     return plan
 
 
-def check_target(ctx: BuildContext, task: str, will_run: set[str]) -> list[str]:
-    """Render the prompt from the store (must match the manifest) and check existing reference files."""
+def check_target(ctx: BuildContext, task: str, will_run: set[str]) -> tuple[list[str], dict[str, Any] | None]:
+    """Render the prompt from the store (must match the manifest) and check existing reference files.
+    Returns the problems and the request that would be sent."""
     target = ctx.target(task)
     problems = []
+    request = None
     try:
-        ctx.render(target)
+        user, system = ctx.render(target)
+        request = {"model": target.model, "config": target.config, "system_instruction": system,
+                   "prompt": user, "references": [r.model_dump() for r in target.references]}
     except StorytreeError as exc:
         problems.append(str(exc))
     for ref in target.references:
@@ -110,4 +117,4 @@ def check_target(ctx: BuildContext, task: str, will_run: set[str]) -> list[str]:
         if not path.is_file() or path.stat().st_size == 0:
             problems.append(f"{task}: reference image for {ref.kind} {ref.id} is missing: expected "
                             f"{path.relative_to(ctx.settings.root)} (built by `doit {ref.task}`).")
-    return problems
+    return problems, request

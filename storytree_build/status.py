@@ -64,9 +64,16 @@ class StatusChecker:
         self._by_task = manifest.by_task()
         self._by_output = {t.output: t.task for t in manifest.targets}
         self._cache: dict[str, Record] | None = None
+        self._operations: dict[str, Any] | None = None
 
     def refresh(self) -> None:
         self._cache = None
+        self._operations = None
+
+    def operation(self, task: str):  # noqa: ANN201 - records.Operation | None
+        if self._operations is None:
+            self._operations = self.records.all_operations(self.manifest.story_id)
+        return self._operations.get(task)
 
     def record(self, task: str) -> Record | None:
         if self._cache is None:
@@ -103,6 +110,13 @@ class StatusChecker:
 
     def status(self, task: str) -> Status:
         target = self._by_task[task]
+        pending = self.operation(task) if target.kind == "video" else None
+        if pending is not None:
+            if pending.state == "submitted":
+                return Status(False, f"operation {pending.operation} in flight since {pending.submitted_at}: "
+                                     "will resume (no new cost)")
+            return Status(False, f"a submit at {pending.submitted_at} may have reached the provider: blocked until "
+                                 f"`storytree resubmit {self.manifest.story_id} {task}`")
         output = self.file_hash(target.output)
         rec = self.record(task)
         if output is None:

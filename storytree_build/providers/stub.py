@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import InputError
 from .base import ImageRequest, ImageResult, VideoRequest, VideoStatus
 
 _SIZES = {"16:9": (640, 360), "9:16": (360, 640), "1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640),
@@ -54,7 +55,7 @@ class StubProvider:
             draw.text((24, y), line, fill=(255, 255, 255), font=small)
             y += max(16, height // 18)
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG", compress_level=1)
         return ImageResult(data=buffer.getvalue(), mime_type="image/png", text=None)
 
     def submit_video(self, request: VideoRequest) -> str:
@@ -68,6 +69,9 @@ class StubProvider:
         return VideoStatus(done=True, uri=f"stub://{operation}")
 
     def download_video(self, status: VideoStatus, destination: Path) -> None:
+        if not (status.uri or "").startswith("stub://"):
+            raise InputError(f"the stub provider only downloads its own stub:// links, not {status.uri!r}; "
+                             "links to other hosts are refused.")
         fixture = resources.files("storytree_build.providers").joinpath("stub_video.mp4").read_bytes()
         label = f"storytree STUB video {status.uri}".encode()
         # A top-level `free` box: players skip it, and each stub video stays distinguishable.
