@@ -25,14 +25,15 @@ from PIL import Image, PngImagePlugin
 
 from . import paths
 from .atomic import write_bytes_atomic
-from .errors import GenerationRefused, InputError, ProviderError, SubmitUncertain
+from .errors import BudgetExceeded, GenerationRefused, InputError, ProviderError, QuotaExhausted, SubmitUncertain
 from .hashing import FileHasher
 from .manifest import Manifest, Target
+from .pricing import estimate
 from .prompts import PromptRenderer, key_frame_references, video_references
 from .providers import ImageRequest, Provider, ReferenceImage, VideoRequest, make_provider
 from .records import Operation, Record, RecordStore, utc_now
 from .settings import Settings
-from .status import Status, StatusChecker, signature_of
+from .status import Status, StatusChecker, identity_of, signature_of
 from .story import StoryView
 from .store import StoryStore, open_store
 
@@ -46,6 +47,35 @@ class BuildOutcome:
     task: str
     action: str  # built | resumed | downloaded | published | up to date
     detail: str = ""
+
+
+class Budget:
+    """Reserves each paid call's estimate before it is made, so parallel workers never overrun max_cost."""
+
+    def __init__(self, limit: float | None = None):
+        self.limit = limit
+        self.spent = 0.0  # estimated cost of what was paid for in this run
+        self._reserved = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reserve(self, task: str, cost: float | None) -> Iterator[None]:
+        cost = cost or 0.0
+        with self._lock:
+            if self.limit is not None and self.spent + self._reserved + cost > self.limit + 1e-9:
+                raise BudgetExceeded(
+                    f"{task}: not started: its estimated {cost:.2f} would take this run past max_cost={self.limit:g} "
+                    f"(already spent {self.spent:.2f}, in flight {self._reserved:.2f}).")
+            self._reserved += cost
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._reserved -= cost
+            raise
+        with self._lock:
+            self._reserved -= cost
+            self.spent += cost
 
 
 @dataclass
@@ -76,6 +106,8 @@ class BuildContext:
         self.hasher = FileHasher()
         self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider_name, self.hasher)
         self.summary = RunSummary()
+        self.budget = Budget(settings.max_cost)
+        self.exhausted: dict[str, QuotaExhausted] = {}  # model → the per-day quota error that stopped it
         self.in_flight: dict[str, float] = {}  # video task → monotonic start, for progress lines
         self._store = store
         self._provider = provider
@@ -188,6 +220,24 @@ class BuildContext:
                 return self._done(self._build_video(target))
             return self._done(self._build_image(target))
 
+    @contextmanager
+    def paid_call(self, target: Target) -> Iterator[None]:
+        """Gate every paid call: a model whose daily quota ran out gets no new submissions, and the
+        call's estimate is reserved against max_cost."""
+        stopped = self.exhausted.get(target.model)
+        if stopped is not None:
+            raise QuotaExhausted(f"{target.task}: not submitted: the daily quota of {target.model} is used up "
+                                 f"({stopped.reset_hint}).", target.model, stopped.reset_hint)
+        with self.budget.reserve(target.task, self.cost_of(target)):
+            try:
+                yield
+            except QuotaExhausted as exc:
+                self.exhausted.setdefault(exc.model or target.model, exc)
+                raise
+
+    def cost_of(self, target: Target) -> float | None:
+        return estimate(target, self.settings.prices, self.provider_name)
+
     def _done(self, outcome: BuildOutcome) -> BuildOutcome:
         self.summary.add(outcome)
         return outcome
@@ -201,7 +251,8 @@ class BuildContext:
             task=target.task, model=target.model, prompt=user, prompt_sha256=target.prompt_sha256,
             system_instruction=system, references=references,
             aspect_ratio=target.config.get("aspect_ratio", "16:9"), image_size=target.config.get("image_size"))
-        result = self.provider.generate_image(request)
+        with self.paid_call(target):
+            result = self.provider.generate_image(request)
         png = to_png_with_provenance(result.data, target, self.provider_name)
         out = self.settings.assets_root / target.output
         write_bytes_atomic(out, png)
@@ -271,7 +322,8 @@ class BuildContext:
                            utc_now(), None, None)
         self.records.put_operation(marker)  # durable before the paid call: a crash now is "uncertain", not "never"
         try:
-            operation = self.provider.submit_video(request)
+            with self.paid_call(target):
+                operation = self.provider.submit_video(request)
         except SubmitUncertain:
             self.records.put_operation(Operation(**{**marker.__dict__, "state": "uncertain"}))
             raise
@@ -332,7 +384,8 @@ class BuildContext:
             story_id=self.manifest.story_id, task=target.task, output=target.output,
             signature=signature or signature_of(inputs), inputs=inputs, output_sha256=digest,
             output_size=st.st_size, output_mtime_ns=st.st_mtime_ns, provider=self.provider_name,
-            model=target.model, prompt_sha256=target.prompt_sha256, built_at=utc_now(), published=False)
+            model=target.model, prompt_sha256=target.prompt_sha256, built_at=utc_now(), published=False,
+            identity=identity_of(target))
         self.records.put(record)
         self.checker.note_built(record)
 

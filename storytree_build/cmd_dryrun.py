@@ -13,6 +13,7 @@ import sys
 from doit.cmd_base import DoitCmdBase
 
 from .errors import StorytreeError
+from .pricing import describe_units
 
 opt_json = {"name": "json_output", "long": "json", "type": bool, "default": False,
             "help": "print only JSON on stdout"}
@@ -43,26 +44,39 @@ class DryRun(DoitCmdBase):
         if not selection:
             sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
             return 2
+        from .identity import planned_moves
+
+        moves = planned_moves(ctx)
         try:
             forced = {t for t in expand_selection(ctx, selection) if forced_by_selection(t, selection)} if always else set()
             plan = make_plan(ctx, selection, forced)
         except StorytreeError as exc:
             sys.stderr.write(f"dryrun: {exc}\n")
             return 2
+        prices = ctx.settings.prices
         if json_output:
             self.outstream.write(json.dumps({
                 "story_id": plan.story_id,
                 "provider": ctx.provider_name,
                 "targets": [item.__dict__ for item in plan.items],
                 "would_run": len(plan.to_run),
+                "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
+                             "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced]},
+                "renames": [m.__dict__ for m in moves],
                 "problems": plan.problems,
             }, indent=2) + "\n")
         else:
+            for move in moves:
+                self.outstream.write(f"M {move.new_task}  [renamed from {move.old_task}: scenelet labels shifted; "
+                                     "no cost]\n")
+            if moves:
+                self.outstream.write("  (the statuses below are from before these renames, which the build does first)\n")
             for item in plan.items:
-                mark = {"run": "R", "publish": "P", "skip": "U"}[item.action]
+                mark = {"run": "R", "publish": "P", "move": "M", "skip": "U"}[item.action]
                 if item.action == "skip":
                     continue
-                self.outstream.write(f"{mark} {item.task}  [{item.reason}]\n    → {item.output}\n")
+                self.outstream.write(f"{mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
+                                     f"{_money(item.cost, prices.currency)}\n    → {item.output}\n")
                 for ref in item.references:
                     self.outstream.write(f"    ref {ref}\n")
                 if requests and item.request:
@@ -71,6 +85,14 @@ class DryRun(DoitCmdBase):
                     if req["system_instruction"]:
                         self.outstream.write("    system instruction:\n" + _indent(req["system_instruction"]))
                     self.outstream.write("    prompt:\n" + _indent(req["prompt"]))
+            for kind, subtotal in plan.subtotals().items():
+                if subtotal:
+                    self.outstream.write(f"  subtotal {kind}: {_money(subtotal, prices.currency)}\n")
+            self.outstream.write(f"  estimated total: {_money(plan.total, prices.currency)} "
+                                 f"(estimate from the price table of {prices.as_of}; the provider bills the real amount)\n")
+            if plan.unpriced:
+                self.outstream.write(f"  no price known for: {', '.join(sorted({ctx.target(i.task).model for i in plan.unpriced}))}"
+                                     " (add it to [prices] in storytree.toml)\n")
             skipped = len(plan.items) - len(plan.to_run)
             self.outstream.write(f"dryrun: {len(plan.to_run)} would run, {skipped} up to date "
                                  f"(provider {ctx.provider_name}); nothing was called or written.\n")
@@ -81,6 +103,10 @@ class DryRun(DoitCmdBase):
         if check and plan.to_run:
             return 1
         return 0
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "price unknown" if value is None else f"{value:,.2f} {currency}"
 
 
 def _indent(text: str) -> str:

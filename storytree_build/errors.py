@@ -5,9 +5,11 @@
     │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 2)
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write
+    ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
+        ├── QuotaExhausted         a per-day quota is used up: no new submissions to that model
         └── SubmitUncertain        a paid submit may have reached the server: never resubmitted
 
 Messages name the story, target or field and say how to fix it. Secrets never appear in them.
@@ -46,6 +48,21 @@ class RetryableProviderError(ProviderError):
 
 class GenerationRefused(ProviderError):
     pass
+
+
+class BudgetExceeded(StorytreeError):
+    pass
+
+
+class QuotaExhausted(ProviderError):
+    """The provider's per-day quota for `model` is used up; `reset_hint` says when it comes back."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, message: str, model: str, reset_hint: str = ""):
+        super().__init__(message)
+        self.model = model
+        self.reset_hint = reset_hint
 
 
 class SubmitUncertain(ProviderError):

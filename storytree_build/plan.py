@@ -8,6 +8,7 @@ from typing import Any
 
 from .build import BuildContext
 from .errors import InputError, StorytreeError
+from .pricing import estimate
 
 
 @dataclass
@@ -20,6 +21,7 @@ class PlanItem:
     references: list[str]
     units: dict[str, Any]
     request: dict[str, Any] | None = None  # what would be sent (run items only): model, config, prompt, refs
+    cost: float | None = 0.0  # estimated cost of this item (0 when skipped or publish-only; None = unknown price)
 
 
 @dataclass
@@ -31,6 +33,23 @@ class Plan:
     @property
     def to_run(self) -> list[PlanItem]:
         return [i for i in self.items if i.action != "skip"]
+
+    @property
+    def total(self) -> float:
+        return round(sum(i.cost or 0.0 for i in self.items), 4)
+
+    def subtotals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for item in self.items:
+            out[item.kind] = round(out.get(item.kind, 0.0) + (item.cost or 0.0), 4)
+        return out
+
+    @property
+    def unpriced(self) -> list[PlanItem]:
+        return [i for i in self.items if i.cost is None]
+
+    def biggest(self, n: int = 5) -> list[PlanItem]:
+        return sorted((i for i in self.items if i.cost), key=lambda i: (-(i.cost or 0), i.task))[:n]
 
 
 def expand_selection(ctx: BuildContext, selection: list[str]) -> list[str]:
@@ -91,6 +110,8 @@ def make_plan(ctx: BuildContext, selection: list[str], forced: set[str] | None =
             will_run.add(task)
         item = PlanItem(task, target.kind, target.output, action, reason,
                         [r.path for r in target.references], dict(target.units))
+        if action == "run" and not reason.endswith("(no new cost)"):
+            item.cost = estimate(target, ctx.settings.prices, ctx.provider_name)
         plan.items.append(item)
         if validate and action == "run":
             problems, item.request = check_target(ctx, task, will_run)

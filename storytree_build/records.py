@@ -33,6 +33,7 @@ create table if not exists records (
   prompt_sha256 text not null,
   built_at text not null,
   published integer not null default 0,
+  identity text not null default '',
   primary key (story_id, task)
 );
 create table if not exists operations (
@@ -70,6 +71,7 @@ class Record:
     prompt_sha256: str
     built_at: str
     published: bool
+    identity: str = ""  # what the target is, independent of its name (kind, scenelet uuid, shot index)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ class RecordStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("pragma table_info(records)")}
+        if "identity" not in columns:  # records written before identities existed
+            conn.execute("alter table records add column identity text not null default ''")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -113,8 +119,8 @@ class RecordStore:
     def all_for_story(self, story_id: str) -> dict[str, Record]:
         rows = self._conn().execute(
             "select story_id, task, output, signature, inputs, output_sha256, output_size, output_mtime_ns, provider, "
-            "model, prompt_sha256, built_at, published from records where story_id = ?", (story_id,))
-        return {r[1]: Record(*r[:4], json.loads(r[4]), *r[5:12], bool(r[12])) for r in rows}
+            "model, prompt_sha256, built_at, published, identity from records where story_id = ?", (story_id,))
+        return {r[1]: Record(*r[:4], json.loads(r[4]), *r[5:12], bool(r[12]), r[13]) for r in rows}
 
     def get(self, story_id: str, task: str) -> Record | None:
         return self.all_for_story_task(story_id, task)
@@ -122,23 +128,38 @@ class RecordStore:
     def all_for_story_task(self, story_id: str, task: str) -> Record | None:
         row = self._conn().execute(
             "select story_id, task, output, signature, inputs, output_sha256, output_size, output_mtime_ns, provider, "
-            "model, prompt_sha256, built_at, published from records where story_id = ? and task = ?",
+            "model, prompt_sha256, built_at, published, identity from records where story_id = ? and task = ?",
             (story_id, task)).fetchone()
-        return Record(*row[:4], json.loads(row[4]), *row[5:12], bool(row[12])) if row else None
+        return Record(*row[:4], json.loads(row[4]), *row[5:12], bool(row[12]), row[13]) if row else None
 
     def put(self, record: Record) -> None:
         self._conn().execute(
-            "insert or replace into records values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "insert or replace into records (story_id, task, output, signature, inputs, output_sha256, output_size, "
+            "output_mtime_ns, provider, model, prompt_sha256, built_at, published, identity) "
+            "values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (record.story_id, record.task, record.output, record.signature, json.dumps(record.inputs, sort_keys=True),
              record.output_sha256, record.output_size, record.output_mtime_ns, record.provider, record.model,
-             record.prompt_sha256, record.built_at, int(record.published)))
+             record.prompt_sha256, record.built_at, int(record.published), record.identity))
 
     def mark_published(self, story_id: str, task: str) -> None:
         self._conn().execute("update records set published = 1 where story_id = ? and task = ?", (story_id, task))
 
-    def move(self, story_id: str, old_task: str, new_task: str, new_output: str) -> None:
-        self._conn().execute("update records set task = ?, output = ?, published = 0 where story_id = ? and task = ?",
-                             (new_task, new_output, story_id, old_task))
+    def replace(self, story_id: str, remove: list[str], add: list[Record]) -> None:
+        """Delete and insert records in one transaction (renames must never lose a record)."""
+        conn = self._conn()
+        conn.execute("begin immediate")
+        try:
+            for task in remove:
+                conn.execute("delete from records where story_id = ? and task = ?", (story_id, task))
+            for record in add:
+                self.put(record)
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        conn.execute("commit")
+
+    def delete(self, story_id: str, task: str) -> None:
+        self._conn().execute("delete from records where story_id = ? and task = ?", (story_id, task))
 
     # -- in-flight operations ------------------------------------------------------------------
     def get_operation(self, story_id: str, task: str) -> Operation | None:

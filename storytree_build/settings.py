@@ -71,6 +71,12 @@ class GeminiSettings(BaseModel):
     image_size_models: list[str] = Field(default_factory=lambda: ["gemini-3*-image*", "gemini-nano-banana*"])
 
 
+def _price_table():  # imported lazily: pricing imports the manifest, which imports these settings
+    from .pricing import PriceTable
+
+    return PriceTable()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
@@ -86,6 +92,8 @@ class Settings(BaseModel):
     verbose: bool = False
     ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
+    prices: Any = Field(default_factory=_price_table)  # pricing.PriceTable (`[prices]` in storytree.toml)
+    max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
     video_poll_interval_seconds: float = Field(10.0, ge=0)
     # How long one build waits for a video; past it the operation stays recorded and the next run resumes it.
@@ -166,6 +174,8 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
     if env.get("STORYTREE_STUB_DELAY"):
         data["stub_delay_seconds"] = float(env["STORYTREE_STUB_DELAY"])
+    if env.get("STORYTREE_MAX_COST"):
+        data["max_cost"] = float(env["STORYTREE_MAX_COST"])
     if env.get("STORYTREE_VIDEO_POLL_INTERVAL"):
         data["video_poll_interval_seconds"] = float(env["STORYTREE_VIDEO_POLL_INTERVAL"])
     if env.get("STORYTREE_VIDEO_POLL_DEADLINE"):
@@ -176,6 +186,13 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["ci"] = env["CI"].strip().lower() not in ("", "0", "false", "no")
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["root"] = root
+    if isinstance(data.get("prices"), dict):
+        from .pricing import PriceTable
+
+        try:
+            data["prices"] = PriceTable.model_validate(data["prices"])
+        except ValidationError as exc:
+            raise ConfigError(f"Invalid [prices] in {config_file}:\n{exc}") from exc
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

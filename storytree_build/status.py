@@ -53,6 +53,18 @@ def explain_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(reasons) or "inputs changed"
 
 
+def identity_of(target: Target) -> str:
+    """What a target is, whatever it is called: shots by scenelet uuid and index, references by name."""
+    if target.shot is not None:
+        return f"{target.kind}|{target.shot.scenelet_ref}|{target.shot.shot_index}"
+    return f"{target.kind}|{target.task}"
+
+
+def content_key(inputs: dict[str, Any]) -> str:
+    """The signature without reference paths: equal keys mean the same paid request."""
+    return sha256_json({**inputs, "references": [r[1] for r in inputs.get("references", [])]})
+
+
 class StatusChecker:
     def __init__(self, manifest: Manifest, assets_root: Path, records: RecordStore, provider: str,
                  hasher: FileHasher | None = None):
@@ -86,7 +98,9 @@ class StatusChecker:
         self.hasher.remember(self.assets_root / record.output, record.output_size, record.output_mtime_ns,
                              record.output_sha256)
 
-    def file_hash(self, rel: str) -> str | None:
+    def file_hash(self, rel: str, overlay: dict[str, str] | None = None) -> str | None:
+        if overlay and rel in overlay:
+            return overlay[rel]  # dry-run: the file a planned rename would put there
         path = self.assets_root / rel
         try:
             st = os.stat(path)
@@ -98,11 +112,11 @@ class StatusChecker:
             return rec.output_sha256
         return self.hasher.sha256(path, st)
 
-    def current_inputs(self, target: Target) -> dict[str, Any] | None:
+    def current_inputs(self, target: Target, overlay: dict[str, str] | None = None) -> dict[str, Any] | None:
         """None when a reference file is missing (it has not been built yet)."""
         hashes = []
         for ref in target.references:
-            digest = self.file_hash(ref.path)
+            digest = self.file_hash(ref.path, overlay)
             if digest is None:
                 return None
             hashes.append([ref.path, digest])

@@ -1,0 +1,49 @@
+"""Scenelet labels shift (a branch was added): assets follow their shot and are renamed, never re-paid."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from buildkit import SAMPLE_ID, doit, storytree, write_export
+from storytree_build.records import RecordStore
+
+STORY = f"story:{SAMPLE_ID}"
+
+
+def relabel(export: dict, mapping: dict[str, str]) -> dict:
+    """What a branch insertion does to the labels: same scenelet uuids and shot indexes, new scenelet ids."""
+    export = copy.deepcopy(export)
+    for shot in export["shots"]:
+        if shot["scenelet_id"] in mapping:
+            shot["scenelet_id"] = mapping[shot["scenelet_id"]]
+    return export
+
+
+def test_swapped_labels_rename_assets_in_a_chain_without_paying(project: Path, sample_export: dict, monkeypatch) -> None:  # noqa: ANN001
+    write_export(project / "a.json", sample_export)
+    assert storytree(project, "import", str(project / "a.json"), monkeypatch=monkeypatch) == 0
+    assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
+    assert doit(project, STORY, "provider=stub").returncode == 0
+    records = RecordStore(project / ".storytree" / "records.sqlite")
+    assets = project / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "shots"
+    before = {r.identity: r.output_sha256 for r in records.all_for_story(SAMPLE_ID).values()}
+    old_frame = (assets / "scenelet-3/shot-1_key_frame.png").read_bytes()
+
+    # scenelet-3 and scenelet-5 trade labels (both have 2 shots): every rename is part of a cycle.
+    write_export(project / "b.json", relabel(sample_export, {"scenelet-3": "scenelet-5", "scenelet-5": "scenelet-3"}))
+    assert storytree(project, "import", str(project / "b.json"), monkeypatch=monkeypatch) == 0
+    assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
+    plan = doit(project, "dryrun", STORY, "provider=stub")
+    assert "M image:scenelet-5_1  [renamed from image:scenelet-3_1" in plan.stdout
+
+    result = doit(project, STORY, "provider=stub")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 built" in result.stdout, result.stdout
+    assert "renamed from image:scenelet-3_1" in result.stderr
+    after = {r.identity: r.output_sha256 for r in records.all_for_story(SAMPLE_ID).values()}
+    assert after == before  # same files, same shots: nothing regenerated
+    assert (assets / "scenelet-5/shot-1_key_frame.png").read_bytes() == old_frame
+    assert not list(assets.rglob("*.storytree-moving"))
+    again = doit(project, "dryrun", "--check", STORY, "provider=stub")
+    assert again.returncode == 0, again.stdout
