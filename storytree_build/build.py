@@ -209,6 +209,7 @@ class BuildContext:
     def build(self, task: str, force: bool = False) -> BuildOutcome:
         target = self.target(task)
         with self.target_lock(task):
+            self._remove_leftovers(target)
             self.checker.refresh()  # another process may have built it while we waited
             status = self.checker.status(task)
             if status.current and not force:
@@ -237,6 +238,13 @@ class BuildContext:
 
     def cost_of(self, target: Target) -> float | None:
         return estimate(target, self.settings.prices, self.provider_name)
+
+    def _remove_leftovers(self, target: Target) -> None:
+        """Temp files of a run that was killed mid-write; safe to delete while holding the target's lock."""
+        out = self.settings.assets_root / target.output
+        if out.parent.is_dir():
+            for leftover in out.parent.glob(f".{out.name}.*.part"):
+                leftover.unlink(missing_ok=True)
 
     def _done(self, outcome: BuildOutcome) -> BuildOutcome:
         self.summary.add(outcome)

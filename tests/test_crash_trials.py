@@ -1,0 +1,88 @@
+"""Crash trials: 30 builds killed with SIGKILL at random moments, each followed by a re-run.
+
+Counted after every re-run, all must be 0: corrupt or partial files at target paths, targets paid for
+again although they were finished and recorded before the kill, story-database paths that disagree with
+the files.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
+from storytree_build.build import BuildContext
+from storytree_build.manifest import load_manifest_file
+from storytree_build.records import RecordStore
+from storytree_build.settings import load_settings
+from storytree_build.verify import stored_value
+
+TRIALS = 30
+STORY = f"story:{SAMPLE_ID}"
+
+
+def valid(path: Path) -> bool:
+    if path.suffix == ".png":
+        try:
+            with Image.open(path) as image:
+                image.verify()
+            return True
+        except Exception:
+            return False
+    head = path.read_bytes()[:12]
+    return len(head) == 12 and head[4:8] == b"ftyp"
+
+
+def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sample_export: dict, monkeypatch) -> None:  # noqa: ANN001
+    write_export(project / "sample.json", sample_export)
+    assert storytree(project, "import", str(project / "sample.json"), monkeypatch=monkeypatch) == 0
+    assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
+    settings = load_settings(root=project, env={"STORYTREE_STATE_DIR": str(project / ".storytree")})
+    manifest = load_manifest_file(project / "manifests" / f"{SAMPLE_ID}.yaml")
+    records = RecordStore(settings.records_path)
+    env = project_env(project, STORYTREE_STUB_DELAY="0.02")
+    rng = random.Random(20261121)
+    corrupt = repaid = disagreeing = 0
+    kills = 0
+    for trial in range(TRIALS):
+        # Odd trials start from nothing; even ones force a rebuild over finished assets (doit -a).
+        if trial % 2:
+            args = [STORY, "provider=stub"]
+        else:
+            args = ["-a", STORY, "provider=stub"]
+        if trial % 3 == 0:
+            args = ["-n", "3", "-P", "thread", *args]
+        proc = doit(project, *args, env=env, wait=False)
+        time.sleep(rng.uniform(0.05, 1.2))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.communicate()
+        finished = {t: r.built_at + r.output_sha256 for t, r in records.all_for_story(SAMPLE_ID).items()
+                    if (settings.assets_root / r.output).exists()}
+        rerun = doit(project, STORY, "provider=stub", env=env)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        after = records.all_for_story(SAMPLE_ID)
+        # A target finished before the kill must not have been generated again by the plain re-run.
+        repaid += sum(1 for t, v in finished.items() if after[t].built_at + after[t].output_sha256 != v)
+        ctx = BuildContext(settings, manifest, "stub")
+        snapshot = ctx.store.load_story(SAMPLE_ID)
+        for target in manifest.targets:
+            path = settings.assets_root / target.output
+            if not path.exists() or not valid(path) or ctx.checker.file_hash(target.output) != after[target.task].output_sha256:
+                corrupt += 1
+            for location in target.db:
+                if stored_value(snapshot, location) != target.output:
+                    disagreeing += 1
+        leftovers = [p for p in settings.assets_root.rglob("*.part")]
+        corrupt += sum(1 for p in leftovers if p.name in {Path(t.output).name for t in manifest.targets})
+        ctx.close()
+        (project / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "shots" / "scenelet-1" / "shot-1.mp4").unlink()
+        # ... and one asset deleted by hand every trial must be rebuilt on the next run, as before.
+    assert kills >= TRIALS // 2
+    assert (corrupt, repaid, disagreeing) == (0, 0, 0)
