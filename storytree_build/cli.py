@@ -127,6 +127,35 @@ def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(settings, port=args.port)
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from .build import BuildContext
+    from .manifest import load_manifest_file
+    from .verify import verify
+
+    manifest = load_manifest_file(manifest_path(settings, args.story_id))
+    provider = args.provider or settings.provider
+    ctx = BuildContext(settings, manifest, provider)
+    try:
+        report = verify(ctx, repair=not args.no_repair)
+    finally:
+        ctx.close()
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    for line in report.notes:
+        print(f"note: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    print(f"verify {args.story_id}: {len(report.ok)} consistent, {len(report.repaired)} repaired, "
+          f"{len(report.problems)} problems, {len(report.notes)} notes (provider {provider})", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
 def _only_story(settings: Settings) -> str:
     ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
     if len(ids) != 1:
@@ -162,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("story_id")
     p.add_argument("task")
     p.set_defaults(func=cmd_resubmit)
+    p = sub.add_parser("serve", help="serve apps/story-tree-ui/public/ (the review pages and assets) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
+    p.add_argument("story_id")
+    p.add_argument("--no-repair", action="store_true", help="only report, write nothing")
+    p.add_argument("--provider", help="judge staleness against this provider (default: settings)")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -7,6 +7,7 @@ Task names (one story per invocation, so scenelet ids are unambiguous):
     video:<scenelet-id>_<n>                         one shot video
     shot:<scenelet-id>_<n>                          key frame + video (+ the references they use)
     story:<story-id>                                everything of the story
+    gallery:<story-id>                              the story's review page (last in story:<id>; never pays)
 Groups `ref`, `image`, `video` are doit's own basename groups (CREATE_VISUAL_REFERENCE_IMAGES,
 CREATE_SHOT_IMAGES, CREATE_SHOT_VIDEO); wildcards filter them (`doit 'image:scenelet-2_*'`).
 """
@@ -45,6 +46,8 @@ class RecordCheck:
         self.ctx, self.task = ctx, task
 
     def __call__(self) -> bool:
+        if self.task == self.ctx.download_link_task:
+            return False  # an explicit link is always fetched, even over an existing video
         current = self.ctx.status(self.task).current
         self.ctx.checked[self.task] = current
         return current
@@ -87,10 +90,26 @@ def build_action(ctx: BuildContext, task: str, download_link: str = "") -> Any:
     return None
 
 
+def check_download_link(argv: list[str]) -> str | None:
+    """`--download-link` fills exactly one shot's video: the only task named must be one `video:<scenelet>_<n>`.
+    Returns that task name (or None when no link was given)."""
+    uses = [i for i, a in enumerate(argv) if a == "--download-link" or a.startswith("--download-link=")]
+    if not uses:
+        return None
+    skip = {i + 1 for i in uses if argv[i] == "--download-link"}
+    named = [a for i, a in enumerate(argv)
+             if i not in skip and not a.startswith("-") and "=" not in a and a != "run"]
+    if len(uses) != 1 or len(named) != 1 or not named[0].startswith("video:") or "*" in named[0]:
+        raise InvalidCommand(
+            "--download-link applies to exactly one shot: `doit video:<scenelet-id>_<n> --download-link URL` "
+            "(no other tasks, groups or wildcards in the same command).")
+    return named[0]
+
+
 def choose_story(settings: Settings, argv: list[str]) -> str | None:
     """One story per invocation: `story=<id>`, STORYTREE_STORY, a `story:<id>` argument, or the only manifest."""
     chosen = get_var("story", None) or settings_story_env()
-    named = sorted({a.split(":", 1)[1] for a in argv if a.startswith("story:") and "*" not in a})
+    named = sorted({a.split(":", 1)[1] for a in argv if a.startswith(("story:", "gallery:")) and "*" not in a})
     if len(named) > 1:
         raise InvalidCommand(f"one story per invocation, but {len(named)} were named: {', '.join(named)}.")
     if named:
@@ -110,6 +129,43 @@ def choose_story(settings: Settings, argv: list[str]) -> str | None:
             f"{len(manifests)} stories have manifests ({', '.join(manifests)}); scenelet ids repeat across stories, "
             "so name one: `doit story:<id>` or add `story=<id>` (e.g. `doit shot:scenelet-1_1 story=<id>`)."))
     return None
+
+
+DOIT_COMMANDS_THAT_DO_NOT_BUILD = {"list", "info", "forget", "ignore", "help", "clean", "dumpdb", "strace",
+                                   "reset-dep", "tabcompletion", "dryrun"}
+
+
+def builds(args: list[str]) -> bool:
+    positional = [a for a in args if not a.startswith("-") and "=" not in a]
+    return bool(positional) and positional[0] not in DOIT_COMMANDS_THAT_DO_NOT_BUILD
+
+
+def enforce_budget(ctx: BuildContext, args: list[str]) -> None:
+    """Refuse to start a build whose estimated cost exceeds max_cost, naming the biggest items."""
+    limit = ctx.budget.limit
+    positional = [a for a in args if not a.startswith("-") and "=" not in a]
+    if limit is None or not positional or positional[0] in DOIT_COMMANDS_THAT_DO_NOT_BUILD:
+        return
+    selection = [a for a in positional if a != "run"]
+    from .plan import expand_selection, make_plan
+
+    try:
+        always = any(a in ("-a", "--always-execute") for a in args)
+        forced = {t for t in expand_selection(ctx, selection) if forced_by_selection(t, selection)} if always else set()
+        plan = make_plan(ctx, selection, forced, validate=False)
+    except StorytreeError:
+        return  # doit itself reports unknown task names
+    currency = ctx.settings.prices.currency
+    if plan.unpriced:
+        models = sorted({ctx.target(i.task).model for i in plan.unpriced})
+        raise InvalidCommand(f"max_cost={limit:g} is set but the price table has no price for {', '.join(models)}; "
+                             "add it to [prices] in storytree.toml so the cap can be enforced.")
+    if plan.total > limit:
+        lines = "\n".join(f"  {i.cost:8.2f} {currency}  {i.task}" for i in plan.biggest())
+        raise InvalidCommand(
+            f"refused: this build is estimated at {plan.total:.2f} {currency}, over max_cost={limit:g}.\n"
+            f"Biggest items:\n{lines}\nSee `doit dryrun {' '.join(selection)}` for the whole bill; raise max_cost "
+            "or build a smaller selection.")
 
 
 def settings_story_env() -> str | None:
@@ -149,8 +205,12 @@ def generate_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
     for key, members in shots.items():
         yield {"basename": "shot", "name": key, "actions": None, "task_dep": members,
                "doc": f"key frame and video of shot {key}"}
+    from .gallery import gallery_task, task_name as gallery_name
+
+    yield gallery_task(ctx)  # the review page: never calls a provider, listed last so it runs after the assets
     yield {"basename": "story", "name": ctx.manifest.story_id, "actions": None,
-           "task_dep": [t.task for t in ctx.manifest.targets], "doc": f"every asset of {ctx.manifest.display_name}"}
+           "task_dep": [t.task for t in ctx.manifest.targets] + [gallery_name(ctx.manifest.story_id)],
+           "doc": f"every asset of {ctx.manifest.display_name}, then its review page"}
 
 
 def configure_process() -> None:
@@ -173,11 +233,24 @@ def dodo_tasks(argv: list[str] | None = None, root: Path | None = None) -> Itera
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # doit opens its dep_file there
         if get_var("verbose", None):
             settings = settings.model_copy(update={"verbose": True})
-        story_id = choose_story(settings, list(sys.argv[1:] if argv is None else argv))
+        args = list(sys.argv[1:] if argv is None else argv)
+        link_task = check_download_link(args)
+        story_id = choose_story(settings, args)
         if story_id is None:
             return
         ctx = make_context(settings, story_id)
-        ctx.argv = list(sys.argv[1:] if argv is None else argv)
+        ctx.argv = args
+        ctx.download_link_task = link_task
+        max_cost = get_var("max_cost", None)
+        try:
+            ctx.budget.limit = float(max_cost) if max_cost is not None else settings.max_cost
+        except ValueError:
+            raise InvalidCommand(f"max_cost={max_cost!r} is not a number (e.g. max_cost=12.50).") from None
+        if builds(args):
+            from .identity import reconcile
+
+            reconcile(ctx)  # scenelet labels shifted: rename paid assets before deciding what to build
+        enforce_budget(ctx, args)
     except StorytreeError as exc:
         raise InvalidCommand(str(exc)) from None
     yield from generate_tasks(ctx)

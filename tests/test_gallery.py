@@ -1,0 +1,335 @@
+"""The review gallery: what the page shows (statuses, stub labels, placeholders, prompts, commands, the tree) and
+the `gallery:<story-id>` build target (rebuilt when its inputs change, a no-op otherwise, never paying)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, unquote
+
+import pytest
+
+from gallery_support import SAMPLE_ID, build_sample, context, new_project, parse_page, run_doit, settings_for
+from conftest import SAMPLE
+
+from storytree_build import gallery
+from storytree_build.records import Operation, RecordStore, utc_now
+
+PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """The sample story built once with the stub provider through `doit story:<id>` (assets + review page)."""
+    root = new_project(tmp_path_factory.mktemp("gallery") / "project")
+    return root, build_sample(root)
+
+
+@pytest.fixture
+def proj(built, tmp_path: Path) -> Path:
+    """A private copy of the built project (mtimes kept, so the records still match) for tests that change it."""
+    root = tmp_path / "project"
+    shutil.copytree(built[0], root, symlinks=True)
+    return root
+
+
+def page_of(root: Path):
+    return parse_page(root / PAGE_REL)
+
+
+def local_file(root: Path, src: str) -> Path:
+    """The file a URL on the story page points to (relative URL resolved like a browser does)."""
+    url = urljoin(f"http://127.0.0.1/stories/{SAMPLE_ID}/index.html", src)
+    return root / "apps/story-tree-ui/public" / unquote(urlsplit(url).path).lstrip("/")
+
+
+# --- the page after a stub build ------------------------------------------------------------------
+
+
+def test_story_build_renders_the_page_last_and_counts_only_assets(built):
+    root, proc = built
+    assert (root / PAGE_REL).is_file()
+    assert (root / "apps/story-tree-ui/public/index.html").is_file()
+    assert f"gallery:{SAMPLE_ID}: review page {PAGE_REL}" in proc.stderr
+    assert "storytree: 36 built, 0 up to date, 0 failed" in proc.stdout
+    # the page is rendered after every asset: its log line comes after the last "built" line
+    assert proc.stderr.rindex("review page") > proc.stderr.rindex(": built ")
+
+
+def test_every_asset_is_shown_with_a_url_that_resolves(built):
+    root, _ = built
+    page = page_of(root)
+    manifest = context(root).manifest
+    assert len(page.targets) == len(manifest.targets) == 36
+    assert page.placeholders == []
+    videos = [t for t in manifest.targets if t.kind == "video"]
+    assert len(page.videos) == len(videos) == 12
+    for video in page.videos:
+        assert "controls" in video and video["preload"] == "metadata"
+        assert local_file(root, video["src"]).is_file()
+        assert local_file(root, video["poster"]).suffix == ".png" and local_file(root, video["poster"]).is_file()
+    assert page.imgs, "no images on the page"
+    for img in page.imgs:
+        assert img["src"].startswith("../../generated/") and "?v=" in img["src"]
+        assert local_file(root, img["src"]).is_file(), img["src"]
+    shown = {str(local_file(root, i["src"]).relative_to(root / "apps/story-tree-ui/public/generated")) for i in page.imgs}
+    assert shown == {t.output for t in manifest.targets if t.kind != "video"}
+
+
+def test_statuses_stub_labels_and_rebuild_commands(built):
+    root, _ = built
+    page = page_of(root)
+    html = (root / PAGE_REL).read_text()
+    assert set(page.targets.values()) == {"current"}
+    assert html.count('<span class="badge stub"') == 36 + 1 + 1  # one per target, the summary, the banner
+    assert "36 assets on this page were made by the offline stub provider" in page.all_text
+    for task in ("image:scenelet-1_1", "video:scenelet-5_2", "ref:character.captain-clank.character-model-sheet-1",
+                 "ref:environment.thunderpot-gorge.keyframe_2"):
+        assert f"Rebuild: doit -a -s {task} story={SAMPLE_ID}" in page.all_text
+    assert f"doit story:{SAMPLE_ID}" in page.all_text
+
+
+def test_exact_prompt_and_references_are_in_collapsed_details(built):
+    root, _ = built
+    page = page_of(root)
+    assert page.details and not any(d["open"] for d in page.details)
+    ctx = context(root)
+    for task in ("image:scenelet-1_2", "video:scenelet-2_1", "ref:character.wren-quillfeather.character-model-sheet-1"):
+        user, system = ctx.render(ctx.target(task))
+        holder = [d["text"] for d in page.details if user in d["text"]]
+        assert holder, f"the exact prompt of {task} is not inside a <details>"
+        if system:
+            assert system in holder[0]
+        for ref in ctx.target(task).references:
+            assert ref.path in holder[0] and ref.task in holder[0]
+
+
+def test_scenelet_tree_with_labelled_choices(built):
+    root, _ = built
+    page = page_of(root)
+    text = page.all_text
+    assert "Branch point: Which way should Wren and Clank search for the littlest lost gust?" in text
+    assert "Choice: Follow the Cloud Shepherd's lantern" in text
+    assert "Choice: Ride a cloud-sheep down into Thunderpot Gorge" in text
+    assert "#scenelet-3" in page.links and "#scenelet-5" in page.links
+    html = (root / PAGE_REL).read_text()
+    # pre-order with the labels derive_tree gives them; the choice sits on the first scenelet of its branch
+    positions = [html.index(f'<section class="scenelet" id="scenelet-{n}"') for n in range(1, 6)]
+    assert positions == sorted(positions)
+    assert positions[2] < html.index("Choice: Follow the Cloud Shepherd&#39;s lantern") < positions[3]
+    assert positions[4] < html.index("Choice: Ride a cloud-sheep down into Thunderpot Gorge")
+
+
+def test_index_lists_the_story(built):
+    root, _ = built
+    index = parse_page(root / "apps/story-tree-ui/public/index.html")
+    assert f"stories/{SAMPLE_ID}/index.html" in index.links
+    assert "Wren and the Runaway Weathervane" in index.all_text
+    assert index.imgs and all((root / "apps/story-tree-ui/public" / unquote(i["src"].split("?")[0])).is_file()
+                              for i in index.imgs)
+
+
+# --- missing, stale, failed, other provider -----------------------------------------------------------
+
+
+def test_missing_asset_gets_a_placeholder_not_a_broken_image(proj):
+    kf = "shots/scenelet-1/shot-1_key_frame.png"
+    (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/{kf}").unlink()
+    (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-2/shot-3.mp4").unlink()
+    gallery.build_gallery(context(proj))
+    page = page_of(proj)
+    assert not [i for i in page.imgs if kf in i["src"]]
+    assert all(local_file(proj, i["src"]).is_file() for i in page.imgs)
+    assert all(local_file(proj, v["src"]).is_file() for v in page.videos)
+    assert all(kf not in (v.get("poster") or "") for v in page.videos)
+    assert {p["data-task"] for p in page.placeholders} == {"image:scenelet-1_1", "video:scenelet-2_3"}
+    assert page.targets["image:scenelet-1_1"] == "missing"
+    assert page.targets["video:scenelet-2_3"] == "missing"
+    assert page.targets["video:scenelet-1_1"] == "stale"  # its reference (the key frame) is gone
+    assert "references not built yet" in page.all_text
+    assert '<span class="thumb">missing</span>' in (proj / PAGE_REL).read_text()
+
+
+def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
+    plate = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/visuals/characters/captain-clank/character-model-sheet-1.png"
+    plate.write_bytes(plate.read_bytes() + b"edited")
+    ctx = context(proj)
+    ctx.summary.fail("video:scenelet-2_1", "video:scenelet-2_1: the provider filtered the video (SAFETY); not charged.")
+    gallery.build_gallery(ctx)
+    page = page_of(proj)
+    assert page.targets["ref:character.captain-clank.character-model-sheet-1"] == "stale"
+    assert "output file changed since it was built" in page.all_text
+    assert page.targets["video:scenelet-2_1"] == "failed"
+    assert "the provider filtered the video (SAFETY)" in page.all_text
+
+    # a later process (no failure in memory) still shows it: the sidecar remembers it until the target is rebuilt
+    later = context(proj)
+    assert gallery.is_current(later)
+    gallery.build_gallery(later)
+    assert page_of(proj).targets["video:scenelet-2_1"] == "failed"
+    later.build("video:scenelet-2_1", force=True)
+    assert not gallery.is_current(later)
+    gallery.build_gallery(later)
+    assert page_of(proj).targets["video:scenelet-2_1"] == "current"
+    later.close()
+
+
+def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
+    records = RecordStore(settings_for(proj).records_path)
+    records.put_operation(Operation(SAMPLE_ID, "video:scenelet-3_1", "sig", "gemini", "m", "uncertain", None, utc_now(),
+                                    None, None))
+    ctx = context(proj)
+    assert not gallery.is_current(ctx)
+    gallery.build_gallery(ctx)
+    page = page_of(proj)
+    assert page.targets["video:scenelet-3_1"] == "failed"
+    assert f"storytree resubmit {SAMPLE_ID} video:scenelet-3_1" in page.all_text
+
+
+def test_stub_assets_are_stale_for_the_real_provider_and_still_labelled_stub(proj):
+    ctx = context(proj, "gemini")
+    assert not gallery.is_current(ctx)
+    gallery.build_gallery(ctx)
+    page = page_of(proj)
+    assert set(page.targets.values()) == {"stale"}
+    assert "provider changed (stub → gemini)" in page.all_text
+    assert (proj / PAGE_REL).read_text().count('<span class="badge stub"') == 38
+
+
+def test_page_text_is_escaped(tmp_path):
+    export = json.loads(SAMPLE.read_text())
+    export["scenelets"][0]["content"]["description"] = "<script>alert('x')</script> & friends"
+    root = new_project(tmp_path / "project", export)
+    gallery.build_gallery(context(root))
+    html = (root / PAGE_REL).read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; friends" in html
+
+
+# --- the build target -----------------------------------------------------------------------------
+
+
+def test_gallery_task_is_last_in_the_story_group_and_depends_on_nothing(proj):
+    from storytree_build.doit_tasks import generate_tasks
+
+    tasks = list(generate_tasks(context(proj)))
+    by_name = {f"{t['basename']}:{t['name']}": t for t in tasks}
+    page_task = by_name[f"gallery:{SAMPLE_ID}"]
+    assert not page_task.get("task_dep") and not page_task.get("file_dep")
+    assert page_task["targets"] == [str(proj / PAGE_REL)]
+    story = by_name[f"story:{SAMPLE_ID}"]
+    assert story["task_dep"][-1] == f"gallery:{SAMPLE_ID}"
+    assert len(story["task_dep"]) == 37
+
+
+def test_gallery_alone_never_builds_or_pays(tmp_path):
+    """`doit gallery:<id>` on a story with nothing built: no asset is generated, every target is missing."""
+    root = new_project(tmp_path / "project")
+    proc = run_doit(root, f"gallery:{SAMPLE_ID}", "provider=stub")
+    assert "0 built" in proc.stdout
+    generated = root / "apps/story-tree-ui/public/generated"
+    assert not [p for p in generated.rglob("*") if p.is_file()]
+    page = page_of(root)
+    assert set(page.targets.values()) == {"missing"}
+    assert page.imgs == [] and page.videos == [] and len(page.placeholders) == 36
+
+
+def test_building_the_page_never_touches_the_provider(proj):
+    class Boom:
+        def __getattr__(self, name):
+            raise AssertionError(f"the gallery used the provider ({name})")
+
+    (proj / PAGE_REL).unlink()
+    ctx = context(proj, "stub", provider=Boom())
+    gallery.build_gallery(ctx)
+    assert (proj / PAGE_REL).is_file() and gallery.is_current(ctx)
+
+
+def test_noop_check_reuses_cached_records_and_never_opens_the_store(proj, monkeypatch):
+    calls = []
+    original = RecordStore.all_for_story
+
+    def counting(self, story_id):
+        calls.append(story_id)
+        return original(self, story_id)
+
+    monkeypatch.setattr(RecordStore, "all_for_story", counting)
+    ctx = context(proj)
+    for target in ctx.manifest.targets:  # what the assets' RecordChecks do first in a no-op build
+        assert ctx.status(target.task).current
+    assert gallery.GalleryCheck(ctx)() is True
+    assert calls == [SAMPLE_ID]
+    assert ctx._store is None and ctx._provider is None
+
+
+def test_check_sees_every_kind_of_input_change(proj):
+    settings = settings_for(proj)
+    page = proj / PAGE_REL
+    assert gallery.is_current(context(proj))
+
+    def changed(step) -> None:
+        step()
+        assert not gallery.is_current(context(proj))
+        gallery.build_gallery(context(proj))
+        assert gallery.is_current(context(proj))
+
+    template = proj / "templates/gallery/story.html.j2"
+    changed(lambda: template.write_text(template.read_text() + "\n{# edited #}\n"))
+    manifest = proj / f"manifests/{SAMPLE_ID}.yaml"
+    changed(lambda: manifest.write_text(manifest.read_text() + "# touched\n"))
+    asset = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-4/shot-2.mp4"
+    changed(asset.unlink)
+    records = RecordStore(settings.records_path)
+    rec = records.get(SAMPLE_ID, "image:scenelet-4_1")
+    changed(lambda: records.put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
+    changed(lambda: page.write_text(page.read_text().replace("Scenelet tree", "Edited by hand")))
+    changed(page.unlink)
+    changed((proj / "apps/story-tree-ui/public/index.html").unlink)
+
+
+def test_doit_noop_leaves_the_page_alone_and_rebuilds_it_when_an_input_changes(proj):
+    page = proj / PAGE_REL
+    before = page.stat().st_mtime_ns
+    proc = build_sample(proj)
+    assert "storytree: 0 built, 36 up to date, 0 failed" in proc.stdout
+    assert "review page" not in proc.stderr
+    assert page.stat().st_mtime_ns == before
+
+    (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-1/shot-1.mp4").unlink()
+    proc = run_doit(proj, f"gallery:{SAMPLE_ID}", "provider=stub")
+    assert "review page" in proc.stderr
+    assert page_of(proj).targets["video:scenelet-1_1"] == "missing"
+    after = page.stat().st_mtime_ns
+    proc = run_doit(proj, f"gallery:{SAMPLE_ID}", "provider=stub")
+    assert "review page" not in proc.stderr and page.stat().st_mtime_ns == after
+
+
+def test_unrendered_stories_are_listed_on_the_index(proj):
+    settings = settings_for(proj)
+    (settings.manifests_dir / "another-story.yaml").write_text(
+        (settings.manifests_dir / f"{SAMPLE_ID}.yaml").read_text())
+    gallery.write_index(settings)
+    index = parse_page(proj / "apps/story-tree-ui/public/index.html")
+    assert "doit gallery:another-story" in index.all_text
+    assert f"stories/{SAMPLE_ID}/index.html" in index.links
+    assert os.path.exists(settings.public_root / "stories" / SAMPLE_ID / gallery.SIDECAR_NAME)
+
+
+def test_parallel_build_ends_with_a_current_page(tmp_path):
+    """With `-n 2 -P thread` the page may render while assets are still being built; its teardown renders it again
+    once every task has finished."""
+    root = new_project(tmp_path / "project")
+    proc = run_doit(root, "-n", "2", "-P", "thread", f"story:{SAMPLE_ID}", "provider=stub")
+    assert "storytree: 36 built" in proc.stdout
+    assert gallery.is_current(context(root))
+    assert set(page_of(root).targets.values()) == {"current"}
+
+
+def test_missing_gallery_templates_are_a_clear_error(proj):
+    from storytree_build.errors import InputError
+
+    shutil.rmtree(proj / "templates/gallery")
+    with pytest.raises(InputError, match="story.html.j2 or index.html.j2"):
+        gallery.build_gallery(context(proj))

@@ -1,0 +1,138 @@
+"""The review page in a real browser: headless Debian Chromium driven by Playwright, on the sample story built with
+the stub provider and served by `storytree serve`'s server on 127.0.0.1.
+
+Skipped (loudly) when /usr/bin/chromium or the playwright package is missing, unless REQUIRE_BROWSER_TESTS=1 (CI),
+which turns the skip into a failure. `.ci/browser-install` installs Chromium; never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from gallery_support import SAMPLE_ID, build_sample, new_project, run_doit, settings_for
+
+from storytree_build.serve import make_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def require_browser():
+    problems = []
+    if not CHROMIUM.exists():
+        problems.append(f"{CHROMIUM} is missing (run .ci/browser-install as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+        problems.append("the playwright package is missing (.venv/bin/pip install -e '.[test]')")
+    if problems:
+        message = "!!! BROWSER TEST NOT RUN: " + "; ".join(problems) + " !!!"
+        if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+            pytest.fail(message + " (REQUIRE_BROWSER_TESTS=1)")
+        warnings.warn(message)
+        pytest.skip(message)
+    return sync_playwright
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    root = new_project(tmp_path / "project")
+    build_sample(root)
+    server = make_server(settings_for(root).public_root, 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+BROKEN_IMAGES = "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
+ALL_IMAGES_SETTLED = "[...document.images].every(i => i.complete)"
+ALL_VIDEOS_HAVE_METADATA = "[...document.querySelectorAll('video')].every(v => v.readyState >= 1)"
+SEEK = """v => new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('no seeked event')), 10000);
+  v.addEventListener('seeked', () => { clearTimeout(timer); resolve(v.currentTime); }, {once: true});
+  v.currentTime = Math.min(0.5, v.duration / 2);
+})"""
+
+
+def test_sample_story_page_in_chromium(served):
+    sync_playwright = require_browser()
+    root, base = served
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    bad_responses: list[str] = []
+    partial_videos: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} {r.failure}")
+                    if ".mp4" not in r.url else None)  # the player cancels its own range requests while seeking
+            page.on("response", lambda r: bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("response", lambda r: partial_videos.append(r.url) if r.status == 206 and ".mp4" in r.url else None)
+
+            # the index links to the story page
+            page.goto(f"{base}/")
+            assert "Wren and the Runaway Weathervane" in page.inner_text("body")
+            page.click(f"a[href='stories/{SAMPLE_ID}/index.html']")
+            page.wait_for_load_state("load")
+            assert page.url.endswith(f"/stories/{SAMPLE_ID}/index.html")
+
+            page.wait_for_function(ALL_IMAGES_SETTLED)
+            n_images = page.evaluate("document.images.length")
+            assert n_images >= 36
+            assert page.evaluate(BROKEN_IMAGES) == []
+            page.wait_for_function(ALL_VIDEOS_HAVE_METADATA)
+            assert page.evaluate("document.querySelectorAll('video').length") == 12
+            assert page.evaluate("document.querySelectorAll('details[open]').length") == 0
+            assert page.locator(".badge.stub").count() >= 36
+            # videos seek: the server answers byte ranges
+            video = page.locator("video").first
+            assert video.evaluate(SEEK) > 0
+            assert partial_videos, "no 206 answer for any video"
+            page.screenshot(path=str(ARTIFACTS / "gallery.png"), full_page=True)
+
+            # missing assets: placeholders, never a broken image
+            generated = root / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-2"
+            (generated / "shot-1_key_frame.png").unlink()
+            (generated / "shot-1.mp4").unlink()
+            run_doit(root, f"gallery:{SAMPLE_ID}", "provider=stub")
+            page.reload()
+            page.wait_for_load_state("load")
+            page.wait_for_function(ALL_IMAGES_SETTLED)
+            assert page.evaluate(BROKEN_IMAGES) == []
+            page.wait_for_function(ALL_VIDEOS_HAVE_METADATA)
+            assert page.evaluate("document.querySelectorAll('video').length") == 11
+            assert page.locator(".placeholder[data-task='image:scenelet-2_1']").is_visible()
+            assert page.locator(".placeholder[data-task='video:scenelet-2_1']").is_visible()
+            page.locator("#shot-scenelet-2_1").screenshot(path=str(ARTIFACTS / "gallery-missing-shot.png"))
+        finally:
+            browser.close()
+    assert errors == []
+    assert bad_responses == []
+
+
+def test_missing_browser_is_a_loud_skip_or_a_failure_in_ci(monkeypatch, tmp_path):
+    import test_gallery_browser as me
+
+    monkeypatch.setattr(me, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("REQUIRE_BROWSER_TESTS", raising=False)
+    with pytest.warns(UserWarning, match="BROWSER TEST NOT RUN"), pytest.raises(pytest.skip.Exception, match="!!!"):
+        me.require_browser()
+    monkeypatch.setenv("REQUIRE_BROWSER_TESTS", "1")
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_BROWSER_TESTS=1"):
+        me.require_browser()
