@@ -277,6 +277,11 @@ class BuildContext:
                 f"{target.task}: a paid submit at {pending.submitted_at} may have reached the provider but no "
                 "operation name came back. Check the provider's console; to pay for a new video on purpose run "
                 f"`storytree resubmit {sid} {target.task}` and build again.")
+        if pending is not None and pending.provider != self.provider_name:
+            raise InputError(
+                f"{target.task}: a video operation submitted with provider {pending.provider} is pending; build with "
+                f"provider={pending.provider} to collect it, or abandon it with "
+                f"`storytree resubmit {sid} {target.task}`.")
         if pending is not None and pending.state == "submitted" and pending.operation:
             inputs = self.checker.current_inputs(target) or {}
             resumed = True
