@@ -11,6 +11,8 @@ import pytest
 from storytree_build.settings import Settings, load_settings
 from storytree_build.store import SqliteStoryStore
 
+pytest_plugins = ["pg_services"]  # throwaway Postgres + PostgREST for the Supabase store (tests/pg_services.py)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "sample-story.json"
 SAMPLE_ID = "5e1f0c2a-7b3d-4c8e-9a61-0d2f4b6c8e10"
