@@ -97,11 +97,15 @@ def check_download_link(argv: list[str]) -> str | None:
     if not uses:
         return None
     skip = {i + 1 for i in uses if argv[i] == "--download-link"}
+    if any(i < len(argv) and "=" in argv[i] and not argv[i].startswith("-") for i in skip):
+        # doit takes every NAME=VALUE argument for a variable before any task option is parsed.
+        raise InvalidCommand("a link containing '=' (every Gemini link ends in ?alt=media) must be attached to the "
+                             "option: `doit video:<scenelet-id>_<n> --download-link=URL`.")
     named = [a for i, a in enumerate(argv)
              if i not in skip and not a.startswith("-") and "=" not in a and a != "run"]
     if len(uses) != 1 or len(named) != 1 or not named[0].startswith("video:") or "*" in named[0]:
         raise InvalidCommand(
-            "--download-link applies to exactly one shot: `doit video:<scenelet-id>_<n> --download-link URL` "
+            "--download-link applies to exactly one shot: `doit video:<scenelet-id>_<n> --download-link=URL` "
             "(no other tasks, groups or wildcards in the same command).")
     return named[0]
 

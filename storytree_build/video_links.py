@@ -1,6 +1,6 @@
 """Download-only mode: fetch an already generated video from its link into one shot's target.
 
-`doit video:<scenelet-id>_<n> --download-link URL` calls no model. The provider checks that the link
+`doit video:<scenelet-id>_<n> --download-link=URL` calls no model. The provider checks that the link
 points at its own API host (the key is never sent anywhere else) before downloading.
 """
 

@@ -13,6 +13,9 @@ Secrets: the API key lives only in the client's `x-goog-api-key` header. Message
 error's code, status and server message (never from request objects or the client), and a logging
 filter redacts the key from anything a handler would print. With `CI` set, only loopback endpoints are
 called. Facts behind the choices: docs/gemini-api.md §1.3 (result shapes), §3 (errors, retries, timeouts).
+
+Shot videos (submit once, poll, stream the download) live in `gemini_video.py`; the three video methods below
+delegate to it.
 """
 
 from __future__ import annotations
@@ -381,18 +384,33 @@ class GeminiProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "[redacted]") if self._secret else text
 
-    # -- video (another change implements it) -----------------------------------------------------
+    # -- video: submit once, poll, stream (providers/gemini_video.py) -------------------------------
+    def _video(self) -> Any:
+        with _VIDEO_LOCK:
+            video = getattr(self, "_video_client", None)
+            if video is None:
+                from .gemini_video import GeminiVideo
+
+                video = self._video_client = GeminiVideo(self._secret, self.options, self.base_url)
+            return video
+
     def submit_video(self, request: VideoRequest) -> str:
-        raise NotImplementedError("gemini video generation is not implemented yet (see the video change)")
+        return self._video().submit(request)
 
     def poll_video(self, operation: str) -> VideoStatus:
-        raise NotImplementedError("gemini video generation is not implemented yet (see the video change)")
+        return self._video().poll(operation)
 
     def download_video(self, status: VideoStatus, destination: Path) -> None:
-        raise NotImplementedError("gemini video generation is not implemented yet (see the video change)")
+        self._video().download(status, destination)
 
     def close(self) -> None:
+        video = getattr(self, "_video_client", None)
+        if video is not None:
+            video.close()
         try:
             self._client.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
+
+
+_VIDEO_LOCK = threading.Lock()

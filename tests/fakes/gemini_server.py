@@ -12,9 +12,9 @@ A rule applies to a call when its model and text filters match; it plays its ste
 `then` step forever (or retires when it has none). Calls no rule claims get `default_step` ("ok_png").
 
 Routes are a dispatch table of (method, path regex, handler); handlers take the recorded request and the
-regex match and return a `Reply`. Only image generation is served today; video routes
-(`:predictLongRunning`, `GET …/operations/…`, `GET /v1beta/files/<id>:download`, `/v1beta/interactions`)
-plug in with `server.add_route(...)` and can reuse `play`/`next_step` with their own step names.
+regex match and return a `Reply`. Image generation is served by `generate_content`; the video routes
+(`/v1beta/interactions`, `:predictLongRunning`, `GET …/operations/…`, `GET /v1beta/files/<id>:download`) are
+plugged in the same way by `FakeVideo` (end of this file), reachable as `server.video`.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Reply:
     body: bytes | str | dict[str, Any] = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to stall before answering (the client may give up first)
+    cut_after: int | None = None  # announce the full Content-Length, send only this many bytes, then hang up
 
 
 @dataclass
@@ -135,7 +136,9 @@ def image_response(data: bytes, mime_type: str, text: str | None = None) -> dict
 class FakeGemini:
     """Thread-safe recorder + scripted responder. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, slow_seconds: float = 2.0, retry_delay: str = "0.01s", latency: float = 0.0):
+    def __init__(self, slow_seconds: float = 2.0, retry_delay: str = "0.01s", latency: float = 0.0,
+                 host: str = "127.0.0.1"):
+        self.host = host  # another loopback address (127.0.0.2) makes a second, "foreign" host
         self.requests: list[Recorded] = []
         self.rules: list[Rule] = []
         self.default_step = "ok_png"
@@ -175,6 +178,7 @@ class FakeGemini:
             "malformed": lambda c: Reply(200, "<html>upstream proxy hiccup</html>", {"content-type": "text/html"}),
             "slow": lambda c: Reply(body=image_response(tiny_image("PNG"), "image/png"), delay=self.slow_seconds),
         }
+        self.video = FakeVideo(self)  # the video routes (interactions, predictLongRunning, operations, files)
 
     # -- scripting --------------------------------------------------------------------------------
     def add_route(self, method: str, pattern: str | re.Pattern[str],
@@ -253,7 +257,7 @@ class FakeGemini:
             handler.send_header(name, value)
         handler.send_header("content-length", str(len(payload)))
         handler.end_headers()
-        handler.wfile.write(payload)
+        handler.wfile.write(payload if reply.cut_after is None else payload[:reply.cut_after])
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -275,7 +279,7 @@ class FakeGemini:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-gemini", daemon=True)
@@ -295,3 +299,233 @@ class FakeGemini:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- video ------------------------------------------------------------------------------------------------
+INTERACTIONS_ROUTE = re.compile(r"^/(?P<version>v1beta|v1)/interactions$")
+INTERACTION_ROUTE = re.compile(r"^/(?P<version>v1beta|v1)/interactions/(?P<ident>[^/]+)$")
+PREDICT_ROUTE = re.compile(r"^/(?P<version>v1beta|v1)/models/(?P<vmodel>[^/:]+):predictLongRunning$")
+OPERATION_ROUTE = re.compile(r"^/(?P<version>v1beta|v1)/(?P<name>models/[^/]+/operations/[^/]+)$")
+FILE_ROUTE = re.compile(r"^/(?P<version>v1beta|v1)/files/(?P<fid>[a-z0-9]+):download$")
+
+
+def fake_mp4(label: str, size: int = 1_500_000) -> bytes:
+    """The stub provider's playable MP4 plus a top-level `free` box naming the video (and padding it past one
+    download chunk, so streaming is exercised)."""
+    import struct
+    from importlib import resources
+
+    fixture = resources.files("storytree_build.providers").joinpath("stub_video.mp4").read_bytes()
+    payload = f"fake gemini video {label}".encode().ljust(max(0, size - len(fixture) - 8), b".")
+    return fixture + struct.pack(">I4s", 8 + len(payload), b"free") + payload
+
+
+@dataclass
+class FakeOperation:
+    api: str  # interactions | predict_long_running
+    name: str  # interaction id, or the long-running operation's full name
+    model: str
+    file_id: str
+    outcome: str  # done | done_inline | error | rai | pending (until release())
+    polls_left: int  # pending answers before the outcome
+    polls: int = 0
+
+
+class FakeVideo:
+    """The video half of the fake: scripted per phase, every request recorded by the server as usual.
+
+        fake.video.play_submit("rate_limited", "accept")   # next submits: 429 (RetryInfo), then accepted
+        fake.video.next_outcome("done", pending=2)          # the next operation: 2 pending polls, then a uri
+        fake.video.play_poll("unavailable")                 # the next poll answers 503 first
+        fake.video.play_download("cut", "ok")               # first download hangs up mid-body, then a full one
+        fake.video.release()                                # let every "pending" operation finish
+
+    Submit steps: accept, rate_limited, retired, internal, bad_request, slow (accepted, answered too late).
+    Outcomes: done, done_inline, error, rai, pending. Poll steps: unavailable, rate_limited, gone.
+    Download steps: ok, cut, redirect (302 to `redirect_to`, another FakeGemini), unavailable, gone, not_mp4.
+    """
+
+    def __init__(self, fake: FakeGemini):
+        self.fake = fake
+        self.operations: dict[str, FakeOperation] = {}
+        self.files: dict[str, bytes] = {}
+        self.submit_steps: deque[str] = deque()
+        self.outcomes: deque[tuple[str, int]] = deque()
+        self.default_outcome: tuple[str, int] = ("done", 1)
+        self.poll_steps: deque[str] = deque()
+        self.download_steps: deque[str] = deque()
+        self.redirect_to: FakeGemini | None = None
+        self.submit_calls: list[Recorded] = []
+        self.poll_calls: list[Recorded] = []
+        self.download_calls: list[Recorded] = []
+        self._counter = 0
+        fake.add_route("POST", INTERACTIONS_ROUTE, self.create_interaction)
+        fake.add_route("GET", INTERACTION_ROUTE, self.get_interaction)
+        fake.add_route("POST", PREDICT_ROUTE, self.predict_long_running)
+        fake.add_route("GET", OPERATION_ROUTE, self.get_operation)
+        fake.add_route("GET", FILE_ROUTE, self.download)
+
+    # -- scripting ----------------------------------------------------------------------------------
+    def play_submit(self, *steps: str) -> None:
+        self.submit_steps.extend(steps)
+
+    def next_outcome(self, outcome: str, pending: int = 0) -> None:
+        self.outcomes.append((outcome, pending))
+
+    def play_poll(self, *steps: str) -> None:
+        self.poll_steps.extend(steps)
+
+    def play_download(self, *steps: str) -> None:
+        self.download_steps.extend(steps)
+
+    def release(self) -> None:
+        with self.fake._lock:
+            for op in self.operations.values():
+                if op.outcome == "pending":
+                    op.outcome, op.polls_left = "done", 0
+
+    def add_file(self, data: bytes | None = None) -> str:
+        """Store a finished video and return its download link on this server."""
+        with self.fake._lock:
+            fid = self._new_id("file")
+            self.files[fid] = data if data is not None else fake_mp4(fid)
+        return self.file_uri(fid)
+
+    def file_uri(self, fid: str) -> str:
+        return f"{self.fake.url}/v1beta/files/{fid}:download?alt=media"
+
+    # -- submit -------------------------------------------------------------------------------------
+    def _new_id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter}x{threading.get_ident() % 100000:05d}"
+
+    def _submit(self, call: Recorded, api: str, model: str) -> tuple[Reply | None, FakeOperation | None]:
+        with self.fake._lock:
+            self.submit_calls.append(call)
+            step = self.submit_steps.popleft() if self.submit_steps else "accept"
+            if step == "rate_limited":
+                return Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded for video generation "
+                                             "requests per minute.", [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.fake.retry_delay}])), None
+            if step == "retired":
+                return Reply(404, error_body(404, "NOT_FOUND", f"models/{model} is no longer available to new "
+                                             "users. Please update your code to use a newer model.")), None
+            if step == "internal":
+                return Reply(500, error_body(500, "INTERNAL", "Internal error encountered.")), None
+            if step == "bad_request":
+                return Reply(400, error_body(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")), None
+            outcome, pending = self.outcomes.popleft() if self.outcomes else self.default_outcome
+            fid = self._new_id("file")
+            self.files[fid] = fake_mp4(fid)
+            ident = self._new_id("int" if api == "interactions" else "op")
+            name = ident if api == "interactions" else f"models/{model}/operations/{ident}"
+            op = FakeOperation(api, name, model, fid, outcome, pending if outcome != "pending" else 10 ** 9)
+            self.operations[name] = op
+            delay = self.fake.slow_seconds if step == "slow" else 0.0
+            return Reply(delay=delay), op
+
+    def create_interaction(self, call: Recorded, match: re.Match[str]) -> Reply:
+        model = str((call.body or {}).get("model") or "")
+        reply, op = self._submit(call, "interactions", model)
+        if op is None:
+            return reply  # type: ignore[return-value]
+        reply.body = {"id": op.name, "status": "in_progress", "model": model}  # type: ignore[union-attr]
+        return reply  # type: ignore[return-value]
+
+    def predict_long_running(self, call: Recorded, match: re.Match[str]) -> Reply:
+        reply, op = self._submit(call, "predict_long_running", match.group("vmodel"))
+        if op is None:
+            return reply  # type: ignore[return-value]
+        reply.body = {"name": op.name}  # type: ignore[union-attr]
+        return reply  # type: ignore[return-value]
+
+    # -- poll ---------------------------------------------------------------------------------------
+    def _poll(self, call: Recorded, name: str) -> tuple[Reply | None, FakeOperation | None, bool]:
+        """(error reply, operation, finished?)."""
+        with self.fake._lock:
+            self.poll_calls.append(call)
+            step = self.poll_steps.popleft() if self.poll_steps else "ok"
+            if step == "unavailable":
+                return Reply(503, error_body(503, "UNAVAILABLE", "The service is currently unavailable.")), None, False
+            if step == "rate_limited":
+                return Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.fake.retry_delay}])), \
+                    None, False
+            op = self.operations.get(name)
+            if op is None or step == "gone":
+                return Reply(404, error_body(404, "NOT_FOUND", f"Operation {name} not found.")), None, False
+            op.polls += 1
+            if op.polls_left > 0:
+                op.polls_left -= 1
+                return None, op, False
+            return None, op, True
+
+    def get_interaction(self, call: Recorded, match: re.Match[str]) -> Reply:
+        reply, op, finished = self._poll(call, match.group("ident"))
+        if op is None:
+            return reply  # type: ignore[return-value]
+        if not finished:
+            return Reply(body={"id": op.name, "status": "queued" if op.polls == 1 else "in_progress"})
+        body: dict[str, Any] = {"id": op.name, "model": op.model, "status": "completed", "steps": [  # live shape:
+            {"type": "user_input", "content": [{"type": "text", "text": "(the prompt)"}]},  # TanStack/ai#871
+            {"type": "thought", "signature": "fake-signature"}]}
+        if op.outcome == "done":
+            body["steps"].append({"type": "model_output", "content": [
+                {"type": "video", "mime_type": "video/mp4", "uri": self.file_uri(op.file_id)}]})
+        elif op.outcome == "done_inline":
+            body["steps"].append({"type": "model_output", "content": [
+                {"type": "video", "mime_type": "video/mp4", "data": base64.b64encode(self.files[op.file_id]).decode()}]})
+        elif op.outcome == "error":
+            body.update(status="failed", errors=[{"code": "https://ai.google.dev/errors/internal",
+                                                  "message": "Video generation failed due to an internal error."}])
+        elif op.outcome == "rai":
+            body.update(status="failed", errors=[{"code": "https://ai.google.dev/errors/safety",
+                                                  "message": "The video was blocked by the safety filters."}])
+        return Reply(body=body)
+
+    def get_operation(self, call: Recorded, match: re.Match[str]) -> Reply:
+        reply, op, finished = self._poll(call, match.group("name"))
+        if op is None:
+            return reply  # type: ignore[return-value]
+        if not finished:  # both pending shapes of gemini-api.md §4.3
+            return Reply(body={"name": op.name} if op.polls == 1 else
+                         {"name": op.name, "done": False, "metadata": {"progressPercent": 50}})
+        body: dict[str, Any] = {"name": op.name, "done": True}
+        answer: dict[str, Any] = {}
+        if op.outcome == "done":
+            answer = {"generatedSamples": [{"video": {"uri": self.file_uri(op.file_id)}}]}
+        elif op.outcome == "done_inline":
+            answer = {"generatedSamples": [{"video": {"encodedVideo": base64.b64encode(self.files[op.file_id]).decode(),
+                                                      "encoding": "video/mp4"}}]}
+        elif op.outcome == "error":
+            body["error"] = {"code": 13, "message": "Video generation failed due to an internal error."}
+        elif op.outcome == "rai":
+            answer = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [
+                "The video could not be generated because it may violate the usage guidelines."]}
+        if "error" not in body:
+            body["response"] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta."
+                                         "PredictLongRunningResponse", "generateVideoResponse": answer}
+        return Reply(body=body)
+
+    # -- download -----------------------------------------------------------------------------------
+    def download(self, call: Recorded, match: re.Match[str]) -> Reply:
+        fid = match.group("fid")
+        with self.fake._lock:
+            self.download_calls.append(call)
+            step = self.download_steps.popleft() if self.download_steps else "ok"
+            data = self.files.get(fid)
+        if data is None or step == "gone":
+            return Reply(404, error_body(404, "NOT_FOUND", f"File {fid} not found."))
+        if step == "unavailable":
+            return Reply(503, error_body(503, "UNAVAILABLE", "The service is currently unavailable."))
+        if step == "not_mp4":
+            return Reply(200, "<html>sign in</html>", {"content-type": "text/html"})
+        if step == "redirect":
+            other = self.redirect_to
+            assert other is not None, "set fake.video.redirect_to to a second FakeGemini first"
+            other.video.files[fid] = data
+            return Reply(302, b"", {"location": other.video.file_uri(fid)})
+        headers = {"content-type": "video/mp4"}
+        if step == "cut":
+            return Reply(200, data, headers, cut_after=len(data) // 3)
+        return Reply(200, data, headers)
