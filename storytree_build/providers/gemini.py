@@ -36,7 +36,9 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from ..errors import ConfigError, GenerationRefused, ProviderError, RetryableProviderError, StorytreeError
+from ..errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
+                      StorytreeError)
+from ..quota import daily_reset_hint, quota_window
 from ..settings import GeminiSettings, ImageTargetConfig
 from .base import ImageRequest, ImageResult, VideoRequest, VideoStatus
 
@@ -357,6 +359,11 @@ class GeminiProvider:
         status = getattr(exc, "status", None) or ""
         message = self._redact(_short(str(getattr(exc, "message", "") or "")))
         summary = f"HTTP {code} {status}: {message}".strip().rstrip(":")
+        if code == 429 and quota_window(getattr(exc, "details", None)) == "day":
+            hint = daily_reset_hint()
+            return QuotaExhausted(f"{request.task}: the daily quota of {request.model} is used up ({summary}); "
+                                  f"not retried, and no new images are sent to it in this run. {hint}.",
+                                  request.model, hint)
         if code in RETRYABLE_STATUS or code >= 500:
             return retry_delay(exc), summary
         if code == 404:

@@ -42,7 +42,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ..errors import (ConfigError, InputError, ProviderError, RetryableProviderError, StorytreeError,
+from ..quota import daily_reset_hint, quota_window
+from ..errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
                       SubmitUncertain)
 from ..settings import GeminiSettings, VideoTargetConfig
 from .base import VideoRequest, VideoStatus
@@ -252,6 +253,11 @@ class GeminiVideo:
                 f"{task}: the paid video submit got no usable answer ({failure.summary}); the job may exist and be "
                 "charged, so it is not sent again automatically. Check the provider's console; to pay for a new "
                 f"video on purpose run `storytree resubmit <story-id> {task}` and build again."), False
+        if code == 429 and quota_window(failure.body) == "day":
+            hint = daily_reset_hint()
+            return QuotaExhausted(f"{task}: the daily video quota of {request.model} is used up ({failure.summary}); "
+                                  f"nothing was started or charged, and no new videos are submitted to it in this "
+                                  f"run. {hint}.", request.model, hint), False
         if code in (408, 429):
             return RetryableProviderError(
                 f"{task}: the video API refused the submit ({failure.summary}); nothing was started or charged. "

@@ -166,6 +166,12 @@ class FakeGemini:
             "rate_limited": lambda c: Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded for requests "
                                                             "per minute.", [
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay}])),
+            "quota_per_day": lambda c: Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "You exceeded your current "
+                                                            "quota, please check your plan and billing details.", [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model_per_day",
+                    "quotaId": "GenerateRequestsPerDayPerProjectPerModel"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3600s"}])),
             "unavailable": lambda c: Reply(503, error_body(503, "UNAVAILABLE", "The model is overloaded.")),
             "internal": lambda c: Reply(500, error_body(500, "INTERNAL", "Internal error encountered.")),
             "bad_request": lambda c: Reply(400, error_body(400, "INVALID_ARGUMENT", "Request contains an invalid "
@@ -407,6 +413,8 @@ class FakeVideo:
                 return Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded for video generation "
                                              "requests per minute.", [
                     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.fake.retry_delay}])), None
+            if step == "quota_per_day":
+                return self.fake.steps["quota_per_day"](call), None
             if step == "retired":
                 return Reply(404, error_body(404, "NOT_FOUND", f"models/{model} is no longer available to new "
                                              "users. Please update your code to use a newer model.")), None
