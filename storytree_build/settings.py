@@ -94,6 +94,7 @@ class Settings(BaseModel):
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     prices: Any = Field(default_factory=_price_table)  # pricing.PriceTable (`[prices]` in storytree.toml)
     max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
+    stub_call_log: Path | None = None  # the stub appends one line per "paid" call (tests count re-payments)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
     video_poll_interval_seconds: float = Field(10.0, ge=0)
     # How long one build waits for a video; past it the operation stays recorded and the next run resumes it.
@@ -172,6 +173,8 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["supabase_url"] = env["SUPABASE_URL"]
     if env.get("SUPABASE_SERVICE_ROLE_KEY"):
         data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
+    if env.get("STORYTREE_STUB_CALL_LOG"):
+        data["stub_call_log"] = Path(env["STORYTREE_STUB_CALL_LOG"])
     if env.get("STORYTREE_STUB_DELAY"):
         data["stub_delay_seconds"] = float(env["STORYTREE_STUB_DELAY"])
     if env.get("STORYTREE_MAX_COST"):

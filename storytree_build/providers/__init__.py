@@ -27,7 +27,7 @@ def register(name: str, desc: str, factory: Callable[..., Provider], needs_key: 
 def _stub(settings) -> Provider:  # noqa: ANN001
     from .stub import StubProvider
 
-    return StubProvider(delay_seconds=settings.stub_delay_seconds)
+    return StubProvider(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
 
 
 def _gemini(settings) -> Provider:  # noqa: ANN001

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import time
 from importlib import resources
@@ -35,11 +36,22 @@ def _font(size: int) -> ImageFont.ImageFont:
 class StubProvider:
     name = "stub"
 
-    def __init__(self, delay_seconds: float = 0.0) -> None:
+    def __init__(self, delay_seconds: float = 0.0, call_log: Path | None = None) -> None:
         self._submitted: dict[str, VideoRequest] = {}
         self.delay_seconds = delay_seconds
+        self.call_log = call_log
+
+    def _log_call(self, task: str) -> None:
+        if self.call_log is not None:
+            # O_APPEND: lines from concurrent processes never interleave
+            fd = os.open(self.call_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, f"{task}\n".encode())
+            finally:
+                os.close(fd)
 
     def generate_image(self, request: ImageRequest) -> ImageResult:
+        self._log_call(request.task)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
         width, height = stub_size(request.aspect_ratio)
@@ -59,6 +71,7 @@ class StubProvider:
         return ImageResult(data=buffer.getvalue(), mime_type="image/png", text=None)
 
     def submit_video(self, request: VideoRequest) -> str:
+        self._log_call(request.task)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
         operation = f"stub-operations/{request.prompt_sha256[:24]}"
