@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import io
+import struct
+import zlib
 import logging
 import os
 import tempfile
@@ -210,7 +212,7 @@ class BuildContext:
         target = self.target(task)
         with self.target_lock(task):
             self._remove_leftovers(target)
-            self.checker.refresh()  # another process may have built it while we waited
+            self.checker.refresh(task)  # another process may have built it while we waited
             status = self.checker.status(task)
             if status.current and not force:
                 return self._done(BuildOutcome(task, "up to date"))
@@ -411,7 +413,7 @@ class BuildContext:
                 self.store.set_shot_path(self.manifest.story_id, location.scenelet_id, location.shot_index,
                                          location.column, target.output)
         self.records.mark_published(self.manifest.story_id, target.task)
-        self.checker.refresh()
+        self.checker.refresh(target.task)
 
     def close(self) -> None:
         if self._provider is not None:
@@ -440,24 +442,35 @@ def _plate_prompt(view: StoryView, target: Target) -> str:
 
 
 def to_png_with_provenance(data: bytes, target: Target, provider: str) -> bytes:
-    """Verify the provider's bytes are an image, store PNG, and embed provenance as PNG text chunks."""
+    """Verify the provider's bytes are an image, store PNG, and embed provenance as PNG text chunks.
+    A PNG keeps its encoded pixels (chunks are spliced in before IEND); other formats are converted."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
         image = Image.open(io.BytesIO(data))
-        image.load()
+        image.load()  # decodes every pixel: a truncated or corrupt image fails here
     except Exception as exc:
         raise ProviderError(f"{target.task}: the provider returned bytes that are not a valid image ({exc}).") from exc
+    items = (("storytree:task", target.task), ("storytree:prompt_sha256", target.prompt_sha256),
+             ("storytree:model", target.model), ("storytree:provider", provider), ("storytree:built_at", utc_now()))
+    if image.format == "PNG" and data.endswith(_IEND):
+        chunks = b"".join(_png_chunk(b"iTXt", key.encode() + b"\0\0\0\0\0" + value.encode()) for key, value in items)
+        return data[: -len(_IEND)] + chunks + _IEND
     if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
         image = image.convert("RGBA")
     info = PngImagePlugin.PngInfo()
-    for key, value in (("storytree:task", target.task), ("storytree:prompt_sha256", target.prompt_sha256),
-                       ("storytree:model", target.model), ("storytree:provider", provider),
-                       ("storytree:built_at", utc_now())):
-        info.add_text(key, value)
+    for key, value in items:
+        info.add_itxt(key, value)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def verify_mp4(path: Path, task: str) -> None:

@@ -78,9 +78,23 @@ class StatusChecker:
         self._cache: dict[str, Record] | None = None
         self._operations: dict[str, Any] | None = None
 
-    def refresh(self) -> None:
-        self._cache = None
-        self._operations = None
+    def refresh(self, task: str | None = None) -> None:
+        """Forget cached records: all of them, or only `task`'s (re-read at once; a build touches one target)."""
+        if task is None or self._cache is None:
+            self._cache = None
+            self._operations = None
+            return
+        record = self.records.get(self.manifest.story_id, task)
+        if record is None:
+            self._cache.pop(task, None)
+        else:
+            self._cache[task] = record
+        if self._operations is not None:
+            operation = self.records.get_operation(self.manifest.story_id, task)
+            if operation is None:
+                self._operations.pop(task, None)
+            else:
+                self._operations[task] = operation
 
     def operation(self, task: str):  # noqa: ANN201 - records.Operation | None
         if self._operations is None:

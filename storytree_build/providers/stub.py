@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -26,6 +27,7 @@ def stub_size(aspect_ratio: str) -> tuple[int, int]:
     return (512, max(1, round(512 * h / w)))
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.truetype("DejaVuSans-Bold.ttf", size)

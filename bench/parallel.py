@@ -1,0 +1,76 @@
+"""Parallel build benchmark: N independent targets, each with a provider latency of L seconds, built by
+`doit -n c -P thread` with the offline provider. Goal (issue 6): wall ≤ 1.10 × N·L/c.
+
+Prints the ratio measured in this run; results go to bench/RESULTS.md by hand.
+Usage: .venv/bin/python bench/parallel.py [N] [L] [c]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STORY = "bench-parallel"
+
+
+def synthetic_story(n: int) -> dict:
+    palette = [{"color_name": "ink", "hex_code": "#112233", "usage_notes": "lines"}]
+    envs = [{"environment_id": f"place-{i}", "associated_scenelet_ids": [],
+             "detailed_description": {"overall_description": f"place {i}"}} for i in range(n)]
+    vdd = {"global_aesthetic": {"visual_style": {"name": "bench", "description": "flat"}, "master_color_palette": palette},
+           "character_designs": [{"character_id": "hero", "role": "lead", "detailed_description": {}}],
+           "environment_designs": envs}
+    vrp = {"character_model_sheets": [{"character_id": "hero", "reference_plates": [{
+               "plate_description": "sheet", "type": "CHARACTER_MODEL_SHEET",
+               "image_generation_prompt": "A model sheet of the hero, front, side and back, even studio light, " * 2}]}],
+           "environment_keyframes": [{"environment_id": f"place-{i}", "keyframes": [{
+               "keyframe_description": "wide", "image_generation_prompt": f"Wide view of place {i} at dusk, soft "
+                                                                          "lighting and a calm atmosphere. " * 2}]}
+               for i in range(n)]}
+    story = {"id": STORY, "display_name": "Parallel bench", "initial_prompt": "bench", "story_constitution": None,
+             "visual_design_document": vdd, "audio_design_document": None, "visual_reference_package": vrp,
+             "created_at": "2026-11-21T00:00:00+00:00", "updated_at": "2026-11-21T00:00:00+00:00"}
+    return {"stories": [story], "scenelets": [], "shots": []}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 120
+    latency = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 6
+    root = REPO / "bench" / "out" / "parallel"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for folder in ("templates", "system_prompts"):
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    (root / "manifests").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STORYTREE_", "GEMINI_", "GOOGLE_"))}
+    env.update(STORYTREE_ROOT=str(root), STORYTREE_STATE_DIR=str(root / ".storytree"),
+               STORYTREE_STUB_DELAY=str(latency))
+    bin_dir = Path(sys.executable).parent
+    (root / "story.json").write_text(json.dumps(synthetic_story(n)))
+    subprocess.run([bin_dir / "storytree", "import", "story.json"], cwd=root, env=env, check=True)
+    subprocess.run([bin_dir / "storytree", "manifest", STORY], cwd=root, env=env, check=True)
+    targets = n + 1  # the environments plus the one character sheet
+    command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "ref", "provider=stub"]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    noop = time.perf_counter() - started
+    ideal = targets * latency / workers
+    print(f"parallel build: N={targets} targets, L={latency}s, c={workers} threads")
+    print(f"  ideal N·L/c = {ideal:.2f}s; wall = {wall:.2f}s; ratio = {wall / ideal:.3f} (goal ≤ 1.10)")
+    print(f"  of which process start + load + checks (the no-op of the same command) = {noop:.2f}s; "
+          f"ratio without it = {(wall - noop) / ideal:.3f}")
+
+
+if __name__ == "__main__":
+    main()
