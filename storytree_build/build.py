@@ -21,9 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
-
-from PIL import Image, PngImagePlugin
+from typing import TYPE_CHECKING, Iterator
 
 from . import paths
 from .atomic import write_bytes_atomic
@@ -31,13 +29,15 @@ from .errors import BudgetExceeded, GenerationRefused, InputError, ProviderError
 from .hashing import FileHasher
 from .manifest import Manifest, Target
 from .pricing import estimate
-from .prompts import PromptRenderer, key_frame_references, video_references
 from .providers import ImageRequest, Provider, ReferenceImage, VideoRequest, make_provider
 from .records import Operation, Record, RecordStore, utc_now
 from .settings import Settings
 from .status import Status, StatusChecker, identity_of, signature_of
-from .story import StoryView
-from .store import StoryStore, open_store
+
+if TYPE_CHECKING:  # imported where used: a no-op build needs none of them
+    from .prompts import PromptRenderer
+    from .store import StoryStore
+    from .story import StoryView
 
 log = logging.getLogger("storytree")
 
@@ -125,6 +125,8 @@ class BuildContext:
     def store(self) -> StoryStore:
         with self._lazy:
             if self._store is None:
+                from .store import open_store
+
                 self._store = open_store(self.settings)
             return self._store
 
@@ -139,11 +141,15 @@ class BuildContext:
         store = self.store
         with self._lazy:
             if self._view is None:
+                from .story import StoryView
+
                 self._view = StoryView.from_snapshot(store.load_story(self.manifest.story_id))
             return self._view
 
     @cached_property
     def renderer(self) -> PromptRenderer:
+        from .prompts import PromptRenderer
+
         return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
 
     def target(self, task: str) -> Target:
@@ -155,10 +161,10 @@ class BuildContext:
     # -- prompts ------------------------------------------------------------------------------
     def render(self, target: Target) -> tuple[str, str | None]:
         """Re-render the target's prompt from the store and insist it matches the manifest."""
+        from .prompts import key_frame_references
+
         view = self.story_view()
-        renderer = getattr(self, "_renderer", None)
-        if renderer is None:  # one Jinja environment per context: templates compile once, not once per target
-            renderer = self._renderer = PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+        renderer = self.renderer  # one Jinja environment per context: templates compile once, not once per target
         if target.kind in ("character_plate", "environment_keyframe"):
             prompt = renderer.visual_reference(_plate_prompt(view, target))
         else:
@@ -444,6 +450,8 @@ def _plate_prompt(view: StoryView, target: Target) -> str:
 def to_png_with_provenance(data: bytes, target: Target, provider: str) -> bytes:
     """Verify the provider's bytes are an image, store PNG, and embed provenance as PNG text chunks.
     A PNG keeps its encoded pixels (chunks are spliced in before IEND); other formats are converted."""
+    from PIL import Image, PngImagePlugin
+
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()

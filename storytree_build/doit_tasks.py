@@ -179,7 +179,7 @@ def settings_story_env() -> str | None:
 
 
 def make_context(settings: Settings, story_id: str) -> BuildContext:
-    manifest = load_manifest_file(manifest_path(settings, story_id))
+    manifest = load_manifest_file(manifest_path(settings, story_id), cache_dir=settings.state_dir / "cache")
     provider = get_var("provider", None) or settings.provider
     ctx = BuildContext(settings, manifest, provider)
     ACTIVE["ctx"] = ctx

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import jinja2
-
 from .atomic import write_text_atomic
 from .errors import InputError, StorytreeError
 from .hashing import sha256_json
@@ -34,6 +32,8 @@ from .records import utc_now
 from .settings import Settings
 
 if TYPE_CHECKING:
+    import jinja2
+
     from .build import BuildContext
     from .story import StoryView
 
@@ -441,10 +441,12 @@ def page_model(ctx: "BuildContext", failures: dict[str, dict[str, Any]]) -> dict
 # --- rendering -----------------------------------------------------------------------------------
 
 
-_ENVIRONMENTS: dict[str, jinja2.Environment] = {}
+_ENVIRONMENTS: dict[str, "jinja2.Environment"] = {}
 
 
 def _environment(settings: Settings) -> jinja2.Environment:
+    import jinja2  # only when a page is rendered, never on a no-op build
+
     """One Jinja environment per templates folder (it recompiles a template whose file changed)."""
     folder = str(settings.templates_dir / TEMPLATE_FOLDER)
     env = _ENVIRONMENTS.get(folder)

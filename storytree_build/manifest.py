@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
 
 from . import paths
+from .atomic import write_text_atomic
 from .errors import InputError, collect
 from .ids import require_safe_id
-from .prompts import (
-    MODEL_SHEET_TYPE,
-    PromptRenderer,
-    key_frame_references,
-    keyframe_task_name,
-    model_sheet_reference,
-    environment_reference,
-    plate_task_name,
-    video_references,
-)
-from .settings import Settings
-from .story import StoryView, raw_designs
+
+if TYPE_CHECKING:  # building a manifest needs the prompt machinery; loading one (every doit run) must not
+    from .prompts import PromptRenderer
+    from .settings import Settings
+    from .story import StoryView
 
 SCHEMA_VERSION = 1
 TargetKind = Literal["character_plate", "environment_keyframe", "key_frame", "video"]
@@ -105,6 +100,10 @@ def image_units(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_manifest(story: StoryView, settings: Settings, renderer: PromptRenderer | None = None) -> Manifest:
+    from .prompts import (MODEL_SHEET_TYPE, PromptRenderer, environment_reference, key_frame_references,
+                          keyframe_task_name, model_sheet_reference, plate_task_name, video_references)
+    from .story import raw_designs
+
     renderer = renderer or PromptRenderer(settings.templates_dir, settings.system_prompts_dir)
     gen = settings.generation
     sid = story.story_id
@@ -269,7 +268,7 @@ def video_config_problems(config: dict[str, Any], reference_count: int) -> list[
 # --- files ------------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter: ~10× faster
     pass
 
 
@@ -297,7 +296,27 @@ def manifest_path(settings: Settings, story_id: str) -> Path:
     return settings.manifests_dir / f"{story_id}.yaml"
 
 
-def load_manifest_file(path: Path) -> Manifest:
+def load_manifest_file(path: Path, cache_dir: Path | None = None) -> Manifest:
+    """Load a manifest. With `cache_dir`, a JSON copy keyed by the YAML's size and mtime skips the YAML parse,
+    which dominates a no-op build of a large story (doit-notes §7)."""
+    if cache_dir is not None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(f"No manifest at {path}: run `storytree manifest <story-id>` first.") from None
+        cached = cache_dir / f"{path.stem}.{st.st_size}.{st.st_mtime_ns}.json"
+        try:
+            return Manifest.model_validate_json(cached.read_bytes())
+        except (FileNotFoundError, ValueError):
+            pass
+        manifest = load_manifest_file(path)
+        try:
+            for old in cache_dir.glob(f"{path.stem}.*.json"):
+                old.unlink(missing_ok=True)
+            write_text_atomic(cached, manifest.model_dump_json(exclude_none=True))
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        return manifest
     try:
         with open(path, "rb") as handle:
             data = yaml.load(handle, Loader=_Loader)
