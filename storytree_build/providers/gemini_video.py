@@ -230,16 +230,20 @@ class GeminiVideo:
                 refusals += 1
                 if refusals >= self.options.max_attempts:
                     raise error from None
-                rate = failure.code == 429
-                wait = failure.delay
-                if wait is None:
-                    base, cap = ((self.options.rate_limit_base_seconds, self.options.rate_limit_cap_seconds) if rate
-                                 else (self.options.backoff_base_seconds, self.options.backoff_cap_seconds))
-                    wait = full_jitter(refusals - 1, base, cap)
+                wait = self._wait(failure, refusals)
                 log.warning("%s: the video submit was refused (%s), so nothing was started; retrying in %.2fs "
                             "(attempt %d of %d)", request.task, failure.summary, wait, refusals + 1,
                             self.options.max_attempts)
                 time.sleep(wait)
+
+    def _wait(self, failure: "_Failure", attempt: int) -> float:
+        """The server's RetryInfo delay when it gave one, else full-jitter backoff (longer for 429s)."""
+        if failure.delay is not None:
+            return failure.delay
+        o = self.options
+        base, cap = ((o.rate_limit_base_seconds, o.rate_limit_cap_seconds) if failure.code == 429
+                     else (o.backoff_base_seconds, o.backoff_cap_seconds))
+        return full_jitter(attempt - 1, base, cap)
 
     def _classify_submit(self, request: VideoRequest, failure: _Failure) -> tuple[StorytreeError, bool]:
         """(error, retry?) — retry only when the failure proves no job was created."""
@@ -533,12 +537,7 @@ class GeminiVideo:
                     raise RetryableProviderError(
                         f"{what} gave up after {failures} attempt(s) (last: {failure.summary}). {hint}",
                         retry_after=failure.delay) from None
-                rate = failure.code == 429
-                wait = failure.delay
-                if wait is None:
-                    base, cap = ((self.options.rate_limit_base_seconds, self.options.rate_limit_cap_seconds) if rate
-                                 else (self.options.backoff_base_seconds, self.options.backoff_cap_seconds))
-                    wait = full_jitter(failures - 1, base, cap)
+                wait = self._wait(failure, failures)
                 log.warning("%s: %s; retrying in %.2fs (attempt %d of %d)", what, failure.summary, wait,
                             failures + 1, self.options.max_attempts)
                 time.sleep(wait)

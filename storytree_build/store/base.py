@@ -13,6 +13,17 @@ from ..models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 
 JsonPath = list[str | int]
 
+# The original schema's columns (facts doc §1.2), shared by every adapter.
+STORY_COLS = ["id", "display_name", "initial_prompt", *DOCUMENT_COLUMNS, "created_at", "updated_at"]
+SCENELET_COLS = [
+    "id", "story_id", "parent_id", "choice_label_from_parent", "choice_prompt", "content",
+    "is_branch_point", "is_terminal_node", "branch_audio_file_path", "created_at",
+]
+SHOT_COLS = [
+    "id", "story_id", "scenelet_ref", "scenelet_id", "scenelet_sequence", "shot_index", "storyboard_payload",
+    "key_frame_image_path", "audio_file_path", "video_file_path", "created_at", "updated_at",
+]
+
 
 @dataclass(frozen=True)
 class StorySnapshot:

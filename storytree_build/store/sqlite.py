@@ -18,7 +18,8 @@ from typing import Any
 
 from ..errors import InputError, StoreError
 from ..models import DOCUMENT_COLUMNS
-from .base import JsonPath, StorySnapshot, check_document_column, check_shot_column
+from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
+                   check_shot_column)
 
 SCHEMA = """
 create table if not exists stories (
@@ -64,15 +65,6 @@ create index if not exists shots_story_scenelet_idx on shots(story_id, scenelet_
 """
 
 STORY_JSON = set(DOCUMENT_COLUMNS)
-STORY_COLS = ["id", "display_name", "initial_prompt", *DOCUMENT_COLUMNS, "created_at", "updated_at"]
-SCENELET_COLS = [
-    "id", "story_id", "parent_id", "choice_label_from_parent", "choice_prompt", "content",
-    "is_branch_point", "is_terminal_node", "branch_audio_file_path", "created_at",
-]
-SHOT_COLS = [
-    "id", "story_id", "scenelet_ref", "scenelet_id", "scenelet_sequence", "shot_index", "storyboard_payload",
-    "key_frame_image_path", "audio_file_path", "video_file_path", "created_at", "updated_at",
-]
 SCENELET_BOOL = {"is_branch_point", "is_terminal_node"}
 
 

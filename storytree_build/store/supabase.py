@@ -32,20 +32,11 @@ from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
 
 from ..errors import ConfigError, InputError, StoreError
-from .base import JsonPath, StorySnapshot, check_document_column, check_shot_column
+from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
+                   check_shot_column)
 
 log = logging.getLogger(__name__)
 
-STORY_COLS = ["id", "display_name", "initial_prompt", "story_constitution", "visual_design_document",
-              "audio_design_document", "visual_reference_package", "created_at", "updated_at"]
-SCENELET_COLS = [
-    "id", "story_id", "parent_id", "choice_label_from_parent", "choice_prompt", "content",
-    "is_branch_point", "is_terminal_node", "branch_audio_file_path", "created_at",
-]
-SHOT_COLS = [
-    "id", "story_id", "scenelet_ref", "scenelet_id", "scenelet_sequence", "shot_index", "storyboard_payload",
-    "key_frame_image_path", "audio_file_path", "video_file_path", "created_at", "updated_at",
-]
 
 TIME_COLS = {"created_at", "updated_at"}
 
