@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, StorytreeError
-from .manifest import build_manifest, dump_manifest, manifest_path, summary, unified_diff
+from .manifest import Manifest, build_manifest, dump_manifest, manifest_path, summary, unified_diff
 from .atomic import write_text_atomic
 from .settings import Settings, load_settings
 from .store import open_store
@@ -47,10 +47,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def render_manifest(settings: Settings, story_id: str) -> str:
+def render_manifest(settings: Settings, story_id: str) -> tuple[str, "Manifest"]:
     store = open_store(settings)
     view = StoryView.from_snapshot(store.load_story(story_id))
-    return dump_manifest(build_manifest(view, settings))
+    manifest = build_manifest(view, settings)
+    return dump_manifest(manifest), manifest
 
 
 def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
@@ -61,7 +62,7 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
         drifted = 0
         for story_id in story_ids:
             path = manifest_path(settings, story_id)
-            fresh = render_manifest(settings, story_id)
+            fresh, _ = render_manifest(settings, story_id)
             committed = path.read_text(encoding="utf-8") if path.exists() else ""
             if fresh != committed:
                 drifted += 1
@@ -74,12 +75,10 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
     if not story_ids:
         raise InputError("name at least one story id (see `storytree export --help` for the ids you have).")
     for story_id in story_ids:
-        text = render_manifest(settings, story_id)
+        text, manifest = render_manifest(settings, story_id)
         path = manifest_path(settings, story_id)
         write_text_atomic(path, text)
-        from .manifest import load_manifest_file
-
-        counts = summary(load_manifest_file(path))
+        counts = summary(manifest)
         print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
               file=sys.stderr)
     return 0

@@ -48,7 +48,7 @@ def new_project(root: Path, export: dict[str, Any] | None = None) -> Path:
         store.import_rows(validate_export(data, store, "sample"))
     finally:
         store.close()
-    manifest_path(settings, SAMPLE_ID).write_text(render_manifest(settings, SAMPLE_ID), encoding="utf-8")
+    manifest_path(settings, SAMPLE_ID).write_text(render_manifest(settings, SAMPLE_ID)[0], encoding="utf-8")
     return root
 
 
