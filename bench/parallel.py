@@ -1,4 +1,5 @@
-"""Parallel build benchmark: N independent targets, each with a provider latency of L seconds, built by
+"""Parallel build benchmark: N independent targets (text-only shot key frames), each with a provider latency of
+L seconds, built by
 `doit -n c -P thread` with the offline provider. Goal (issue 6): wall ≤ 1.10 × N·L/c.
 
 Prints the ratio measured in this run; results go to bench/RESULTS.md by hand.
@@ -20,23 +21,31 @@ STORY = "bench-parallel"
 
 
 def synthetic_story(n: int) -> dict:
+    """One scenelet with n text-only shots: n independent key-frame targets, each written to its own shot row."""
     palette = [{"color_name": "ink", "hex_code": "#112233", "usage_notes": "lines"}]
-    envs = [{"environment_id": f"place-{i}", "associated_scenelet_ids": [],
-             "detailed_description": {"overall_description": f"place {i}"}} for i in range(n)]
     vdd = {"global_aesthetic": {"visual_style": {"name": "bench", "description": "flat"}, "master_color_palette": palette},
            "character_designs": [{"character_id": "hero", "role": "lead", "detailed_description": {}}],
-           "environment_designs": envs}
-    vrp = {"character_model_sheets": [{"character_id": "hero", "reference_plates": [{
-               "plate_description": "sheet", "type": "CHARACTER_MODEL_SHEET",
-               "image_generation_prompt": "A model sheet of the hero, front, side and back, even studio light, " * 2}]}],
-           "environment_keyframes": [{"environment_id": f"place-{i}", "keyframes": [{
-               "keyframe_description": "wide", "image_generation_prompt": f"Wide view of place {i} at dusk, soft "
-                                                                          "lighting and a calm atmosphere. " * 2}]}
-               for i in range(n)]}
+           "environment_designs": []}
+    add = {"sonic_identity": {"musical_direction": "quiet strings", "sound_effect_philosophy": "sparse and close"},
+           "narrator_voice_profile": {"character_id": "narrator", "voice_name": "Kore",
+                                      "voice_profile": "A calm, warm storyteller's voice."},
+           "character_voice_profiles": [], "music_and_ambience_cues": []}
     story = {"id": STORY, "display_name": "Parallel bench", "initial_prompt": "bench", "story_constitution": None,
-             "visual_design_document": vdd, "audio_design_document": None, "visual_reference_package": vrp,
+             "visual_design_document": vdd, "audio_design_document": add, "visual_reference_package": None,
              "created_at": "2026-11-21T00:00:00+00:00", "updated_at": "2026-11-21T00:00:00+00:00"}
-    return {"stories": [story], "scenelets": [], "shots": []}
+    scenelet = {"id": "scenelet-uuid-1", "story_id": STORY, "parent_id": None, "choice_label_from_parent": None,
+                "choice_prompt": None, "content": {"description": "bench", "dialogue": [], "shot_suggestions": []},
+                "is_branch_point": False, "is_terminal_node": True, "branch_audio_file_path": None,
+                "created_at": "2026-11-21T00:00:00+00:00"}
+    shots = [{"id": f"shot-{i}", "story_id": STORY, "scenelet_ref": "scenelet-uuid-1", "scenelet_id": "scenelet-1",
+              "scenelet_sequence": 1, "shot_index": i, "storyboard_payload": {
+                  "framingAndAngle": "wide", "compositionAndContent": f"an empty field, view {i}",
+                  "characterActionAndEmotion": "none", "cameraDynamics": "static",
+                  "lightingAndAtmosphere": "dusk", "continuityNotes": "none",
+                  "referencedDesigns": {"characters": [], "environments": []}, "audioAndNarrative": []},
+              "key_frame_image_path": None, "audio_file_path": None, "video_file_path": None,
+              "created_at": None, "updated_at": None} for i in range(1, n + 1)]
+    return {"stories": [story], "scenelets": [scenelet], "shots": shots}
 
 
 def main() -> None:
@@ -57,8 +66,8 @@ def main() -> None:
     (root / "story.json").write_text(json.dumps(synthetic_story(n)))
     subprocess.run([bin_dir / "storytree", "import", "story.json"], cwd=root, env=env, check=True)
     subprocess.run([bin_dir / "storytree", "manifest", STORY], cwd=root, env=env, check=True)
-    targets = n + 1  # the environments plus the one character sheet
-    command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "ref", "provider=stub"]
+    targets = n
+    command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "image", "provider=stub"]
     started = time.perf_counter()
     subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
