@@ -388,6 +388,14 @@ def main() -> int:
     print(f"\n== results: {time.strftime('%Y-%m-%d %H:%M %Z')} · nproc {os.cpu_count()} · Python "
           f"{platform.python_version()} · {platform.machine()} · load average (1 min) {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after · medians of {args.reps} (extras {min(args.extra_reps, args.reps)}), seconds")
+    sources = sorted((REPO / "storytree_build").rglob("*.py"))
+    digest = __import__("hashlib").sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()[:16]
+    newest = max(sources, key=lambda f: f.stat().st_mtime)
+    print(f"code: sha256 of storytree_build/**/*.py = {digest}…, newest {newest.relative_to(REPO)} "
+          f"({time.strftime('%H:%M:%S', time.localtime(newest.stat().st_mtime))}); doit "
+          f"{__import__('importlib.metadata').metadata.version('doit')}, PyYAML "
+          f"{__import__('importlib.metadata').metadata.version('PyYAML')}, pydantic "
+          f"{__import__('importlib.metadata').metadata.version('pydantic')}")
     print("wall = elapsed time (what the goals are about); cpu = user+sys of the child (less sensitive to other load)")
     rows, verdicts = [], []
     print(f"{'targets':>7} {'no-op':>7} {'floor':>7} {'ratio':>6} | {'no-op cpu':>9} {'floor cpu':>9} {'ratio':>6} | "

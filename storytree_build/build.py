@@ -168,8 +168,7 @@ class BuildContext:
         if target.kind in ("character_plate", "environment_keyframe"):
             prompt = renderer.visual_reference(_plate_prompt(view, target))
         else:
-            shot = next((s for s in view.shots if s.scenelet_id == target.shot.scenelet_id
-                         and s.shot_index == target.shot.shot_index), None)
+            shot = view.shot(target.shot.scenelet_id, target.shot.shot_index)
             if shot is None:
                 raise _stale(target, "its shot no longer exists in the story store")
             if target.kind == "key_frame":

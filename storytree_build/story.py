@@ -90,6 +90,13 @@ class StoryView:
     def story_id(self) -> str:
         return self.snapshot.story_id
 
+    def shot(self, scenelet_id: str, shot_index: int) -> "ShotView | None":
+        """Indexed once per view: rendering every target would otherwise scan all shots per target."""
+        index = self.__dict__.get("_shot_index")
+        if index is None:
+            index = self.__dict__["_shot_index"] = {(s.scenelet_id, s.shot_index): s for s in self.shots}
+        return index.get((scenelet_id, shot_index))
+
     @classmethod
     def from_snapshot(cls, snapshot: StorySnapshot) -> "StoryView":
         problems: list[str] = []

@@ -70,9 +70,9 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
         finished = {t.task: records.get(SAMPLE_ID, t.task).built_at + records.get(SAMPLE_ID, t.task).output_sha256
                     for t in manifest.targets if at_kill.status(t.task).current}
         at_kill.close()
-        rerun = doit(project, STORY, "provider=stub", env=env)
+        rerun = doit(project, "--continue", STORY, "provider=stub", env=env)
         if rerun.returncode != 0:
-            # Killed inside a video submit: the job may exist, so the target is blocked rather than paid again.
+            # Killed inside video submits: those jobs may exist, so the targets are blocked rather than paid again.
             # The user checks the provider and explicitly asks to submit again.
             blocked = re.findall(r"failed (video:\S+): .*may have reached the provider", rerun.stdout)
             assert blocked, rerun.stdout + rerun.stderr
