@@ -23,7 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from . import paths
 from .atomic import write_bytes_atomic
 from .errors import BudgetExceeded, GenerationRefused, InputError, ProviderError, QuotaExhausted, SubmitUncertain
 from .hashing import FileHasher
@@ -487,5 +486,3 @@ def verify_mp4(path: Path, task: str) -> None:
         size = path.stat().st_size
         raise ProviderError(f"{task}: the downloaded video is not an MP4 ({size} bytes, no ftyp box); nothing was saved.")
 
-
-__all__ = ["BuildContext", "BuildOutcome", "paths"]

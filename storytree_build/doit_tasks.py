@@ -112,7 +112,7 @@ def check_download_link(argv: list[str]) -> str | None:
 
 def choose_story(settings: Settings, argv: list[str]) -> str | None:
     """One story per invocation: `story=<id>`, STORYTREE_STORY, a `story:<id>` argument, or the only manifest."""
-    chosen = get_var("story", None) or settings_story_env()
+    chosen = get_var("story", None) or settings.story
     named = sorted({a.split(":", 1)[1] for a in argv if a.startswith(("story:", "gallery:")) and "*" not in a})
     if len(named) > 1:
         raise InvalidCommand(f"one story per invocation, but {len(named)} were named: {', '.join(named)}.")
@@ -170,12 +170,6 @@ def enforce_budget(ctx: BuildContext, args: list[str]) -> None:
             f"refused: this build is estimated at {plan.total:.2f} {currency}, over max_cost={limit:g}.\n"
             f"Biggest items:\n{lines}\nSee `doit dryrun {' '.join(selection)}` for the whole bill; raise max_cost "
             "or build a smaller selection.")
-
-
-def settings_story_env() -> str | None:
-    import os
-
-    return os.environ.get("STORYTREE_STORY") or None
 
 
 def make_context(settings: Settings, story_id: str) -> BuildContext:

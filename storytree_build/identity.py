@@ -34,7 +34,7 @@ def planned_moves(ctx: BuildContext) -> list[Move]:
     """Records whose target now has another name. Cheap: one pass over the already loaded records."""
     by_identity = {identity_of(t): t for t in ctx.manifest.targets}
     moves = []
-    for rec in ctx.records.all_for_story(ctx.manifest.story_id).values():
+    for rec in ctx.checker.all_records().values():
         target = by_identity.get(rec.identity) if rec.identity else None
         if target is not None and target.task != rec.task:
             moves.append(Move(rec.task, target.task, rec.output, target.output))

@@ -343,4 +343,4 @@ def summary(manifest: Manifest) -> dict[str, int]:
 
 
 __all__ = ["Manifest", "Target", "DbLocation", "build_manifest", "dump_manifest", "load_manifest_file",
-           "manifest_path", "unified_diff", "summary", "json"]
+           "manifest_path", "unified_diff", "summary"]

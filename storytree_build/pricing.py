@@ -45,18 +45,12 @@ def estimate(target: Target, prices: PriceTable, provider: str) -> float | None:
     if provider in FREE_PROVIDERS:
         return 0.0
     units: dict[str, Any] = target.units
-    if "images" in units:
-        table = prices.images.get(target.model)
-        if table is None:
-            return None
-        price = table.get(str(units.get("image_size")), table.get("*"))
-        return None if price is None else round(price * units["images"], 4)
-    if "video_seconds" in units:
-        table = prices.video_per_second.get(target.model)
-        if table is None:
-            return None
-        price = table.get(str(units.get("resolution")), table.get("*"))
-        return None if price is None else round(price * units["video_seconds"], 4)
+    for count_key, tier_key, tables in (("images", "image_size", prices.images),
+                                        ("video_seconds", "resolution", prices.video_per_second)):
+        if count_key in units:
+            table = tables.get(target.model) or {}
+            price = table.get(str(units.get(tier_key)), table.get("*"))
+            return None if price is None else round(price * units[count_key], 4)
     return None
 
 

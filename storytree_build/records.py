@@ -123,9 +123,6 @@ class RecordStore:
         return {r[1]: Record(*r[:4], json.loads(r[4]), *r[5:12], bool(r[12]), r[13]) for r in rows}
 
     def get(self, story_id: str, task: str) -> Record | None:
-        return self.all_for_story_task(story_id, task)
-
-    def all_for_story_task(self, story_id: str, task: str) -> Record | None:
         row = self._conn().execute(
             "select story_id, task, output, signature, inputs, output_sha256, output_size, output_mtime_ns, provider, "
             "model, prompt_sha256, built_at, published, identity from records where story_id = ? and task = ?",

@@ -90,6 +90,7 @@ class Settings(BaseModel):
     supabase_url: str | None = None
     supabase_service_role_key: SecretStr | None = None
     verbose: bool = False
+    story: str | None = None  # STORYTREE_STORY: the story a doit invocation builds
     ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     prices: Any = Field(default_factory=_price_table)  # pricing.PriceTable (`[prices]` in storytree.toml)
@@ -173,6 +174,8 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
         data["supabase_url"] = env["SUPABASE_URL"]
     if env.get("SUPABASE_SERVICE_ROLE_KEY"):
         data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
+    if env.get("STORYTREE_STORY"):
+        data["story"] = env["STORYTREE_STORY"]
     if env.get("STORYTREE_STUB_CALL_LOG"):
         data["stub_call_log"] = Path(env["STORYTREE_STUB_CALL_LOG"])
     if env.get("STORYTREE_STUB_DELAY"):

@@ -101,6 +101,12 @@ class StatusChecker:
             self._operations = self.records.all_operations(self.manifest.story_id)
         return self._operations.get(task)
 
+    def all_records(self) -> dict[str, Record]:
+        """The story's records, loaded once per process (the no-op path reads them for every target anyway)."""
+        if self._cache is None:
+            self._cache = self.records.all_for_story(self.manifest.story_id)
+        return self._cache
+
     def record(self, task: str) -> Record | None:
         if self._cache is None:
             self._cache = self.records.all_for_story(self.manifest.story_id)
