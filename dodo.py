@@ -1,9 +1,5 @@
 """doit entry point. All logic lives in storytree_build; see README for task names and modes."""
 
-from storytree_build.doit_tasks import dodo_tasks, doit_config
+from storytree_build.doit.project import dodo_namespace
 
-DOIT_CONFIG = doit_config()
-
-
-def task_storytree():
-    yield from dodo_tasks()
+DOIT_CONFIG, task_storytree, project = dodo_namespace()

@@ -1,8 +1,12 @@
-"""Crash-safe file writes: temp file in the same folder, fsync, rename, fsync the folder."""
+"""Crash-safe file writes, the only way storytree puts a file in place: temp file in the same folder, fsync, rename,
+fsync the folder. A reader sees the old file or the complete new one, never a partial one."""
+
+from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -14,26 +18,37 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> int:
-    """Write `chunks` to `path` so that `path` is either absent/old or complete. Returns bytes written."""
+def temp_path_for(path: Path) -> Path:
+    """A new empty temp file beside `path` (`.<name>.<random>.part`, hidden, removed by the next build if orphaned)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    total = 0
+    os.close(fd)
+    return Path(tmp_name)
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a temp path for the caller to fill (and check); on success it is fsynced and renamed to `path`. On any
+    error the temp file is removed and `path` is untouched."""
+    tmp = temp_path_for(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                total += len(chunk)
-            handle.flush()
+        yield tmp
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write `chunks` to `path` so that `path` is either absent/old or complete. Returns bytes written."""
+    total = 0
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            total += len(chunk)
     return total
 
 

@@ -10,16 +10,17 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError, StorytreeError
-from .manifest import Manifest, build_manifest, dump_manifest, manifest_path, summary, unified_diff
 from .atomic import write_text_atomic
+from .core.manifest import Manifest, build_manifest, summary
+from .core.manifest_file import dump_manifest, load_manifest_file, manifest_path, unified_diff
+from .core.story import StoryView
+from .errors import InputError, StorytreeError
 from .settings import Settings, load_settings
 from .store import open_store
-from .story import StoryView
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from .transfer import import_file
+    from .data.transfer import import_file
 
     store = open_store(settings)
     counts = import_file(Path(args.file), store)
@@ -29,7 +30,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from .transfer import export_story
+    from .data.transfer import export_story
 
     text = export_story(open_store(settings), args.story_id)
     if args.output:
@@ -40,7 +41,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from .shot_production import ingest_files
+    from .data.shot_production import ingest_files
 
     rows = ingest_files(open_store(settings), args.story_id, [Path(f) for f in args.files])
     print(f"ingested {len(rows)} shots into story {args.story_id}", file=sys.stderr)
@@ -85,16 +86,17 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
-    from .build import BuildContext
-    from .manifest import load_manifest_file
+    from .bootstrap import Session
 
     story_id = args.story or _only_story(settings)
-    manifest = load_manifest_file(manifest_path(settings, story_id))
-    ctx = BuildContext(settings, manifest, settings.provider)
-    if args.task not in manifest.by_task():
-        raise InputError(f"{args.task} is not a target of story {story_id}; `doit list --all` shows the names.")
-    target = ctx.target(args.task)
-    user, system = ctx.render(target)
+    session = Session(settings, load_manifest_file(manifest_path(settings, story_id)))
+    try:
+        if args.task not in session.manifest.by_task():
+            raise InputError(f"{args.task} is not a target of story {story_id}; `doit list --all` shows the names.")
+        target = session.target(args.task)
+        user, system = session.requests.render(target)
+    finally:
+        session.close()
     out = {"task": target.task, "model": target.model, "config": target.config,
            "system_instruction": system, "user_prompt": user,
            "references": [r.model_dump() for r in target.references], "prompt_sha256": target.prompt_sha256}
@@ -113,7 +115,7 @@ def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
-    from .records import RecordStore
+    from .build.records import RecordStore
 
     records = RecordStore(settings.records_path)
     op = records.get_operation(args.story_id, args.task)
@@ -127,23 +129,22 @@ def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .gallery.serve import serve
 
     return serve(settings, port=args.port)
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from .build import BuildContext
-    from .manifest import load_manifest_file
-    from .verify import verify
+    from .bootstrap import Session
+    from .build.verify import verify
 
-    manifest = load_manifest_file(manifest_path(settings, args.story_id))
     provider = args.provider or settings.provider
-    ctx = BuildContext(settings, manifest, provider)
+    session = Session(settings, load_manifest_file(manifest_path(settings, args.story_id)), provider)
     try:
-        report = verify(ctx, repair=not args.no_repair)
+        report = verify(session.manifest, session.store().load_story(args.story_id), session.checker,
+                        session.records, session.outputs, repair=not args.no_repair)
     finally:
-        ctx.close()
+        session.close()
     for line in report.repaired:
         print(f"repaired: {line}")
     for line in report.notes:

@@ -1,15 +1,18 @@
-"""Every error storytree raises on purpose.
+"""Every error storytree raises on purpose, typed from raise to summary.
+
+Each class says what kind of failure it is, whether building again is safe (cannot pay twice and may succeed), and
+which exit code it implies for the run:
 
     StorytreeError                 base; the CLI prints its message and exits non-zero
     ├── InputError                 a story document, file or argument the user must fix (exit 1)
     │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 2)
     ├── ConfigError                missing key, retired model id, unknown provider/store
-    ├── StoreError                 the story database refused or lost a read/write
+    ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
-        ├── QuotaExhausted         a per-day quota is used up: no new submissions to that model
+        ├── QuotaExhausted         a per-day quota is used up: no new submissions to that model (exit 75)
         └── SubmitUncertain        a paid submit may have reached the server: never resubmitted
 
 Messages name the story, target or field and say how to fix it. Secrets never appear in them.
@@ -17,46 +20,55 @@ Messages name the story, target or field and say how to fix it. Secrets never ap
 
 
 class StorytreeError(Exception):
+    kind = "error"
+    retry_safe = False  # would building again, unchanged, be safe and possibly succeed?
     exit_code = 1
 
 
 class InputError(StorytreeError):
-    pass
+    kind = "input"
 
 
 class ManifestDriftError(InputError):
+    kind = "drift"
     exit_code = 2
 
 
 class ConfigError(StorytreeError):
-    pass
+    kind = "config"
 
 
 class StoreError(StorytreeError):
-    pass
+    kind = "store"
+    retry_safe = True  # the asset is recorded: the next build only writes its path
 
 
 class ProviderError(StorytreeError):
-    pass
+    kind = "provider"
 
 
 class RetryableProviderError(ProviderError):
+    kind = "retryable"
+    retry_safe = True
+
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
 
 
 class GenerationRefused(ProviderError):
-    pass
+    kind = "refused"
 
 
 class BudgetExceeded(StorytreeError):
-    pass
+    kind = "budget"
 
 
 class QuotaExhausted(ProviderError):
     """The provider's per-day quota for `model` is used up; `reset_hint` says when it comes back."""
 
+    kind = "quota"
+    retry_safe = True  # after the reset
     exit_code = 75  # EX_TEMPFAIL: try again later
 
     def __init__(self, message: str, model: str, reset_hint: str = ""):
@@ -66,7 +78,7 @@ class QuotaExhausted(ProviderError):
 
 
 class SubmitUncertain(ProviderError):
-    pass
+    kind = "uncertain"
 
 
 def collect(problems: list[str], header: str) -> None:

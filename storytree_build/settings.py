@@ -1,6 +1,7 @@
-"""One settings object, built once at the edge (CLI or dodo.py) and passed down.
+"""One settings object, built once at the edge (the CLI or the composition root of a doit run) and passed down.
 
-Order of precedence: built-in defaults < `storytree.toml` in the project root < environment variables.
+Order of precedence: built-in defaults < `storytree.toml` in the project root < environment variables < doit
+command-line variables (`provider=`, `story=`, `max_cost=`, `verbose=`), which are parsed here and nowhere else.
 No other module reads `os.environ`.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from .core.pricing import PriceTable
 from .errors import ConfigError
 
 TargetKind = Literal["character_plate", "environment_keyframe", "key_frame", "video"]
@@ -36,6 +39,25 @@ class VideoTargetConfig(BaseModel):
     duration_seconds: int = 8
     person_generation: str = "allow_adult"
     max_reference_images: int = 3
+
+    def problems(self, reference_count: int) -> list[str]:
+        """Combinations the video API rejects (the SDK validates none of them): checked by the manifest and again
+        by the provider before a paid submit."""
+        out = []
+        if reference_count > min(self.max_reference_images, 3):
+            out.append(f"{reference_count} reference images; video generation accepts at most 3.")
+        duration, resolution, aspect = self.duration_seconds, self.resolution, self.aspect_ratio
+        if duration not in (4, 6, 8):
+            out.append(f"video duration_seconds must be 4, 6 or 8 (got {duration}).")
+        if reference_count and duration != 8:
+            out.append(f"video duration_seconds must be 8 when reference images are sent (got {duration}).")
+        if resolution in ("1080p", "4k") and duration != 8:
+            out.append(f"video duration_seconds must be 8 at {resolution} (got {duration}).")
+        if reference_count and aspect != "16:9":
+            out.append(f"video aspect_ratio must be 16:9 when reference images are sent (got {aspect}).")
+        if reference_count and self.person_generation != "allow_adult":
+            out.append("video person_generation must be allow_adult when reference images are sent.")
+        return out
 
 
 class GenerationSettings(BaseModel):
@@ -71,12 +93,6 @@ class GeminiSettings(BaseModel):
     image_size_models: list[str] = Field(default_factory=lambda: ["gemini-3*-image*", "gemini-nano-banana*"])
 
 
-def _price_table():  # imported lazily: pricing imports the manifest, which imports these settings
-    from .pricing import PriceTable
-
-    return PriceTable()
-
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
@@ -93,7 +109,7 @@ class Settings(BaseModel):
     story: str | None = None  # STORYTREE_STORY: the story a doit invocation builds
     ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
-    prices: Any = Field(default_factory=_price_table)  # pricing.PriceTable (`[prices]` in storytree.toml)
+    prices: PriceTable = Field(default_factory=PriceTable)  # `[prices]` in storytree.toml
     max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
     stub_call_log: Path | None = None  # the stub appends one line per "paid" call (tests count re-payments)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
@@ -141,9 +157,48 @@ def find_root(start: Path | None = None) -> Path:
     return here
 
 
-def load_settings(root: Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1`).
+RUN_VARIABLES = ("provider", "story", "max_cost", "verbose")
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no")
+
+
+def run_variable_overrides(variables: Mapping[str, str | None]) -> dict[str, Any]:
+    """Settings overrides from doit's command-line variables; a bad value names the variable and an example."""
+    out: dict[str, Any] = {}
+    if variables.get("provider"):
+        out["provider"] = variables["provider"]
+    if variables.get("story"):
+        out["story"] = variables["story"]
+    max_cost = variables.get("max_cost")
+    if max_cost is not None:
+        try:
+            out["max_cost"] = float(max_cost)
+        except ValueError:
+            raise ConfigError(f"max_cost={max_cost!r} is not a number (e.g. max_cost=12.50).") from None
+    if variables.get("verbose") is not None:
+        out["verbose"] = _flag(variables["verbose"] or "")
+    return out
+
+
+def project_root(env: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("STORYTREE_ROOT") or root or find_root())
+
+
+def state_dir(env: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
+    """The state folder (doit's database, caches, locks) without validating the rest of the settings: doit needs it
+    before anything else is loaded."""
+    env = os.environ if env is None else env
+    return Path(env.get("STORYTREE_STATE_DIR") or project_root(env, root) / ".storytree")
+
+
+def load_settings(root: Path | None = None, env: dict[str, str] | None = None,
+                  variables: Mapping[str, str | None] | None = None, **overrides: Any) -> Settings:
     env = dict(os.environ if env is None else env)
-    root = Path(env.get("STORYTREE_ROOT") or root or find_root())
+    root = project_root(env, root)
     data: dict[str, Any] = {}
     config_file = root / "storytree.toml"
     if config_file.exists():
@@ -151,8 +206,7 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
             data.update(tomllib.loads(config_file.read_text()))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
-    state_dir = Path(env.get("STORYTREE_STATE_DIR") or root / ".storytree")
-    data.setdefault("state_dir", state_dir)
+    data.setdefault("state_dir", state_dir(env, root))
     data["db_path"] = Path(env.get("STORYTREE_DB") or data.get("db_path") or Path(data["state_dir"]) / "story.sqlite")
     if env.get("STORYTREE_STORE"):
         data["store"] = env["STORYTREE_STORE"]
@@ -189,12 +243,11 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None, *
     if env.get("STORYTREE_VERBOSE"):
         data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
     if env.get("CI"):
-        data["ci"] = env["CI"].strip().lower() not in ("", "0", "false", "no")
+        data["ci"] = _flag(env["CI"])
+    data.update(run_variable_overrides(variables or {}))
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["root"] = root
     if isinstance(data.get("prices"), dict):
-        from .pricing import PriceTable
-
         try:
             data["prices"] = PriceTable.model_validate(data["prices"])
         except ValidationError as exc:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 import pytest
 
 from storytree_build.settings import Settings, load_settings
 from storytree_build.store import SqliteStoryStore
+from support.project import REPO, SAMPLE, SAMPLE_ID, SECRET_ENV, new_project
 
-pytest_plugins = ["pg_services"]  # throwaway Postgres + PostgREST for the Supabase store (tests/pg_services.py)
+pytest_plugins = ["support.pg_services"]  # throwaway Postgres + PostgREST for the Supabase store
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "samples" / "sample-story.json"
-SAMPLE_ID = "5e1f0c2a-7b3d-4c8e-9a61-0d2f4b6c8e10"
-
-SECRET_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "SUPABASE_URL",
-              "SUPABASE_SERVICE_ROLE_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE")
+__all__ = ["REPO", "SAMPLE", "SAMPLE_ID", "SECRET_ENV"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +22,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees a real key or a real endpoint, and storytree settings come only from the test."""
     for name in SECRET_ENV:
         monkeypatch.delenv(name, raising=False)
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("STORYTREE_"):
             monkeypatch.delenv(name, raising=False)
 
@@ -34,14 +30,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A throwaway project root: templates, system prompts, dodo.py, an empty manifests folder."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for folder in ("templates", "system_prompts"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    (root / "manifests").mkdir()
-    (root / "apps/story-tree-ui/public/generated").mkdir(parents=True)
-    return root
+    return new_project(tmp_path / "project")
 
 
 @pytest.fixture
@@ -63,7 +52,7 @@ def sample_export() -> dict:
 
 @pytest.fixture
 def sample_store(store: SqliteStoryStore, sample_export: dict) -> SqliteStoryStore:
-    from storytree_build.transfer import validate_export
+    from storytree_build.data.transfer import validate_export
 
     store.import_rows(validate_export(sample_export, store, "sample"))
     return store

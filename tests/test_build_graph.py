@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
-from storytree_build.manifest import load_manifest_file
-from storytree_build.records import RecordStore
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
+from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.build.records import RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 

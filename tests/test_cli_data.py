@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SAMPLE, SAMPLE_ID
+from support.project import REPO, SAMPLE, SAMPLE_ID
 from storytree_build.cli import main
 from storytree_build.errors import InputError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
 
 
 def test_two_parallel_runs_never_build_the_same_target_twice(project: Path, sample_export: dict, monkeypatch) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
 from storytree_build.cli import main as storytree_main
 
 SHOT = "shot:scenelet-2_1"

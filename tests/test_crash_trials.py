@@ -16,12 +16,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
-from storytree_build.build import BuildContext
-from storytree_build.manifest import load_manifest_file
-from storytree_build.records import RecordStore
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
+from storytree_build.bootstrap import Session
+from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.build.records import RecordStore
 from storytree_build.settings import load_settings
-from storytree_build.verify import stored_value
+from storytree_build.build.verify import stored_value
 
 TRIALS = 30
 STORY = f"story:{SAMPLE_ID}"
@@ -66,9 +66,9 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
         proc.communicate()
         # Finished = current at the moment of the kill (a forced rebuild of a reference legitimately makes the
         # targets that use it stale: their inputs changed, so rebuilding them is not paying twice).
-        at_kill = BuildContext(settings, manifest, "stub")
+        at_kill = Session(settings, manifest, "stub")
         finished = {t.task: records.get(SAMPLE_ID, t.task).built_at + records.get(SAMPLE_ID, t.task).output_sha256
-                    for t in manifest.targets if at_kill.status(t.task).current}
+                    for t in manifest.targets if at_kill.checker.status(t.task).current}
         at_kill.close()
         rerun = doit(project, "--continue", STORY, "provider=stub", env=env)
         if rerun.returncode != 0:
@@ -84,8 +84,8 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
         after = records.all_for_story(SAMPLE_ID)
         # A target finished before the kill must not have been generated again by the plain re-run.
         repaid += sum(1 for t, v in finished.items() if after[t].built_at + after[t].output_sha256 != v)
-        ctx = BuildContext(settings, manifest, "stub")
-        snapshot = ctx.store.load_story(SAMPLE_ID)
+        ctx = Session(settings, manifest, "stub")
+        snapshot = ctx.store().load_story(SAMPLE_ID)
         for target in manifest.targets:
             path = settings.assets_root / target.output
             if not path.exists() or not valid(path) or ctx.checker.file_hash(target.output) != after[target.task].output_sha256:
@@ -93,8 +93,13 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
             for location in target.db:
                 if stored_value(snapshot, location) != target.output:
                     disagreeing += 1
-        leftovers = [p for p in settings.assets_root.rglob("*.part")]
-        corrupt += sum(1 for p in leftovers if p.name in {Path(t.output).name for t in manifest.targets})
+        # A temp file a kill left behind must be hidden and named after its target (`.<name>.<random>.part`, beside
+        # it), so no reader takes it for an asset and the next build of that target can find and remove it.
+        outputs = {settings.assets_root / t.output for t in manifest.targets}
+        for leftover in settings.assets_root.rglob("*.part"):
+            match = re.fullmatch(r"\.(.+)\.[A-Za-z0-9_]+\.part", leftover.name)
+            if match is None or leftover.parent / match.group(1) not in outputs:
+                corrupt += 1
         ctx.close()
         (project / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "shots" / "scenelet-1" / "shot-1.mp4").unlink()
         # ... and one asset deleted by hand every trial must be rebuilt on the next run, as before.

@@ -11,11 +11,13 @@ from urllib.parse import urljoin, urlsplit, unquote
 
 import pytest
 
-from gallery_support import SAMPLE_ID, build_sample, context, new_project, parse_page, run_doit, settings_for
-from conftest import SAMPLE
+from support.gallery import SAMPLE_ID, build_sample, context, new_project, parse_page, run_doit, settings_for
+from support.project import SAMPLE
 
-from storytree_build import gallery
-from storytree_build.records import Operation, RecordStore, utc_now
+from storytree_build.build.summary import Failure
+from storytree_build.doit.tasks import GalleryCheck, task_dicts
+from storytree_build.gallery import page as gallery
+from storytree_build.build.records import Operation, RecordStore, utc_now
 
 PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
 
@@ -97,7 +99,7 @@ def test_exact_prompt_and_references_are_in_collapsed_details(built):
     assert page.details and not any(d["open"] for d in page.details)
     ctx = context(root)
     for task in ("image:scenelet-1_2", "video:scenelet-2_1", "ref:character.wren-quillfeather.character-model-sheet-1"):
-        user, system = ctx.render(ctx.target(task))
+        user, system = ctx.requests.render(ctx.target(task))
         holder = [d["text"] for d in page.details if user in d["text"]]
         assert holder, f"the exact prompt of {task} is not inside a <details>"
         if system:
@@ -138,7 +140,7 @@ def test_missing_asset_gets_a_placeholder_not_a_broken_image(proj):
     kf = "shots/scenelet-1/shot-1_key_frame.png"
     (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/{kf}").unlink()
     (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-2/shot-3.mp4").unlink()
-    gallery.build_gallery(context(proj))
+    gallery.build_gallery(context(proj).gallery())
     page = page_of(proj)
     assert not [i for i in page.imgs if kf in i["src"]]
     assert all(local_file(proj, i["src"]).is_file() for i in page.imgs)
@@ -156,8 +158,9 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
     plate = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/visuals/characters/captain-clank/character-model-sheet-1.png"
     plate.write_bytes(plate.read_bytes() + b"edited")
     ctx = context(proj)
-    ctx.summary.fail("video:scenelet-2_1", "video:scenelet-2_1: the provider filtered the video (SAFETY); not charged.")
-    gallery.build_gallery(ctx)
+    ctx.summary.fail(Failure("video:scenelet-2_1", "video:scenelet-2_1: the provider filtered the video (SAFETY); "
+                             "not charged.", "refused", False, 1))
+    gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert page.targets["ref:character.captain-clank.character-model-sheet-1"] == "stale"
     assert "output file changed since it was built" in page.all_text
@@ -166,12 +169,12 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
 
     # a later process (no failure in memory) still shows it: the sidecar remembers it until the target is rebuilt
     later = context(proj)
-    assert gallery.is_current(later)
-    gallery.build_gallery(later)
+    assert gallery.is_current(later.gallery())
+    gallery.build_gallery(later.gallery())
     assert page_of(proj).targets["video:scenelet-2_1"] == "failed"
-    later.build("video:scenelet-2_1", force=True)
-    assert not gallery.is_current(later)
-    gallery.build_gallery(later)
+    later.builder.build("video:scenelet-2_1", force=True)
+    assert not gallery.is_current(later.gallery())
+    gallery.build_gallery(later.gallery())
     assert page_of(proj).targets["video:scenelet-2_1"] == "current"
     later.close()
 
@@ -181,8 +184,8 @@ def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
     records.put_operation(Operation(SAMPLE_ID, "video:scenelet-3_1", "sig", "gemini", "m", "uncertain", None, utc_now(),
                                     None, None))
     ctx = context(proj)
-    assert not gallery.is_current(ctx)
-    gallery.build_gallery(ctx)
+    assert not gallery.is_current(ctx.gallery())
+    gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert page.targets["video:scenelet-3_1"] == "failed"
     assert f"storytree resubmit {SAMPLE_ID} video:scenelet-3_1" in page.all_text
@@ -190,8 +193,8 @@ def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
 
 def test_stub_assets_are_stale_for_the_real_provider_and_still_labelled_stub(proj):
     ctx = context(proj, "gemini")
-    assert not gallery.is_current(ctx)
-    gallery.build_gallery(ctx)
+    assert not gallery.is_current(ctx.gallery())
+    gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert set(page.targets.values()) == {"stale"}
     assert "provider changed (stub → gemini)" in page.all_text
@@ -202,7 +205,7 @@ def test_page_text_is_escaped(tmp_path):
     export = json.loads(SAMPLE.read_text())
     export["scenelets"][0]["content"]["description"] = "<script>alert('x')</script> & friends"
     root = new_project(tmp_path / "project", export)
-    gallery.build_gallery(context(root))
+    gallery.build_gallery(context(root).gallery())
     html = (root / PAGE_REL).read_text()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; friends" in html
@@ -212,9 +215,7 @@ def test_page_text_is_escaped(tmp_path):
 
 
 def test_gallery_task_is_last_in_the_story_group_and_depends_on_nothing(proj):
-    from storytree_build.doit_tasks import generate_tasks
-
-    tasks = list(generate_tasks(context(proj)))
+    tasks = list(task_dicts(context(proj)))
     by_name = {f"{t['basename']}:{t['name']}": t for t in tasks}
     page_task = by_name[f"gallery:{SAMPLE_ID}"]
     assert not page_task.get("task_dep") and not page_task.get("file_dep")
@@ -242,9 +243,9 @@ def test_building_the_page_never_touches_the_provider(proj):
             raise AssertionError(f"the gallery used the provider ({name})")
 
     (proj / PAGE_REL).unlink()
-    ctx = context(proj, "stub", provider=Boom())
-    gallery.build_gallery(ctx)
-    assert (proj / PAGE_REL).is_file() and gallery.is_current(ctx)
+    ctx = context(proj, "stub", images=Boom(), videos=Boom())
+    gallery.build_gallery(ctx.gallery())
+    assert (proj / PAGE_REL).is_file() and gallery.is_current(ctx.gallery())
 
 
 def test_noop_check_reuses_cached_records_and_never_opens_the_store(proj, monkeypatch):
@@ -258,22 +259,22 @@ def test_noop_check_reuses_cached_records_and_never_opens_the_store(proj, monkey
     monkeypatch.setattr(RecordStore, "all_for_story", counting)
     ctx = context(proj)
     for target in ctx.manifest.targets:  # what the assets' RecordChecks do first in a no-op build
-        assert ctx.status(target.task).current
-    assert gallery.GalleryCheck(ctx)() is True
+        assert ctx.checker.status(target.task).current
+    assert GalleryCheck(ctx)() is True
     assert calls == [SAMPLE_ID]
-    assert ctx._store is None and ctx._provider is None
+    assert not (ctx.store.made or ctx.images.made or ctx.videos.made)
 
 
 def test_check_sees_every_kind_of_input_change(proj):
     settings = settings_for(proj)
     page = proj / PAGE_REL
-    assert gallery.is_current(context(proj))
+    assert gallery.is_current(context(proj).gallery())
 
     def changed(step) -> None:
         step()
-        assert not gallery.is_current(context(proj))
-        gallery.build_gallery(context(proj))
-        assert gallery.is_current(context(proj))
+        assert not gallery.is_current(context(proj).gallery())
+        gallery.build_gallery(context(proj).gallery())
+        assert gallery.is_current(context(proj).gallery())
 
     template = proj / "templates/gallery/story.html.j2"
     changed(lambda: template.write_text(template.read_text() + "\n{# edited #}\n"))
@@ -323,7 +324,7 @@ def test_parallel_build_ends_with_a_current_page(tmp_path):
     root = new_project(tmp_path / "project")
     proc = run_doit(root, "-n", "2", "-P", "thread", f"story:{SAMPLE_ID}", "provider=stub")
     assert "storytree: 36 built" in proc.stdout
-    assert gallery.is_current(context(root))
+    assert gallery.is_current(context(root).gallery())
     assert set(page_of(root).targets.values()) == {"current"}
 
 
@@ -332,4 +333,4 @@ def test_missing_gallery_templates_are_a_clear_error(proj):
 
     shutil.rmtree(proj / "templates/gallery")
     with pytest.raises(InputError, match="story.html.j2 or index.html.j2"):
-        gallery.build_gallery(context(proj))
+        gallery.build_gallery(context(proj).gallery())

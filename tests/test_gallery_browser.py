@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from gallery_support import SAMPLE_ID, build_sample, new_project, run_doit, settings_for
+from support.project import REPO
+from support.gallery import SAMPLE_ID, build_sample, new_project, run_doit, settings_for
 
-from storytree_build.serve import make_server
+from storytree_build.gallery.serve import make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -7,37 +7,25 @@ doit in-process with the project's own dodo.py, which keeps the suite fast. Dela
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib.util
 import io
 import logging
-import os
 import shutil
-import signal
-import sys
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from doit.cmd_base import ModuleTaskLoader
-from doit.doit_cmd import DoitMain
 from PIL import Image
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree
-from conftest import REPO, SAMPLE, SECRET_ENV
-from fakes.gemini_server import FakeGemini
-from storytree_build.build import BuildContext
-from storytree_build.manifest import Target, load_manifest_file
-from storytree_build.records import RecordStore
-from storytree_build.settings import load_settings
+from storytree_build.build.records import RecordStore
+from storytree_build.core.manifest import Target
+from storytree_build.core.manifest_file import load_manifest_file
 from storytree_build.store import SqliteStoryStore
+from support.fakes.gemini_server import FakeGemini
+from support.project import (ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
+                             session_for, storytree)
 
 KEY = "AIza" + "SyTEST-0000-secret-do-not-leak-7f3c9e"  # key-shaped fake; split so secret scanners stay quiet
 MODEL = "gemini-3.1-flash-image"
 PLATE = "ref:character.wren-quillfeather.character-model-sheet-1"
-ASSETS = Path("apps/story-tree-ui/public/generated")
 FAST = {
     "timeout_seconds": 5.0, "deadline_seconds": 30.0, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02,
     "rate_limit_base_seconds": 0.01, "rate_limit_cap_seconds": 0.02,
@@ -66,20 +54,9 @@ def write_config(project: Path, generation: dict[str, dict[str, str]] | None = N
 @pytest.fixture(scope="module")
 def imported_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample story imported and its manifest written, once per module (tests copy it)."""
-    root = tmp_path_factory.mktemp("gemini") / "project"
-    root.mkdir()
-    for folder in ("templates", "system_prompts"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    (root / "manifests").mkdir()
-    (root / ASSETS).mkdir(parents=True)
+    root = new_project(tmp_path_factory.mktemp("gemini") / "project")
     write_config(root)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in [*SECRET_ENV, *(n for n in os.environ if n.startswith("STORYTREE_"))]:
-            mp.delenv(name, raising=False)
-        assert storytree(root, "import", str(SAMPLE), monkeypatch=mp) == 0
-        assert storytree(root, "manifest", SAMPLE_ID, monkeypatch=mp) == 0
-    return root
+    return import_story(root)
 
 
 @pytest.fixture
@@ -94,47 +71,6 @@ def gemini_project(project: Path, imported_template: Path, fake: FakeGemini, mon
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.chdir(project)
     return project
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
-
-
-def run_doit(project: Path, *args: str) -> Run:
-    """`doit ARGS` in this process, with the project's own dodo.py (environment from monkeypatch)."""
-    logger = logging.getLogger("storytree")
-    saved = (logger.handlers[:], logger.level, sys.argv, signal.getsignal(signal.SIGTERM), gc.get_threshold())
-    log_stream, out, err = io.StringIO(), io.StringIO(), io.StringIO()
-    handler = logging.StreamHandler(log_stream)
-    handler.setFormatter(logging.Formatter("storytree: %(message)s"))
-    logger.handlers = [handler]
-    logger.setLevel(logging.INFO)
-    spec = importlib.util.spec_from_file_location(f"dodo_{uuid.uuid4().hex}", project / "dodo.py")
-    assert spec is not None and spec.loader is not None
-    try:
-        sys.argv = ["doit", *args]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            # doit's `outfile` default is the sys.stdout of import time, so hand it our stream explicitly.
-            code = DoitMain(ModuleTaskLoader(module), extra_config={"GLOBAL": {"outfile": out}}).run(list(args))
-    finally:
-        from storytree_build.doit_tasks import ACTIVE
-
-        ctx = ACTIVE.pop("ctx", None)
-        if ctx is not None:
-            ctx.close()
-        logger.handlers, logger.level, sys.argv = saved[0], saved[1], saved[2]
-        signal.signal(signal.SIGTERM, saved[3])
-        gc.set_threshold(*saved[4])
-    return Run(code, out.getvalue(), err.getvalue() + log_stream.getvalue())
 
 
 def manifest(project: Path):  # noqa: ANN201
@@ -202,12 +138,11 @@ def test_full_image_build_against_the_fake_server(gemini_project: Path, fake: Fa
         assert db_values(project, target) == [target.output] * len(target.db)
 
     # The wire, per target: map each recorded call to its target by the exact prompt text.
-    settings = load_settings(root=project, env={"STORYTREE_ROOT": str(project)})
-    ctx = BuildContext(settings, manifest(project), "gemini")
+    session = session_for(project, "gemini")
     try:
-        rendered = {t.task: ctx.render(t) for t in targets}
+        rendered = {t.task: session.requests.render(t) for t in targets}
     finally:
-        ctx.close()
+        session.close()
     by_text = {c.text: c for c in fake.image_calls()}
     system_file = (project / "system_prompts" / "create_shot_images.md").read_text()
     for target in targets:
@@ -378,7 +313,7 @@ def test_missing_key_fails_clearly_without_falling_back_to_the_stub(gemini_proje
 
 
 def test_the_key_is_redacted_from_anything_logged(fake: FakeGemini) -> None:
-    from storytree_build.providers.gemini import GeminiProvider
+    from storytree_build.providers.gemini_image import GeminiImages
     from storytree_build.settings import GeminiSettings
 
     logger = logging.getLogger("storytree")
@@ -386,7 +321,7 @@ def test_the_key_is_redacted_from_anything_logged(fake: FakeGemini) -> None:
     handler = logging.StreamHandler(stream)
     logger.addHandler(handler)
     try:
-        provider = GeminiProvider(KEY, GeminiSettings(), fake.url)
+        provider = GeminiImages(KEY, GeminiSettings(), fake.url)
         logger.warning("header was x-goog-api-key: %s", KEY)
         provider.close()
     finally:

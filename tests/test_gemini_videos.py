@@ -19,15 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree
-from conftest import REPO, SAMPLE, SECRET_ENV
-from fakes.gemini_server import FakeGemini
-from storytree_build.build import BuildContext
-from storytree_build.providers.gemini_video import GeminiVideo, origin
-from storytree_build.records import RecordStore
-from storytree_build.settings import GeminiSettings, load_settings
-from test_gemini_images import (ASSETS, KEY, assert_clean_failure, db_values, manifest, record, run_doit,
-                                write_config)
+from storytree_build.build.records import RecordStore
+from storytree_build.providers.gemini_video import GeminiVideos
+from storytree_build.providers.google_http import origin
+from storytree_build.settings import GeminiSettings
+from support.fakes.gemini_server import FakeGemini
+from support.project import (ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
+                             session_for, storytree)
+from test_gemini_images import KEY, assert_clean_failure, db_values, manifest, record, write_config
 
 VIDEO = "video:scenelet-1_1"
 OMNI = "gemini-omni-1.1-flash"
@@ -40,21 +39,16 @@ POLL_ENV = {"STORYTREE_VIDEO_POLL_INTERVAL": "0.01"}
 def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample story imported, its manifest written and every reference and key frame built with the gemini
     provider against a fake server, once per module (tests copy it)."""
-    root = tmp_path_factory.mktemp("videos") / "project"
-    root.mkdir()
-    for folder in ("templates", "system_prompts"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    (root / "manifests").mkdir()
-    (root / ASSETS).mkdir(parents=True)
+    root = new_project(tmp_path_factory.mktemp("videos") / "project")
     write_config(root)
+    import_story(root)
     with pytest.MonkeyPatch.context() as mp, FakeGemini() as fake:
         for name in [*SECRET_ENV, "CI", *(n for n in os.environ if n.startswith("STORYTREE_"))]:
             mp.delenv(name, raising=False)
-        assert storytree(root, "import", str(SAMPLE), monkeypatch=mp) == 0
-        assert storytree(root, "manifest", SAMPLE_ID, monkeypatch=mp) == 0
         mp.setenv("GEMINI_API_KEY", KEY)
         mp.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+        mp.setenv("STORYTREE_ROOT", str(root))
+        mp.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
         mp.chdir(root)
         run = run_doit(root, "ref", "image")
         assert run.code == 0, run.output
@@ -128,12 +122,11 @@ def submitted_prompt(call) -> str:  # noqa: ANN001
 
 
 def rendered_prompts(project: Path, tasks: list[str]) -> dict[str, str]:
-    settings = load_settings(root=project, env={"STORYTREE_ROOT": str(project)})
-    ctx = BuildContext(settings, manifest(project), "gemini")
+    session = session_for(project, "gemini")
     try:
-        return {task: ctx.render(ctx.target(task))[0] for task in tasks}
+        return {task: session.requests.render(session.target(task))[0] for task in tasks}
     finally:
-        ctx.close()
+        session.close()
 
 
 def foreign_host() -> str:
@@ -485,7 +478,7 @@ def test_the_key_is_bound_to_the_api_origin() -> None:
     assert origin("http://127.0.0.1:8080/x") != origin("http://localhost:8080/x")
     assert origin("http://127.0.0.1:8080/x") != origin("http://127.0.0.1:8081/x")
     assert origin("https://generativelanguage.googleapis.com") != origin("http://generativelanguage.googleapis.com")
-    video = GeminiVideo(KEY, GeminiSettings(), "https://generativelanguage.googleapis.com")
+    video = GeminiVideos(KEY, GeminiSettings(), "https://generativelanguage.googleapis.com")
     try:
         video.check_link("https://generativelanguage.googleapis.com/v1beta/files/abc:download?alt=media")
         for foreign in ("https://generativelanguage.googleapis.com.evil.example/v.mp4",

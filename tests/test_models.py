@@ -8,8 +8,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from conftest import SAMPLE
-from storytree_build.models import (
+from support.project import SAMPLE
+from storytree_build.core.models import (
     AudioDesignDocument,
     SceneletRow,
     ShotRow,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from storytree_build import paths
+from storytree_build.core import naming as paths
 
 
 def test_naming_scheme():

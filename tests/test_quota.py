@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import SAMPLE_ID, doit, project_env
-from fakes.gemini_server import FakeGemini
-from storytree_build.quota import daily_reset_hint, quota_window
+from support.project import SAMPLE_ID, doit, project_env
+from support.fakes.gemini_server import FakeGemini
+from storytree_build.providers.google_http import daily_reset_hint, quota_window
 from test_gemini_images import KEY, gemini_project, imported_template, record  # noqa: F401 - fixtures
 from test_gemini_videos import POLL_ENV, VIDEO, built_template, vproject  # noqa: F401 - fixtures
 

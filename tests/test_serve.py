@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.cli import build_parser
-from storytree_build.serve import make_server, parse_range
+from storytree_build.gallery.serve import make_server, parse_range
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes((i * 7) % 251 for i in range(50_000))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SAMPLE_ID
+from support.project import REPO, SAMPLE_ID
 from storytree_build.errors import InputError
-from storytree_build.models import VisualDesignDocument
-from storytree_build.shot_production import ShotProductionError, ingest_files, parse_response
+from storytree_build.core.models import VisualDesignDocument
+from storytree_build.data.shot_production import ShotProductionError, ingest_files, parse_response
 from storytree_build.store import SqliteStoryStore
-from storytree_build.transfer import export_story, import_file, validate_export
+from storytree_build.data.transfer import export_story, import_file, validate_export
 
 SHOT_DIR = REPO / "samples" / "shot-production"
 WITH_REFS = SHOT_DIR / "scenelet-2-with-refs.json"

@@ -1,6 +1,6 @@
-from storytree_build.transfer import export_story
+from storytree_build.data.transfer import export_story
 
-from conftest import SAMPLE_ID
+from support.project import SAMPLE_ID
 
 
 def test_sample_story_imports_and_exports(sample_store):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_ID
+from support.project import SAMPLE_ID
 from storytree_build.errors import InputError, StoreError
 from storytree_build.settings import load_settings
 from storytree_build.store import SqliteStoryStore, open_store

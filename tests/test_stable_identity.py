@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from buildkit import SAMPLE_ID, doit, storytree, write_export
-from storytree_build.records import RecordStore
+from support.project import SAMPLE_ID, doit, storytree, write_export
+from storytree_build.build.records import RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 

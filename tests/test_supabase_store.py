@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import pg_services
-from conftest import SAMPLE_ID
-from pg_services import free_port, mint_jwt
+from support import pg_services
+from support.project import SAMPLE_ID
+from support.pg_services import free_port, mint_jwt
 from storytree_build.errors import ConfigError, InputError, StoreError
 from storytree_build.settings import load_settings
 from storytree_build.store import SqliteStoryStore, open_store
 from storytree_build.store import supabase as supabase_module
 from storytree_build.store.supabase import SupabaseStoryStore
-from storytree_build.transfer import export_story, import_file
+from storytree_build.data.transfer import export_story, import_file
 
 FAKE_KEY = mint_jwt("service_role", secret="some-other-projects-jwt-secret-0123456789abcdef")
 
@@ -262,7 +262,7 @@ def test_migrations_are_idempotent_and_give_the_original_final_shape(pg_cluster,
 # -- the build through the Supabase store ----------------------------------------------------------
 def test_stub_build_through_supabase_writes_paths_back_and_a_no_op_build_sends_nothing(
         project, supabase_stack, supabase_store, sample_export, monkeypatch):
-    from buildkit import doit, project_env, storytree, write_export
+    from support.project import doit, project_env, storytree, write_export
 
     for name, value in supabase_stack.env().items():
         monkeypatch.setenv(name, value)

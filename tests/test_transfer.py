@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, SAMPLE_ID
+from support.project import SAMPLE, SAMPLE_ID
 from storytree_build.errors import InputError
 from storytree_build.store import SqliteStoryStore
-from storytree_build.transfer import export_story, import_file
+from storytree_build.data.transfer import export_story, import_file
 
 
 def counts(store: SqliteStoryStore) -> dict[str, int]:
@@ -286,7 +286,7 @@ def test_non_string_story_id_is_a_reported_problem(tmp_path, store, sample_expor
 
 
 def test_a_file_adding_scenelets_to_a_stored_story_is_checked_against_the_whole_tree(sample_store, sample_export):
-    from storytree_build.transfer import validate_export
+    from storytree_build.data.transfer import validate_export
 
     root = next(r for r in sample_export["scenelets"] if r["parent_id"] is None)
     extra = {**root, "id": "3a9b7c10-1d2e-4f30-8a41-5b6c7d8e9f99", "parent_id": root["id"],
@@ -298,7 +298,7 @@ def test_a_file_adding_scenelets_to_a_stored_story_is_checked_against_the_whole_
 
 def test_two_rows_for_the_same_shot_are_reported_not_silently_merged(store, sample_export):
     from storytree_build.errors import InputError
-    from storytree_build.transfer import validate_export
+    from storytree_build.data.transfer import validate_export
 
     sample_export["shots"].append(dict(sample_export["shots"][0], id="b7e4a2d0-6c1f-4e3a-9b58-1c2d3e4f5999"))
     with pytest.raises(InputError, match=r"duplicates shots\[0\]"):

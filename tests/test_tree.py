@@ -3,7 +3,7 @@
 import pytest
 
 from storytree_build.errors import InputError
-from storytree_build.tree import derive_tree
+from storytree_build.core.tree import derive_tree
 
 
 def rows(*specs):

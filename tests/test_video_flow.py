@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from buildkit import SAMPLE_ID, doit, project_env, storytree, write_export
-from storytree_build.records import Operation, RecordStore, utc_now
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
+from storytree_build.build.records import Operation, RecordStore, utc_now
 
 VIDEO = "video:scenelet-1_1"
 
@@ -27,7 +27,7 @@ def record_store(project: Path) -> RecordStore:
 
 
 def test_recorded_operation_is_resumed_not_resubmitted(ready: Path) -> None:
-    from storytree_build.status import signature_of
+    from storytree_build.core.status import signature_of
 
     store = record_store(ready)
     store.put_operation(Operation(SAMPLE_ID, VIDEO, "sig-at-submit", "stub", "m", "submitted",

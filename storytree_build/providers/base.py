@@ -1,7 +1,8 @@
-"""The provider port: images in one call, videos as submit → poll → download.
+"""The provider ports: `ImageProvider` (one call per image) and `VideoProvider` (submit → poll → download).
 
-Requests and results are small typed values; providers never touch the story store, the records or the
-target paths except the temp file they are handed.
+Requests and results are small typed values; providers never touch the story store, the records, the manifest or
+the target paths except the temp file they are handed, and never parse task names (the task is only a label for
+messages).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ImageRequest:
     references: tuple[ReferenceImage, ...] = ()
     aspect_ratio: str = "16:9"
     image_size: str | None = None
+    kind: str = "key_frame"  # the target kind, for messages that name its setting ([generation.<kind>])
 
 
 @dataclass(frozen=True)
@@ -58,18 +60,28 @@ class VideoStatus:
     refused: bool = False  # safety / RAI filtering: not charged, never retried as-is
 
 
-class Provider(Protocol):
+class ImageProvider(Protocol):
+    """One paid call per image."""
+
     name: str
 
-    def generate_image(self, request: ImageRequest) -> ImageResult: ...
+    def generate(self, request: ImageRequest) -> ImageResult: ...
 
-    def submit_video(self, request: VideoRequest) -> str:
+    def close(self) -> None: ...
+
+
+class VideoProvider(Protocol):
+    """Videos are paid jobs: submitted once, polled, then downloaded."""
+
+    name: str
+
+    def submit(self, request: VideoRequest) -> str:
         """Start a paid video job and return its operation name. Never retried automatically."""
         ...
 
-    def poll_video(self, operation: str) -> VideoStatus: ...
+    def poll(self, operation: str) -> VideoStatus: ...
 
-    def download_video(self, status: VideoStatus, destination: Path) -> None:
+    def download(self, status: VideoStatus, destination: Path) -> None:
         """Stream the finished video to `destination` (a temp path the caller renames)."""
         ...
 

@@ -35,25 +35,31 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
 
 
-class StubProvider:
-    name = "stub"
+class _CallLog:
+    """The stub appends one line per "paid" call to a file, so tests can count re-payments across processes."""
 
-    def __init__(self, delay_seconds: float = 0.0, call_log: Path | None = None) -> None:
-        self._submitted: dict[str, VideoRequest] = {}
-        self.delay_seconds = delay_seconds
-        self.call_log = call_log
+    def __init__(self, path: Path | None):
+        self.path = path
 
-    def _log_call(self, task: str) -> None:
-        if self.call_log is not None:
+    def note(self, task: str) -> None:
+        if self.path is not None:
             # O_APPEND: lines from concurrent processes never interleave
-            fd = os.open(self.call_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 os.write(fd, f"{task}\n".encode())
             finally:
                 os.close(fd)
 
-    def generate_image(self, request: ImageRequest) -> ImageResult:
-        self._log_call(request.task)
+
+class StubImages:
+    name = "stub"
+
+    def __init__(self, delay_seconds: float = 0.0, call_log: Path | None = None) -> None:
+        self.delay_seconds = delay_seconds
+        self.calls = _CallLog(call_log)
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls.note(request.task)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
         width, height = stub_size(request.aspect_ratio)
@@ -72,18 +78,27 @@ class StubProvider:
         image.save(buffer, format="PNG", compress_level=1)
         return ImageResult(data=buffer.getvalue(), mime_type="image/png", text=None)
 
-    def submit_video(self, request: VideoRequest) -> str:
-        self._log_call(request.task)
+    def close(self) -> None:
+        pass
+
+
+class StubVideos:
+    name = "stub"
+
+    def __init__(self, delay_seconds: float = 0.0, call_log: Path | None = None) -> None:
+        self.delay_seconds = delay_seconds
+        self.calls = _CallLog(call_log)
+
+    def submit(self, request: VideoRequest) -> str:
+        self.calls.note(request.task)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
-        operation = f"stub-operations/{request.prompt_sha256[:24]}"
-        self._submitted[operation] = request
-        return operation
+        return f"stub-operations/{request.prompt_sha256[:24]}"
 
-    def poll_video(self, operation: str) -> VideoStatus:
+    def poll(self, operation: str) -> VideoStatus:
         return VideoStatus(done=True, uri=f"stub://{operation}")
 
-    def download_video(self, status: VideoStatus, destination: Path) -> None:
+    def download(self, status: VideoStatus, destination: Path) -> None:
         if not (status.uri or "").startswith("stub://"):
             raise InputError(f"the stub provider only downloads its own stub:// links, not {status.uri!r}; "
                              "links to other hosts are refused.")

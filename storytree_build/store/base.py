@@ -6,10 +6,10 @@ whole document back, so concurrent writers cannot lose each other's updates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..core.story import StorySnapshot
 
 JsonPath = list[str | int]
 
@@ -23,22 +23,6 @@ SHOT_COLS = [
     "id", "story_id", "scenelet_ref", "scenelet_id", "scenelet_sequence", "shot_index", "storyboard_payload",
     "key_frame_image_path", "audio_file_path", "video_file_path", "created_at", "updated_at",
 ]
-
-
-@dataclass(frozen=True)
-class StorySnapshot:
-    """One story's rows exactly as stored (raw JSON values, stored key order)."""
-
-    story: dict[str, Any]
-    scenelets: list[dict[str, Any]] = field(default_factory=list)
-    shots: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def story_id(self) -> str:
-        return self.story["id"]
-
-    def to_export(self) -> dict[str, list[dict[str, Any]]]:
-        return {"stories": [self.story], "scenelets": list(self.scenelets), "shots": list(self.shots)}
 
 
 class StoryStore(Protocol):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, StoreError
-from ..models import DOCUMENT_COLUMNS
+from ..core.models import DOCUMENT_COLUMNS
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
                    check_shot_column)
 

@@ -1,0 +1,110 @@
+"""The composition root: the one place where the objects of a build are made and wired together.
+
+    settings (+ doit variables) ─► manifest ─► records, checker ─► requests, outputs, spend gate ─► builder
+                                                   store (lazy) ┘        providers (lazy) ┘
+
+Nothing else creates a store, a provider or a record store for a build, and no module-level variable holds the state
+of a run: the doit glue, the reporter, the dry-run and the CLI all receive a `Session` from here.
+"""
+
+from __future__ import annotations
+
+from .build.builder import Builder
+from .build.checker import StatusChecker
+from .build.files import TargetLocks
+from .build.outputs import Outputs
+from .build.records import RecordStore
+from .build.renames import Renamer
+from .build.requests import RequestFactory
+from .build.spend import Budget, SpendGate
+from .build.summary import RunSummary
+from .build.videos import VideoFlow
+from .core.hashing import FileHasher
+from .core.manifest import Manifest, Target
+from .core.manifest_file import load_manifest_file, manifest_path
+from .core.pricing import estimate
+from .gallery.source import GallerySource
+from .lazy import Lazy
+from .settings import Settings
+
+
+class Session:
+    """Everything one build of one story needs. The story store and the providers are opened on first use, so a
+    no-op build touches neither."""
+
+    def __init__(self, settings: Settings, manifest: Manifest, provider_name: str | None = None,
+                 store=None, images=None, videos=None):  # noqa: ANN001 - ports, for tests that swap the edge
+        from .providers.registry import make_images, make_videos
+
+        self.settings = settings
+        self.manifest = manifest
+        self.story_id = manifest.story_id
+        self.provider_name = provider = provider_name or settings.provider
+        self.records = RecordStore(settings.records_path)
+        self.hasher = FileHasher()
+        self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider, self.hasher)
+        self.summary = RunSummary()
+        self.gate = SpendGate(Budget(settings.max_cost))
+        self.store = Lazy(lambda: store if store is not None else _open_store(settings))
+        self.images = Lazy(lambda: images if images is not None else make_images(settings, provider))
+        self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider))
+        self.view = Lazy(self._load_view)
+        self.renderer = Lazy(self._make_renderer)
+        self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
+                                       settings.generation.max_key_frame_references, settings.verbose)
+        self.outputs = Outputs(self.story_id, settings.assets_root, provider, self.records, self.checker,
+                               self.hasher, self.store)
+        self.video_flow = VideoFlow(self.story_id, provider, self.records, self.checker, self.requests, self.outputs,
+                                    self.gate, self.videos, self.cost_of, settings.video_poll_interval_seconds,
+                                    settings.video_poll_deadline_seconds, settings.video_retention_hours)
+        self.builder = Builder(manifest, self.checker, self.requests, self.outputs, self.gate, self.images,
+                               self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
+                               self.cost_of)
+        self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
+                               settings.state_dir)
+        self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
+
+    @classmethod
+    def open(cls, settings: Settings, story_id: str, provider_name: str | None = None) -> "Session":
+        """The session of one story, from its manifest file (the JSON cache under the state folder keeps a
+        no-op build from parsing YAML)."""
+        manifest = load_manifest_file(manifest_path(settings, story_id), cache_dir=settings.state_dir / "cache")
+        return cls(settings, manifest, provider_name)
+
+    def gallery(self) -> GallerySource:
+        return GallerySource(
+            self.settings, self.manifest, self.checker, self.provider_name,
+            operations=lambda: self.records.all_operations(self.story_id),
+            failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
+            story_view=self.view, render=self.requests.render)
+
+    def target(self, task: str) -> Target:
+        return self.builder.targets[task]
+
+    def cost_of(self, target: Target) -> float | None:
+        return estimate(target, self.settings.prices, self.provider_name)
+
+    def _load_view(self):  # noqa: ANN202 - core.story.StoryView
+        from .core.story import StoryView
+
+        return StoryView.from_snapshot(self.store().load_story(self.story_id))
+
+    def _make_renderer(self):  # noqa: ANN202 - core.prompts.PromptRenderer (jinja2 is imported only when needed)
+        from .core.prompts import PromptRenderer
+
+        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+
+    def close(self) -> None:
+        for lazy in (self.images, self.videos, self.store):
+            made = lazy.peek()
+            if made is not None:
+                made.close()
+        self.records.close()
+
+
+def _open_store(settings: Settings):  # noqa: ANN202 - store.StoryStore
+    from .store import open_store
+
+    return open_store(settings)
+
+

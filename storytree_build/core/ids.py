@@ -1,0 +1,51 @@
+"""Identifier rules shared with the original system (facts doc §3)."""
+
+import re
+import unicodedata
+
+from ..errors import InputError
+
+_ID_DROP = re.compile(r"['\"`]")
+_ID_NON_ALLOWED = re.compile(r"[^a-z0-9\s-]")
+_ID_RUNS = re.compile(r"[\s-]+")
+
+
+def normalize_name_to_id(name: str) -> str:
+    """`normalizeNameToId`: ids of characters and environments. Never raises; may return ''."""
+    value = _ID_DROP.sub("", name.lower())
+    value = _ID_NON_ALLOWED.sub(" ", value)
+    value = _ID_RUNS.sub("-", value)
+    return value.strip("-")
+
+
+def normalize_name_for_path(name: str) -> str:
+    """`normalizeNameForPath`: folder names; keeps non-Latin letters, strips accents."""
+    trimmed = name.strip()
+    if not trimmed:
+        raise InputError("Name must contain at least one alphanumeric character.")
+    decomposed = unicodedata.normalize("NFKD", trimmed)
+    stripped = "".join(ch for ch in decomposed if not ("\u0300" <= ch <= "\u036f")).lower()
+    out: list[str] = []
+    for ch in stripped:
+        cat = unicodedata.category(ch)
+        out.append(ch if cat[0] in ("L", "N") else "-")
+    value = re.sub(r"-+", "-", "".join(out)).strip("-")
+    if not value:
+        raise InputError("Name must contain at least one alphanumeric character.")
+    return value
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def require_safe_id(value: object, what: str) -> str:
+    """Reject ids that could escape a folder or break a doit task name (`..`, `/`, `\\`, empty)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must be a non-empty string (got {value!r}).")
+    text = value.strip()
+    if ".." in text or "/" in text or "\\" in text or not _SAFE.match(text):
+        raise InputError(
+            f"{what} {value!r} is not path-safe: use letters, digits, '.', '_' or '-' "
+            "(no '..', '/', '\\\\' or spaces)."
+        )
+    return text

@@ -1,0 +1,194 @@
+"""`storytree import` / `export`: the Supabase table-export form {"stories": [...], "scenelets": [...], "shots": [...]}.
+
+Import validates every row before it writes anything, then upserts in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InputError, collect
+from ..core.ids import require_safe_id
+from ..core.models import (
+    AudioDesignDocument,
+    SceneletRow,
+    ShotRow,
+    StoryRow,
+    VisualDesignDocument,
+    VisualReferencePackage,
+)
+from ..store import StoryStore
+from ..core.tree import derive_tree
+
+TABLES = ("stories", "scenelets", "shots")
+
+
+def describe_validation(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(row)"
+        out.append(f"{loc}: {err['msg']}")
+    return out
+
+
+def read_export_file(path: Path) -> dict[str, list[dict[str, Any]]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
+    if not isinstance(data, dict) or not any(t in data for t in TABLES):
+        raise InputError(f'{path}: expected a table export object {{"stories": [...], "scenelets": [...], "shots": [...]}}.')
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise InputError(f"{path}: unknown top-level keys {unknown}; allowed: {list(TABLES)}.")
+    for table in TABLES:
+        rows = data.setdefault(table, [])
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError(f"{path}: {table} must be an array of row objects.")
+    return data
+
+
+def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, source: str) -> dict[str, list[dict[str, Any]]]:
+    """Check every row; return the rows normalised for storage (JSON-string documents parsed)."""
+    problems: list[str] = []
+    clean: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+    vdd_by_story: dict[str, VisualDesignDocument | None] = {}
+
+    for i, row in enumerate(data["stories"]):
+        where = f"stories[{i}] (id {row.get('id')!r})"
+        try:
+            story = StoryRow.model_validate(row)
+            require_safe_id(story.id, f"{where}: story id")
+        except ValidationError as exc:
+            problems += [f"{where}: {m}" for m in describe_validation(exc)]
+            continue
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        normalised = story.model_dump(exclude={"display_name_upper"})
+        vdd = None
+        for column, model in (("visual_design_document", VisualDesignDocument),
+                              ("visual_reference_package", VisualReferencePackage),
+                              ("audio_design_document", AudioDesignDocument)):
+            if normalised[column] is None:
+                continue
+            try:
+                parsed = model.model_validate(normalised[column])
+            except ValidationError as exc:
+                problems += [f"{where}: {column}.{m}" for m in describe_validation(exc)]
+                continue
+            if column == "visual_design_document":
+                vdd = parsed
+                for design_id in [*parsed.character_ids(), *parsed.environment_ids()]:
+                    try:
+                        require_safe_id(design_id, f"{where}: visual_design_document design id")
+                    except InputError as exc:
+                        problems.append(str(exc))
+        vdd_by_story[story.id] = vdd
+        clean["stories"].append(normalised)
+
+    stored_ids = set(store.list_story_ids())
+    # Story rows that failed validation are still "in this file": their own problems are reported above.
+    in_file = {r.get("id") for r in data["stories"] if isinstance(r.get("id"), str)}
+    known_stories = set(vdd_by_story) | stored_ids | in_file
+    stored_rows: dict[str, Any] = {}
+
+    def stored(story_id: str) -> Any:
+        # Rows already in the store (shots-only files add to a stored story); loaded once per story.
+        if story_id not in stored_rows:
+            stored_rows[story_id] = store.load_story(story_id)
+        return stored_rows[story_id]
+
+    scenelet_story: dict[str, str] = {}
+    for i, row in enumerate(data["scenelets"]):
+        where = f"scenelets[{i}] (id {row.get('id')!r})"
+        try:
+            scenelet = SceneletRow.model_validate(row)
+        except ValidationError as exc:
+            problems += [f"{where}: {m}" for m in describe_validation(exc)]
+            continue
+        if scenelet.story_id not in known_stories:
+            problems.append(f"{where}: story_id {scenelet.story_id} is neither in this file nor in the store.")
+        scenelet_story[scenelet.id] = scenelet.story_id
+        out = dict(row)
+        out["content"] = json.loads(json.dumps(row["content"])) if not isinstance(row["content"], str) else json.loads(row["content"])
+        out.setdefault("parent_id", None)
+        clean["scenelets"].append({k: out.get(k) for k in SceneletRow.model_fields})
+
+    for story_id in sorted(set(scenelet_story.values())):
+        # The tree that will exist after the upsert: stored scenelets, replaced or extended by this file's.
+        rows = {r["id"]: r for r in (stored(story_id).scenelets if story_id in stored_ids else [])}
+        rows.update({r["id"]: r for r in clean["scenelets"] if r["story_id"] == story_id})
+        try:
+            derive_tree(story_id, list(rows.values()))
+        except InputError as exc:
+            problems.append(str(exc))
+
+    natural_keys: dict[tuple[str, str, int], int] = {}
+
+    for i, row in enumerate(data["shots"]):
+        where = f"shots[{i}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r})"
+        try:
+            shot = ShotRow.model_validate(row)
+            require_safe_id(shot.scenelet_id, f"{where}: scenelet_id")
+        except ValidationError as exc:
+            problems += [f"{where}: {m}" for m in describe_validation(exc)]
+            continue
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        if shot.story_id not in known_stories:
+            problems.append(f"{where}: story_id {shot.story_id} is neither in this file nor in the store.")
+        key = (shot.story_id, shot.scenelet_id, shot.shot_index)
+        if key in natural_keys:
+            problems.append(f"{where}: duplicates shots[{natural_keys[key]}] (same story, scenelet_id and shot_index).")
+        natural_keys.setdefault(key, i)
+        if shot.scenelet_ref not in scenelet_story and not (
+                shot.story_id in stored_ids
+                and shot.scenelet_ref in {r["id"] for r in stored(shot.story_id).scenelets}):
+            problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is not a scenelet of this file or of "
+                            f"story {shot.story_id} in the store.")
+        if shot.story_id not in vdd_by_story and shot.story_id in stored_ids:
+            raw_vdd = stored(shot.story_id).story.get("visual_design_document")
+            try:
+                vdd_by_story[shot.story_id] = None if raw_vdd is None else VisualDesignDocument.model_validate(raw_vdd)
+            except ValidationError:
+                vdd_by_story[shot.story_id] = None
+        vdd = vdd_by_story.get(shot.story_id)
+        if vdd is not None:
+            problems += [f"{where}: {p}" for p in referenced_design_problems(shot.storyboard_payload.referenced(), vdd)]
+        out = dict(row)
+        payload = row["storyboard_payload"]
+        out["storyboard_payload"] = json.loads(payload) if isinstance(payload, str) else payload
+        clean["shots"].append({k: out.get(k) for k in ShotRow.model_fields})
+
+    collect(problems, f"{source}: nothing was imported")
+    return clean
+
+
+def referenced_design_problems(refs: Any, vdd: VisualDesignDocument) -> list[str]:
+    problems = []
+    unknown_chars = [c for c in refs.characters if c not in vdd.character_ids()]
+    unknown_envs = [e for e in refs.environments if e not in vdd.environment_ids()]
+    if unknown_chars:
+        problems.append(f"referencedDesigns.characters includes unknown design ids: {', '.join(unknown_chars)}.")
+    if unknown_envs:
+        problems.append(f"referencedDesigns.environments includes unknown design ids: {', '.join(unknown_envs)}.")
+    return problems
+
+
+def import_file(path: Path, store: StoryStore) -> dict[str, int]:
+    clean = validate_export(read_export_file(path), store, str(path))
+    store.import_rows(clean)
+    return {t: len(clean[t]) for t in TABLES}
+
+
+def export_story(store: StoryStore, story_id: str) -> str:
+    snapshot = store.load_story(story_id)
+    return json.dumps(snapshot.to_export(), ensure_ascii=False, indent=2) + "\n"

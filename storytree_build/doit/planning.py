@@ -1,0 +1,41 @@
+"""The plan of one doit command line: doit's own selection (selection.py), each target's status, its price. The
+dry-run shows it; the `run` command refuses to start when it is over `max_cost`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from doit.task import Task
+
+from ..core.plan import Plan, make_plan
+from .selection import expand
+
+if TYPE_CHECKING:
+    from ..bootstrap import Session
+
+
+def forced_targets(session: "Session", tasks: Iterable[Task], selection: list[str]) -> set[str]:
+    """What `doit -a SELECTION` forces: the targets it names (directly, by group, glob or output path), never the
+    references they merely depend on."""
+    return set(expand(tasks, selection, single=True)) & set(session.builder.targets)
+
+
+def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[str], single: bool = False,
+                   always: bool = False) -> Plan:
+    tasks = list(tasks)
+    targets = session.builder.targets
+    names = [n for n in expand(tasks, selection, single=single) if n in targets]
+    forced = forced_targets(session, tasks, selection) if always else set()
+    entries = ((targets[n], session.checker.status(n)) for n in names)
+    return make_plan(session.story_id, entries, session.cost_of, forced)
+
+
+def check_plan(session: "Session", plan: Plan) -> None:
+    """Render every prompt that would be sent (it must match the manifest) and check the reference files that no
+    planned target builds; problems and the requests go into the plan."""
+    will_run = {item.task for item in plan.items if item.action == "run"}
+    for item in plan.items:
+        if item.action == "run":
+            problems, item.request = session.requests.preview(session.target(item.task), will_run)
+            plan.problems += problems

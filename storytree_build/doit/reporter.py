@@ -1,0 +1,51 @@
+"""A doit reporter for paid builds: no line per up-to-date task, and a closing summary of what really happened
+(built, resumed, published, up to date, failed with reasons, estimated spend, quota stops)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from doit.reporter import ConsoleReporter
+
+from ..build.summary import ORDER
+
+if TYPE_CHECKING:
+    from ..bootstrap import Session
+
+
+class SummaryReporter(ConsoleReporter):
+    desc = "storytree: what was built and a summary"
+
+    session: "Session | None" = None  # set on the class `bound` makes for one run
+
+    def __init__(self, outstream: Any, options: dict[str, Any]):
+        super().__init__(outstream, options)
+        self.skipped = 0
+
+    @classmethod
+    def bound(cls, session: "Session") -> type["SummaryReporter"]:
+        """This reporter for one run's session (doit makes the instance, with its own output stream)."""
+        return type(cls.__name__, (cls,), {"session": session})
+
+    def execute_task(self, task: Any) -> None:
+        pass  # the build action logs what it spends; doit -a "runs" dependencies that stay untouched
+
+    def skip_uptodate(self, task: Any) -> None:
+        if task.actions and not task.name.startswith("gallery:"):  # count assets only, not the review page
+            self.skipped += 1
+
+    def complete_run(self) -> None:
+        super().complete_run()
+        session = self.session
+        if session is None:
+            return
+        counts = session.summary.counts(self.skipped)
+        self.write("storytree: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ORDER if counts.get(k) or k in
+                                              ("built", "up to date", "failed")) + "\n")
+        self.write(f"storytree: estimated spend this run: {session.gate.budget.spent:.2f} "
+                   f"{session.settings.prices.currency} (provider {session.provider_name})\n")
+        for failure in session.summary.failures.values():
+            self.write(f"  failed {failure.task}: {failure.first_line}\n")
+        for model, exc in session.gate.exhausted.items():
+            self.write(f"storytree: the daily quota of {model} is used up; no new submissions were made to it. "
+                       f"{exc.reset_hint}. Run the same command again then: finished targets are kept.\n")

@@ -1,0 +1,43 @@
+"""What a command line selects, by doit's own machinery: the one expansion the dry-run and the `max_cost` check use,
+so neither can disagree with what doit runs (names, basename groups, wildcards, output paths, task options, `-s`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from doit.control import TaskControl
+from doit.task import Task
+
+
+def expand(tasks: Iterable[Task], selection: list[str], single: bool = False) -> list[str]:
+    """Names of the tasks doit would execute for `selection`: the selected tasks and everything they depend on
+    (only the selected ones, and a selected group's members, with `single`), in definition order."""
+    control = TaskControl([_clone(t) for t in tasks])
+    control.process(selection or [])
+    chosen: set[str] = set()
+    stack = list(control.selected_tasks or [])
+    if single:
+        for name in stack:
+            task = control.tasks[name]
+            chosen.add(name)
+            chosen.update(task.task_dep if task.has_subtask else [])
+        stack = []
+    while stack:
+        name = stack.pop()
+        if name in chosen:
+            continue
+        chosen.add(name)
+        task = control.tasks[name]
+        stack.extend(task.task_dep)
+        stack.extend(task.setup_tasks)
+    return [name for name in control.tasks if name in chosen]
+
+
+def _clone(task: Task) -> Task:
+    """A copy doit may change: TaskControl extends `task_dep` and parses task options (once per task) in place, and
+    doit itself processes the same command line again afterwards."""
+    clone = object.__new__(Task)
+    clone.__dict__.update(task.__dict__)
+    clone.task_dep = list(task.task_dep)
+    clone.options = None
+    return clone

@@ -1,0 +1,1 @@
+"""The review gallery: one static page per story (`page.py`, a free build target) and the local server (`serve.py`)."""

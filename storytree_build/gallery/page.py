@@ -1,0 +1,493 @@
+"""Review gallery: one static HTML page per story, plus an index, under `apps/story-tree-ui/public/`.
+
+The page is a build target of its own (`gallery:<story-id>`) that never calls a provider. It is rendered from the
+manifest, the pay-once records, the files on disk and the story store (names, scenelet tree, prompts), and is
+current while a hash of its inputs (the manifest, the story's records, every output's existence and hash, the
+provider of this run, known failures, the gallery templates and this module) equals the hash kept in a sidecar
+next to the page. That check reuses the StatusChecker's cached records and stats each output once; it never opens
+the story store, so it adds almost nothing to a no-op build.
+
+What the story store alone decides (scenelet descriptions, choice labels) is not part of that hash: prompts are,
+through the manifest. After editing only such text, `doit -a gallery:<story-id>` renders the page again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..atomic import write_text_atomic
+from ..build.records import utc_now
+from ..core.hashing import sha256_json
+from ..core.manifest import Target
+from ..core.manifest_file import manifest_path
+from ..errors import InputError, StorytreeError
+from ..settings import Settings
+from .source import GallerySource
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from ..core.story import StoryView
+
+log = logging.getLogger("storytree")
+
+FORMAT = 1
+SIDECAR_NAME = ".gallery.json"
+TEMPLATE_FOLDER = "gallery"
+STATE_LABELS = {"current": "up to date", "stale": "stale", "missing": "missing", "failed": "failed"}
+KIND_LABELS = {"character_plate": "character plate", "environment_keyframe": "environment keyframe",
+               "key_frame": "key frame", "video": "video"}
+
+
+# --- where things go ----------------------------------------------------------------------------
+
+
+def task_name(story_id: str) -> str:
+    return f"gallery:{story_id}"
+
+
+def page_path(settings: Settings, story_id: str) -> Path:
+    return settings.public_root / "stories" / story_id / "index.html"
+
+
+def sidecar_path(settings: Settings, story_id: str) -> Path:
+    return page_path(settings, story_id).parent / SIDECAR_NAME
+
+
+def index_path(settings: Settings) -> Path:
+    return settings.public_root / "index.html"
+
+
+def asset_url(output: str, digest: str | None, prefix: str = "../../generated/") -> str:
+    """URL of an asset relative to a page; `?v=` changes whenever the file does, so browsers never show an old one."""
+    url = prefix + quote(output, safe="/")
+    return f"{url}?v={digest[:12]}" if digest else url
+
+
+def rebuild_command(task: str, story_id: str) -> str:
+    return f"doit -a -s {shlex.quote(task)} story={shlex.quote(story_id)}"
+
+
+# --- inputs and the up-to-date check -------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _source_sha() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _template_hashes(settings: Settings) -> dict[str, str]:
+    folder = settings.templates_dir / TEMPLATE_FOLDER
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*")) if p.is_file()}
+
+
+def _manifest_sha(src: GallerySource) -> str:
+    path = manifest_path(src.settings, src.manifest.story_id)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:  # a session made from a manifest object (tests, tools)
+        return sha256_json(src.manifest.model_dump(mode="json"))
+
+
+def read_sidecar(settings: Settings, story_id: str) -> dict[str, Any]:
+    try:
+        data = json.loads(sidecar_path(settings, story_id).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def known_failures(src: GallerySource, sidecar: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Failures of this run, plus earlier ones whose target has not been built since (its record is unchanged)."""
+    out: dict[str, dict[str, Any]] = {}
+    tasks = src.manifest.by_task()
+    for task, entry in (sidecar.get("failures") or {}).items():
+        if task in tasks and isinstance(entry, dict):
+            if _record_key(src, task) == entry.get("record"):
+                out[task] = entry
+    for task, message in sorted(src.failures().items()):
+        if task in tasks:
+            out[task] = {"message": message, "record": _record_key(src, task)}
+    return out
+
+
+def _record_key(src: GallerySource, task: str) -> str | None:
+    rec = src.checker.record(task)
+    return f"{rec.output_sha256}:{rec.output_mtime_ns}:{rec.built_at}" if rec else None
+
+
+def gallery_inputs(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    checker = src.checker
+    targets = []
+    for target in src.manifest.targets:
+        rec = checker.record(target.task)
+        targets.append([target.task, checker.file_hash(target.output),
+                        [rec.signature, rec.output_sha256, rec.provider, rec.published, rec.built_at] if rec else None])
+    operations = src.operations()
+    return {
+        "format": FORMAT,
+        "code": _source_sha(),
+        "templates": _template_hashes(src.settings),
+        "manifest": _manifest_sha(src),
+        "provider": src.provider_name,
+        "targets": targets,
+        "operations": sorted([op.task, op.state, op.submitted_at, op.error] for op in operations.values()),
+        "failures": {task: entry["message"] for task, entry in failures.items()},
+    }
+
+
+def inputs_hash(src: GallerySource, failures: dict[str, dict[str, Any]]) -> str:
+    return sha256_json(gallery_inputs(src, failures))
+
+
+def is_current(src: GallerySource) -> bool:
+    settings, sid = src.settings, src.manifest.story_id
+    sidecar = read_sidecar(settings, sid)
+    if sidecar.get("format") != FORMAT:
+        return False
+    try:
+        st = os.stat(page_path(settings, sid))
+    except FileNotFoundError:
+        return False
+    if [st.st_size, st.st_mtime_ns] != sidecar.get("page") or not index_path(settings).exists():
+        return False
+    return sidecar.get("inputs") == inputs_hash(src, known_failures(src, sidecar))
+
+
+# --- the page model ------------------------------------------------------------------------------
+
+
+@dataclass
+class RefView:
+    kind: str
+    id: str
+    path: str
+    task: str
+    url: str | None
+    state: str
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+
+@dataclass
+class TargetView:
+    task: str
+    kind: str
+    output: str
+    url: str | None
+    state: str  # current | stale | missing | failed
+    reason: str
+    stub: bool
+    model: str
+    provider: str | None
+    built_at: str | None
+    command: str
+    config: str
+    prompt_user: str | None = None
+    prompt_system: str | None = None
+    system_file: str | None = None
+    prompt_error: str | None = None
+    references: list[RefView] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
+
+    @property
+    def exists(self) -> bool:
+        return self.url is not None
+
+
+@dataclass
+class Plate:
+    title: str
+    description: str
+    target: TargetView
+
+
+@dataclass
+class Design:
+    id: str
+    subtitle: str
+    plates: list[Plate]
+
+
+@dataclass
+class ShotCard:
+    key: str
+    shot_index: int
+    image: TargetView | None
+    video: TargetView | None
+    caption: str = ""
+    lines: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class SceneletCard:
+    anchor: str
+    label: str
+    level: int
+    description: str = ""
+    choice_label: str | None = None
+    choice_prompt: str | None = None
+    choices: list[tuple[str, str, str]] = field(default_factory=list)  # (anchor, label, choice text)
+    terminal: bool = False
+    shots: list[ShotCard] = field(default_factory=list)
+
+
+def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[str, Any]],
+                 operations: dict[str, Any], render: bool) -> TargetView:
+    checker, sid = src.checker, src.manifest.story_id
+    digest = checker.file_hash(target.output)
+    rec = checker.record(target.task)
+    status = checker.status(target.task)
+    note = None
+    if target.task in failures:
+        state, reason = "failed", failures[target.task]["message"]
+    elif digest is None:
+        state, reason = "missing", "the file is gone (deleted or moved since it was built)" if rec else "not built yet"
+    elif status.current:
+        state, reason = "current", ""
+    else:
+        state, reason = "stale", status.reason
+    op = operations.get(target.task)
+    if op is not None:
+        if op.state in ("uncertain", "failed") and state != "failed":
+            state = "failed"
+            reason = (op.error or f"a paid submit at {op.submitted_at} may have reached the provider but no operation "
+                      f"name came back; check the provider's console, then `storytree resubmit {sid} {target.task}`.")
+        elif op.state in ("submitting", "submitted"):
+            note = f"video operation {op.operation or '(submitting)'} in flight since {op.submitted_at}"
+    view = TargetView(
+        task=target.task, kind=target.kind, output=target.output,
+        url=asset_url(target.output, digest) if digest else None, state=state, reason=reason,
+        stub=rec is not None and rec.provider == "stub" and rec.output_sha256 == digest,
+        model=target.model, provider=rec.provider if rec else None, built_at=rec.built_at if rec else None,
+        command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note)
+    for ref in target.references:
+        ref_digest = checker.file_hash(ref.path)
+        producer = ref.task if ref.task in src.manifest.by_task() else None
+        ref_state = "missing" if ref_digest is None else (
+            "current" if producer and checker.status(producer).current else "stale")
+        view.references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
+                                       asset_url(ref.path, ref_digest) if ref_digest else None, ref_state))
+    if render:
+        try:
+            view.prompt_user, view.prompt_system = src.render(target)
+            view.system_file = target.system_prompt
+        except Exception as exc:  # noqa: BLE001 - shown on the page; one broken prompt must not hide the rest
+            view.prompt_error = str(exc)
+    return view
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _designs(view: "StoryView | None", targets: list[TargetView], by_task: dict[str, Target], kind: str) -> list[Design]:
+    """Characters (kind "character") or environments, in design order, each with its plates/keyframes."""
+    from ..core.story import raw_designs
+
+    prefix = f"ref:{kind}."
+    groups: dict[str, list[Plate]] = {}
+    for tv in targets:
+        if not tv.task.startswith(prefix):
+            continue
+        design_id = tv.task[len(prefix):].rsplit(".", 1)[0]
+        title, description = tv.task.rsplit(".", 1)[1], ""
+        path = by_task[tv.task].db[0].path or []
+        if view is not None and view.vrp is not None and len(path) >= 4:
+            try:
+                if kind == "character":
+                    sheet = view.vrp.character_model_sheets[path[1]]
+                    plate = sheet.reference_plates[path[3]]
+                    design_id, title, description = sheet.character_id, plate.type, plate.plate_description
+                else:
+                    entry = view.vrp.environment_keyframes[path[1]]
+                    frame = entry.keyframes[path[3]]
+                    design_id, title, description = entry.environment_id, f"keyframe {path[3] + 1}", frame.keyframe_description
+            except (IndexError, TypeError):
+                pass
+        groups.setdefault(design_id, []).append(Plate(title.replace("_", " ").lower(), description, tv))
+    subtitles: dict[str, str] = {}
+    order: list[str] = []
+    for design_id, design, _ in raw_designs(view.vdd_raw if view else None, kind):
+        order.append(design_id)
+        if kind == "character":
+            subtitles[design_id] = _text(design.get("role"))
+        else:
+            detail = design.get("detailed_description") or design.get("detailedDescription") or {}
+            subtitles[design_id] = _text(detail.get("overall_description") if isinstance(detail, dict) else "")
+    order += [d for d in groups if d not in order]
+    return [Design(d, subtitles.get(d, ""), groups.get(d, [])) for d in order]
+
+
+def _scenelets(src: GallerySource, view: "StoryView | None", shot_targets: dict[tuple[str, int], dict[str, TargetView]]
+               ) -> list[SceneletCard]:
+    payloads = {(s.scenelet_id, s.shot_index): s.raw_payload for s in (view.shots if view else [])}
+    shots_by_scenelet: dict[str, list[ShotCard]] = {}
+    ref_of: dict[str, str] = {}
+    for target in src.manifest.targets:
+        if target.shot is not None:
+            ref_of[target.shot.scenelet_id] = target.shot.scenelet_ref
+    for (scenelet_id, index), pair in shot_targets.items():
+        payload = payloads.get((scenelet_id, index)) or {}
+        lines = [{"source": _text(e.get("source")), "line": _text(e.get("line"))}
+                 for e in payload.get("audioAndNarrative") or [] if isinstance(e, dict)]
+        card = ShotCard(f"{scenelet_id}_{index}", index, pair.get("key_frame"), pair.get("video"),
+                        _text(payload.get("compositionAndContent")), lines)
+        shots_by_scenelet.setdefault(scenelet_id, []).append(card)
+    for cards in shots_by_scenelet.values():
+        cards.sort(key=lambda c: c.shot_index)
+
+    out: list[SceneletCard] = []
+    if view is not None and view.nodes:
+        nodes = view.nodes
+        levels: dict[str, int] = {}
+        for node in nodes.values():  # pre-order: a parent comes before its children
+            parent = nodes.get(node.parent_id) if node.parent_id else None
+            levels[node.id] = 0 if parent is None else levels[parent.id] + (1 if len(parent.children) > 1 else 0)
+        for node in nodes.values():
+            row = node.row
+            content = row.get("content") if isinstance(row.get("content"), dict) else {}
+            card = SceneletCard(anchor=node.label, label=node.label, level=levels[node.id],
+                                description=_text(content.get("description")),
+                                choice_label=_text(row.get("choice_label_from_parent")) or None,
+                                choice_prompt=_text(row.get("choice_prompt")) or None,
+                                terminal=bool(row.get("is_terminal_node")) or not node.children,
+                                shots=shots_by_scenelet.pop(node.label, []))
+            for child_id in node.children:
+                child = nodes[child_id]
+                card.choices.append((child.label, child.label,
+                                     _text(child.row.get("choice_label_from_parent")) or child.label))
+            out.append(card)
+    for scenelet_id, cards in shots_by_scenelet.items():  # no tree (store unavailable) or shots of unknown scenelets
+        out.append(SceneletCard(anchor=scenelet_id, label=scenelet_id, level=0, shots=cards))
+    return out
+
+
+def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    manifest = src.manifest
+    problems: list[str] = []
+    view: StoryView | None
+    try:
+        view = src.story_view()
+    except StorytreeError as exc:
+        view = None
+        problems.append(f"The story could not be read from the story store, so names, the scenelet tree and prompts "
+                        f"are missing: {exc}")
+    operations = src.operations()
+    by_task = manifest.by_task()
+    views = [_target_view(src, t, failures, operations, render=view is not None) for t in manifest.targets]
+    shot_targets: dict[tuple[str, int], dict[str, TargetView]] = {}
+    for target, tv in zip(manifest.targets, views):
+        if target.shot is not None:
+            shot_targets.setdefault((target.shot.scenelet_id, target.shot.shot_index), {})[target.kind] = tv
+    counts = {label: 0 for label in STATE_LABELS.values()}
+    for tv in views:
+        counts[tv.state_label] += 1
+    stub = sum(1 for tv in views if tv.stub)
+    thumbnail = next((tv.output for tv in views if tv.kind == "key_frame" and tv.exists), None) or next(
+        (tv.output for tv in views if tv.exists and tv.kind != "video"), None)
+    return {
+        "story_id": manifest.story_id,
+        "display_name": manifest.display_name,
+        "provider": src.provider_name,
+        "rendered_at": utc_now(),
+        "problems": problems,
+        "counts": counts,
+        "stub_count": stub,
+        "total": len(views),
+        "characters": _designs(view, views, by_task, "character"),
+        "environments": _designs(view, views, by_task, "environment"),
+        "scenelets": _scenelets(src, view, shot_targets),
+        "story_command": f"doit story:{manifest.story_id}",
+        "gallery_command": f"doit -a {task_name(manifest.story_id)}",
+        "thumbnail": thumbnail,
+    }
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(folder: Path) -> "jinja2.Environment":
+    """One Jinja environment per templates folder (it recompiles a template whose file changed)."""
+    import jinja2  # only when a page is rendered, never on a no-op build
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=True)
+
+
+def _templates(settings: Settings) -> "jinja2.Environment":
+    return _environment(settings.templates_dir / TEMPLATE_FOLDER)
+
+
+def render_story_page(src: GallerySource, failures: dict[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+    if failures is None:
+        failures = known_failures(src, read_sidecar(src.settings, src.manifest.story_id))
+    model = page_model(src, failures)
+    return _templates(src.settings).get_template("story.html.j2").render(**model).lstrip(), model
+
+
+def build_gallery(src: GallerySource) -> Path:
+    """Render the story page and the index; write both atomically, then the sidecar that makes the page current."""
+    settings, sid = src.settings, src.manifest.story_id
+    folder = settings.templates_dir / TEMPLATE_FOLDER
+    if not (folder / "story.html.j2").is_file() or not (folder / "index.html.j2").is_file():
+        raise InputError(f"{folder} lacks story.html.j2 or index.html.j2: the review page cannot be rendered "
+                         "(they live in templates/gallery/ of the storytree-build repository).")
+    failures = known_failures(src, read_sidecar(settings, sid))
+    digest = inputs_hash(src, failures)
+    html, model = render_story_page(src, failures)
+    page = page_path(settings, sid)
+    write_text_atomic(page, html)
+    st = os.stat(page)
+    sidecar = {
+        "format": FORMAT, "inputs": digest, "page": [st.st_size, st.st_mtime_ns], "story_id": sid,
+        "display_name": model["display_name"], "counts": model["counts"], "stub_count": model["stub_count"],
+        "total": model["total"], "thumbnail": model["thumbnail"], "rendered_at": model["rendered_at"],
+        "failures": failures,
+    }
+    write_text_atomic(sidecar_path(settings, sid), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
+    write_index(settings)
+    log.info("%s: review page %s", task_name(sid), page.relative_to(settings.root))
+    return page
+
+
+def write_index(settings: Settings) -> Path:
+    stories = []
+    for sidecar_file in sorted((settings.public_root / "stories").glob(f"*/{SIDECAR_NAME}")):
+        try:
+            data = json.loads(sidecar_file.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        sid = sidecar_file.parent.name
+        if not isinstance(data, dict) or not (sidecar_file.parent / "index.html").exists():
+            continue
+        stories.append({**data, "story_id": sid, "href": f"stories/{quote(sid)}/index.html",
+                        "thumbnail_url": asset_url(data["thumbnail"], None, "generated/") if data.get("thumbnail") else None})
+    stories.sort(key=lambda s: (str(s.get("display_name", "")).lower(), s["story_id"]))
+    shown = {s["story_id"] for s in stories}
+    unrendered = [p.stem for p in sorted(settings.manifests_dir.glob("*.yaml")) if p.stem not in shown]
+    html = _templates(settings).get_template("index.html.j2").render(
+        stories=stories, unrendered=unrendered, rendered_at=utc_now()).lstrip()
+    path = index_path(settings)
+    write_text_atomic(path, html)
+    return path

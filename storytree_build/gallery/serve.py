@@ -1,0 +1,208 @@
+"""`storytree serve`: a small static server for `apps/story-tree-ui/public/` (the review gallery and its assets).
+
+Binds 127.0.0.1 only and serves nothing outside the public folder: `..` segments (also percent-encoded), NUL bytes,
+backslashes and dot-files are refused, and every path is resolved (symlinks included) and must stay inside the folder.
+Byte ranges are honoured (206 / 416) so browsers can seek in MP4 videos; directories serve their index.html.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import posixpath
+import sys
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from ..errors import InputError
+from ..mime import content_type
+
+CHUNK = 256 * 1024
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """One `bytes=` range → (first, last) inclusive; None to ignore it (serve 200); "unsatisfiable" for 416."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # other units and multipart ranges: a server may answer with the whole file
+    first_text, sep, last_text = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first_text == "":
+            suffix = int(last_text)
+            if suffix <= 0:
+                return "unsatisfiable"
+            return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return None
+    if first < 0:
+        return None
+    if first >= size:
+        return "unsatisfiable"
+    if last < first:
+        return None
+    return first, min(last, size - 1)
+
+
+class PublicHandler(BaseHTTPRequestHandler):
+    server_version = "storytree-serve"
+    protocol_version = "HTTP/1.1"
+    root: Path  # set on the subclass made by make_server (already resolved)
+    quiet = False
+
+    # -- request handling ---------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(send_body=False)
+
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        body = f"{status.value} {status.phrase}: {message}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def resolve(self, raw_path: str) -> Path | HTTPStatus:
+        """The file a URL path names, or the status to answer with. Never a path outside `root`."""
+        path = unquote(urlsplit(raw_path).path, errors="strict")
+        if "\x00" in path or "\\" in path or not path.startswith("/"):
+            return HTTPStatus.BAD_REQUEST
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if any(p == ".." or p.startswith(".") for p in parts):
+            return HTTPStatus.NOT_FOUND
+        candidate = self.root.joinpath(*parts)
+        try:
+            real = candidate.resolve(strict=True)
+        except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError):
+            return HTTPStatus.NOT_FOUND
+        if real != self.root and self.root not in real.parents:
+            return HTTPStatus.NOT_FOUND  # a symlink that leads outside the public folder
+        return real
+
+    def _serve(self, send_body: bool) -> None:
+        try:
+            target = self.resolve(self.path)
+        except UnicodeDecodeError:
+            target = HTTPStatus.BAD_REQUEST
+        if isinstance(target, HTTPStatus):
+            self._refuse(target, "not found" if target == HTTPStatus.NOT_FOUND else "bad path")
+            return
+        if target.is_dir():
+            url_path = urlsplit(self.path).path
+            if not url_path.endswith("/"):  # relative links on the page need the trailing slash
+                self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+                self.send_header("Location", quote(posixpath.normpath(unquote(url_path))) + "/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            index = target / "index.html"
+            if not index.is_file():
+                self._refuse(HTTPStatus.NOT_FOUND, "no index.html here")
+                return
+            target = index
+        if not target.is_file():
+            self._refuse(HTTPStatus.NOT_FOUND, "not a file")
+            return
+        self._send_file(target, send_body)
+
+    def _send_file(self, path: Path, send_body: bool) -> None:
+        try:
+            handle = open(path, "rb")
+        except OSError:
+            self._refuse(HTTPStatus.NOT_FOUND, "cannot be read")
+            return
+        with handle:
+            st = os.fstat(handle.fileno())
+            size = st.st_size
+            etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            first, last, status = 0, size - 1, HTTPStatus.OK
+            range_header = self.headers.get("Range")
+            if_range = self.headers.get("If-Range")
+            if range_header and (not if_range or if_range == etag):
+                parsed = parse_range(range_header, size)
+                if parsed == "unsatisfiable":
+                    self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if parsed is not None:
+                    first, last = parsed  # type: ignore[misc]
+                    status = HTTPStatus.PARTIAL_CONTENT
+            length = max(0, last - first + 1)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type(path))
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            if status == HTTPStatus.PARTIAL_CONTENT:
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
+            self.send_header("Cache-Control", "no-cache")  # revalidate: a rebuilt asset shows up at once
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if not send_body:
+                return
+            handle.seek(first)
+            remaining = length
+            try:
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # browsers drop video requests all the time
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server signature
+        if not self.quiet:
+            sys.stderr.write(f"storytree serve: {self.address_string()} {format % args}\n")
+
+
+def make_server(root: Path, port: int = 8000, quiet: bool = False) -> ThreadingHTTPServer:
+    """A server bound to 127.0.0.1 (port 0 picks a free port); call serve_forever() on it."""
+    resolved = Path(root).resolve(strict=True)
+    handler = type("Handler", (PublicHandler,), {"root": resolved, "quiet": quiet})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve(settings, port: int = 8000) -> int:  # noqa: ANN001 - Settings
+    root = settings.public_root
+    if not root.is_dir():
+        raise InputError(f"{root} does not exist: build a story first (`doit story:<story-id>`).")
+    try:
+        server = make_server(root, port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another with --port.") from None
+    host, bound = server.server_address[:2]
+    print(f"storytree: serving {root} at http://{host}:{bound}/ (Ctrl-C to stop)", file=sys.stderr)
+    stories = sorted(p.parent.name for p in (root / "stories").glob("*/index.html"))
+    for sid in stories:
+        print(f"  http://{host}:{bound}/stories/{sid}/", file=sys.stderr)
+    if not (root / "index.html").exists():
+        print("  (no review pages yet: `doit story:<story-id>` renders them)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,25 @@
+"""What the review page is made from, handed over by the composition root: the manifest, the status of every target,
+in-flight operations, this run's failures, and (lazily, it opens the story store) the story and its prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..build.checker import StatusChecker
+from ..core.manifest import Manifest, Target
+from ..core.story import StoryView
+from ..settings import Settings
+
+
+@dataclass(frozen=True)
+class GallerySource:
+    settings: Settings
+    manifest: Manifest
+    checker: StatusChecker
+    provider_name: str
+    operations: Callable[[], dict[str, Any]]  # task → build.records.Operation of the story
+    failures: Callable[[], dict[str, str]]  # task → message, this run
+    story_view: Callable[[], StoryView]
+    render: Callable[[Target], tuple[str, str | None]]  # (user prompt, system instruction) from the store

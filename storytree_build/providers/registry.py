@@ -1,0 +1,75 @@
+"""Which providers exist, and how to make them. Built-ins register through the same door an extension would.
+
+A provider is a pair of ports (`ImageProvider`, `VideoProvider`) under one name; the name is part of every record's
+signature, so assets of one provider are out of date for another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .base import ImageProvider, VideoProvider
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    name: str
+    desc: str
+    images: Callable[[Any], ImageProvider]
+    videos: Callable[[Any], VideoProvider]
+    needs_key: bool
+
+
+PROVIDERS: dict[str, ProviderEntry] = {}
+
+
+def register(entry: ProviderEntry) -> None:
+    PROVIDERS[entry.name] = entry
+
+
+def entry(name: str) -> ProviderEntry:
+    found = PROVIDERS.get(name)
+    if found is None:
+        raise ConfigError(f"Unknown provider {name!r}; choose one of: {', '.join(sorted(PROVIDERS))}.")
+    return found
+
+
+def make_images(settings: Any, name: str) -> ImageProvider:
+    return entry(name).images(settings)
+
+
+def make_videos(settings: Any, name: str) -> VideoProvider:
+    return entry(name).videos(settings)
+
+
+def _stub_images(settings: Any) -> ImageProvider:
+    from .stub import StubImages
+
+    return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
+
+
+def _stub_videos(settings: Any) -> VideoProvider:
+    from .stub import StubVideos
+
+    return StubVideos(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
+
+
+def _gemini_images(settings: Any) -> ImageProvider:
+    from .gemini_image import GeminiImages
+
+    return GeminiImages.from_settings(settings)
+
+
+def _gemini_videos(settings: Any) -> VideoProvider:
+    from .gemini_video import GeminiVideos
+
+    return GeminiVideos.from_settings(settings)
+
+
+register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
+                       _stub_images, _stub_videos, needs_key=False))
+register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
+                       _gemini_images, _gemini_videos, needs_key=True))
