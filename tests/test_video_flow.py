@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
+from support.project import SAMPLE_ID, doit, storytree, write_export
 from storytree_build.build.records import Operation, RecordStore, utc_now
 
 VIDEO = "video:scenelet-1_1"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import orjson
 
 from ..errors import InputError
 from . import naming
@@ -59,7 +60,22 @@ class RenderedPrompt:
         return sha256_json({"system": self.system, "user": self.user})
 
 
+# Prompt text is hashed into every pay-once record: a changed byte re-pays every asset. `_pretty` must give exactly
+# `json.dumps(value, ensure_ascii=False, indent=2)`, whose indented form runs in pure Python (~0.15 ms per prompt).
+# orjson writes the same layout in C; it is used only when its compact output equals the C-accelerated compact
+# json.dumps byte for byte (same strings, numbers and key order), otherwise json.dumps writes the prompt.
+# Floats (orjson writes 1e100 where json writes 1e+100), NaN/Infinity, ints beyond 64 bits and lone surrogates
+# all take the json.dumps path. bench/check_prompt_json.py checks this on the sample story and adversarial values.
+_JSON_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _pretty(value: Any) -> str:
+    try:  # orjson.JSONEncodeError is a TypeError
+        same = orjson.dumps(value) == _JSON_COMPACT.encode(value).encode("utf-8")
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 

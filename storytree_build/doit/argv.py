@@ -15,6 +15,8 @@ from doit.cmd_run import Run
 from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.exceptions import InvalidCommand
 
+from ..core import naming
+
 LINK_OPTION = "--download-link"
 
 
@@ -75,7 +77,7 @@ def _link_task(argv: list[str], names: list[str]) -> str:
                              "option: `doit video:<scenelet-id>_<n> --download-link=URL`.")
     values = {argv[i] for i in separate if i < len(argv)}
     named = [n for n in names if n not in values]
-    if len(uses) != 1 or len(named) != 1 or not named[0].startswith("video:") or "*" in named[0]:
+    if len(uses) != 1 or len(named) != 1 or naming.split_task(named[0])[0] != "video" or "*" in named[0]:
         raise InvalidCommand(
             "--download-link applies to exactly one shot: `doit video:<scenelet-id>_<n> --download-link=URL` "
             "(no other tasks, groups or wildcards in the same command).")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from doit.reporter import ConsoleReporter
 
 from ..build.summary import ORDER
+from ..core import naming
 
 if TYPE_CHECKING:
     from ..bootstrap import Session
@@ -31,7 +32,7 @@ class SummaryReporter(ConsoleReporter):
         pass  # the build action logs what it spends; doit -a "runs" dependencies that stay untouched
 
     def skip_uptodate(self, task: Any) -> None:
-        if task.actions and not task.name.startswith("gallery:"):  # count assets only, not the review page
+        if task.actions and naming.split_task(task.name)[0] in naming.ASSET_STAGES:  # assets only, not the page
             self.skipped += 1
 
     def complete_run(self) -> None:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from ..atomic import write_text_atomic
 from ..build.records import utc_now
+from ..core import naming
 from ..core.hashing import sha256_json
 from ..core.manifest import Target
 from ..core.manifest_file import manifest_path
@@ -49,10 +50,6 @@ KIND_LABELS = {"character_plate": "character plate", "environment_keyframe": "en
 
 
 # --- where things go ----------------------------------------------------------------------------
-
-
-def task_name(story_id: str) -> str:
-    return f"gallery:{story_id}"
 
 
 def page_path(settings: Settings, story_id: str) -> Path:
@@ -304,12 +301,12 @@ def _designs(view: "StoryView | None", targets: list[TargetView], by_task: dict[
     """Characters (kind "character") or environments, in design order, each with its plates/keyframes."""
     from ..core.story import raw_designs
 
-    prefix = f"ref:{kind}."
     groups: dict[str, list[Plate]] = {}
     for tv in targets:
-        if not tv.task.startswith(prefix):
+        design = naming.design_of_reference_task(tv.task)
+        if design is None or design[0] != kind:
             continue
-        design_id = tv.task[len(prefix):].rsplit(".", 1)[0]
+        design_id = design[1]
         title, description = tv.task.rsplit(".", 1)[1], ""
         path = by_task[tv.task].db[0].path or []
         if view is not None and view.vrp is not None and len(path) >= 4:
@@ -418,7 +415,7 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[
         "environments": _designs(view, views, by_task, "environment"),
         "scenelets": _scenelets(src, view, shot_targets),
         "story_command": f"doit story:{manifest.story_id}",
-        "gallery_command": f"doit -a {task_name(manifest.story_id)}",
+        "gallery_command": f"doit -a {naming.gallery_task(manifest.story_id)}",
         "thumbnail": thumbnail,
     }
 
@@ -467,7 +464,7 @@ def build_gallery(src: GallerySource) -> Path:
     }
     write_text_atomic(sidecar_path(settings, sid), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
     write_index(settings)
-    log.info("%s: review page %s", task_name(sid), page.relative_to(settings.root))
+    log.info("%s: review page %s", naming.gallery_task(sid), page.relative_to(settings.root))
     return page
 
 

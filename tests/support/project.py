@@ -83,6 +83,21 @@ def write_export(path: Path, export: dict) -> Path:
     return path
 
 
+def is_complete_asset(path: Path) -> bool:
+    """A PNG that decodes, or an MP4 with its ftyp box: what a finished (never a partly written) asset looks like."""
+    if path.suffix == ".png":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                image.load()
+            return True
+        except Exception:  # noqa: BLE001 - any decoder failure means "not a complete image"
+            return False
+    head = path.read_bytes()[:12]
+    return len(head) == 12 and head[4:8] == b"ftyp"
+
+
 # -- running storytree and doit ---------------------------------------------------------------------------
 def project_env(project: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
