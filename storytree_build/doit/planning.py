@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from doit.task import Task
 
 from ..core.plan import Plan, make_plan
-from .selection import expand
+from .selection import expand, named
 
 if TYPE_CHECKING:
     from ..bootstrap import Session
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def forced_targets(session: "Session", tasks: Iterable[Task], selection: list[str]) -> set[str]:
     """What `doit -a SELECTION` forces: the targets it names (directly, by group, glob or output path), never the
     references they merely depend on."""
-    return set(expand(tasks, selection, single=True)) & set(session.builder.targets)
+    return set(named(tasks, selection)) & set(session.builder.targets)
 
 
 def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[str], single: bool = False,

@@ -41,3 +41,21 @@ def _clone(task: Task) -> Task:
     clone.task_dep = list(task.task_dep)
     clone.options = None
     return clone
+
+
+def named(tasks: Iterable[Task], selection: list[str]) -> list[str]:
+    """Names of the tasks `selection` names itself: the selected tasks and, through groups (tasks without actions:
+    `story:<id>`, `shot:<key>`, `image`), their members — never what a selected target merely depends on."""
+    control = TaskControl([_clone(t) for t in tasks])
+    control.process(selection or [])
+    chosen: set[str] = set()
+    stack = list(control.selected_tasks or [])
+    while stack:
+        name = stack.pop()
+        if name in chosen:
+            continue
+        chosen.add(name)
+        task = control.tasks[name]
+        if not task.actions:
+            stack.extend(task.task_dep)
+    return [name for name in control.tasks if name in chosen]

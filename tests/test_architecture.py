@@ -1,0 +1,72 @@
+"""The layout keeps its promises: the core is pure and nothing imports in a circle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "storytree_build"
+
+
+def test_the_core_imports_no_doit_sdk_http_or_store() -> None:
+    """In a fresh interpreter, importing every core module pulls in none of the edges."""
+    modules = sorted(f"storytree_build.core.{p.stem}" for p in (PACKAGE / "core").glob("*.py") if p.stem != "__init__")
+    forbidden = ["doit", "google.genai", "supabase", "httpx", "storytree_build.store", "storytree_build.providers",
+                 "storytree_build.build"]
+    script = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
+              f"print(sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') for f in {forbidden!r})))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert len(modules) >= 10
+    assert out.strip() == "[]", out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every import inside the package, lazy ones included (TYPE_CHECKING blocks excluded)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for child in node.body for n in ast.walk(child)}
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if id(node) in skipped or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                targets = [module] + [f"{module}.{a.name}" for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and target != "storytree_build":
+                    graph[name].add(target)
+    return graph
+
+
+def test_there_are_no_import_cycles() -> None:
+    graph = import_graph()
+    assert "storytree_build.core.naming" in graph["storytree_build.core.manifest"]  # the graph sees imports
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, path: list[str]) -> bool:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle.extend(path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt])
+                return True
+            if nxt not in state and visit(nxt, path + [node]):
+                return True
+        state[node] = 2
+        return False
+
+    assert not any(visit(m, []) for m in sorted(graph) if m not in state), " -> ".join(cycle)
