@@ -3,7 +3,7 @@ so neither can disagree with what doit runs (names, basename groups, wildcards, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from doit.control import TaskControl
 from doit.task import Task
@@ -11,25 +11,31 @@ from doit.task import Task
 
 def expand(tasks: Iterable[Task], selection: list[str], single: bool = False) -> list[str]:
     """Names of the tasks doit would execute for `selection`: the selected tasks and everything they depend on
-    (only the selected ones, and a selected group's members, with `single`), in definition order."""
+    (with `single`, doit's `-s`: only the selected ones, and a selected basename group's members), in definition
+    order."""
+    if single:
+        return _walk(tasks, selection, lambda task, selected: task.task_dep if selected and task.has_subtask else [])
+    return _walk(tasks, selection, lambda task, selected: [*task.task_dep, *task.setup_tasks])
+
+
+def named(tasks: Iterable[Task], selection: list[str]) -> list[str]:
+    """Names of the tasks `selection` names itself: the selected tasks and, through groups (tasks without actions:
+    `story:<id>`, `shot:<key>`, `image`), their members — never what a selected target merely depends on."""
+    return _walk(tasks, selection, lambda task, selected: [] if task.actions else task.task_dep)
+
+
+def _walk(tasks: Iterable[Task], selection: list[str], follow: Callable[[Task, bool], list[str]]) -> list[str]:
     control = TaskControl([_clone(t) for t in tasks])
     control.process(selection or [])
+    selected = set(control.selected_tasks or [])
     chosen: set[str] = set()
-    stack = list(control.selected_tasks or [])
-    if single:
-        for name in stack:
-            task = control.tasks[name]
-            chosen.add(name)
-            chosen.update(task.task_dep if task.has_subtask else [])
-        stack = []
+    stack = list(selected)
     while stack:
         name = stack.pop()
         if name in chosen:
             continue
         chosen.add(name)
-        task = control.tasks[name]
-        stack.extend(task.task_dep)
-        stack.extend(task.setup_tasks)
+        stack.extend(follow(control.tasks[name], name in selected))
     return [name for name in control.tasks if name in chosen]
 
 
@@ -41,21 +47,3 @@ def _clone(task: Task) -> Task:
     clone.task_dep = list(task.task_dep)
     clone.options = None
     return clone
-
-
-def named(tasks: Iterable[Task], selection: list[str]) -> list[str]:
-    """Names of the tasks `selection` names itself: the selected tasks and, through groups (tasks without actions:
-    `story:<id>`, `shot:<key>`, `image`), their members — never what a selected target merely depends on."""
-    control = TaskControl([_clone(t) for t in tasks])
-    control.process(selection or [])
-    chosen: set[str] = set()
-    stack = list(control.selected_tasks or [])
-    while stack:
-        name = stack.pop()
-        if name in chosen:
-            continue
-        chosen.add(name)
-        task = control.tasks[name]
-        if not task.actions:
-            stack.extend(task.task_dep)
-    return [name for name in control.tasks if name in chosen]
