@@ -175,3 +175,53 @@ def test_serve_refuses_a_missing_public_folder(tmp_path, capsys, monkeypatch):
     (tmp_path / "system_prompts").mkdir()
     assert main(["serve", "--port", "0"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_hundreds_of_simultaneous_clients_are_all_answered(site) -> None:
+    """500 connections opened at once, then 500 requests: every one gets its page (the listen queue holds them)."""
+    import selectors
+    import socket
+
+    port = site
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(500)]
+    request = b"GET /stories/story/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    for sock in sockets:
+        sock.sendall(request)
+    answers: dict[socket.socket, bytes] = {sock: b"" for sock in sockets}
+    selector = selectors.DefaultSelector()
+    for sock in sockets:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    open_count = len(sockets)
+    while open_count:
+        events = selector.select(timeout=60)
+        assert events, "the server stopped answering"
+        for key, _ in events:
+            chunk = key.fileobj.recv(65536)
+            if chunk:
+                answers[key.fileobj] += chunk
+            else:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                open_count -= 1
+    assert sum(1 for data in answers.values() if data.startswith(b"HTTP/1.1 200") and b"<title>story</title>" in data) == 500
+
+
+def test_a_silent_connection_is_closed(tmp_path) -> None:
+    import socket
+
+    (tmp_path / "index.html").write_text("<title>x</title>")
+    server = make_server(tmp_path, 0, quiet=True, workers=2, idle_timeout=0.3)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=30) for _ in range(4)]
+        for sock in idle:  # more silent clients than workers: each is dropped, so the workers come free again
+            assert sock.recv(1) == b""
+            sock.close()
+        resp, body = get(server.server_address[1], "/index.html")
+        assert resp.status == 200 and b"<title>x</title>" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -3,6 +3,8 @@
 Binds 127.0.0.1 only and serves nothing outside the public folder: `..` segments (also percent-encoded), NUL bytes,
 backslashes and dot-files are refused, and every path is resolved (symlinks included) and must stay inside the folder.
 Byte ranges are honoured (206 / 416) so browsers can seek in MP4 videos; directories serve their index.html.
+Under load: a listen queue of 1,024 connections, a bounded pool of worker threads, and connections idle for more than
+10 seconds are closed (a worker is never held forever by a client that sends nothing).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 import posixpath
 import sys
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -20,6 +23,9 @@ from ..errors import InputError
 from ..mime import content_type
 
 CHUNK = 256 * 1024
+LISTEN_QUEUE = 1024
+WORKERS = 32
+IDLE_TIMEOUT = 10.0  # seconds a connection may sit without sending a request
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
@@ -175,13 +181,39 @@ class PublicHandler(BaseHTTPRequestHandler):
             sys.stderr.write(f"storytree serve: {self.address_string()} {format % args}\n")
 
 
-def make_server(root: Path, port: int = 8000, quiet: bool = False) -> ThreadingHTTPServer:
+class PooledHTTPServer(HTTPServer):
+    """An HTTP server whose connections are handled by a fixed pool of threads (the standard ThreadingHTTPServer
+    starts one thread per connection, without bound), with a deep listen queue so bursts wait instead of failing."""
+
+    request_queue_size = LISTEN_QUEUE
+
+    def __init__(self, address: tuple[str, int], handler: type, workers: int = WORKERS):
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="storytree-serve")
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001 - socketserver signature
+        self._pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request, client_address) -> None:  # noqa: ANN001
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - one broken connection must not stop the server
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_server(root: Path, port: int = 8000, quiet: bool = False, workers: int = WORKERS,
+                idle_timeout: float = IDLE_TIMEOUT) -> PooledHTTPServer:
     """A server bound to 127.0.0.1 (port 0 picks a free port); call serve_forever() on it."""
     resolved = Path(root).resolve(strict=True)
-    handler = type("Handler", (PublicHandler,), {"root": resolved, "quiet": quiet})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    return server
+    # `timeout` is the socket timeout of each connection: a client silent for that long is disconnected.
+    handler = type("Handler", (PublicHandler,), {"root": resolved, "quiet": quiet, "timeout": idle_timeout})
+    return PooledHTTPServer(("127.0.0.1", port), handler, workers)
 
 
 def serve(settings, port: int = 8000) -> int:  # noqa: ANN001 - Settings
