@@ -1,5 +1,8 @@
 """Crash-safe file writes, the only way storytree puts a file in place: temp file in the same folder, fsync, rename,
-fsync the folder. A reader sees the old file or the complete new one, never a partial one."""
+fsync the folder. A reader sees the old file or the complete new one, never a partial one.
+
+Files get the usual permissions, 0666 minus the umask (0644 with the common umask 022): assets and manifests are
+served and read by other users. Private state is kept private by its folder (see `private_folder`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,30 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _read_umask() -> int:
+    """The process umask, read without changing it where Linux allows (changing it is process-wide, not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def private_folder(path: Path) -> Path:
+    """Create `path` (and parents) readable by this user only, for records, caches and recovered results."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    return path
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -22,7 +49,10 @@ def temp_path_for(path: Path) -> Path:
     """A new empty temp file beside `path` (`.<name>.<random>.part`, hidden, removed by the next build if orphaned)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600
+    finally:
+        os.close(fd)
     return Path(tmp_name)
 
 

@@ -292,3 +292,16 @@ def test_several_manifests_need_an_explicit_story(built_project: Path) -> None:
     assert "another-story" in ambiguous.stderr and "story=" in ambiguous.stderr
     chosen = doit(built_project, "shot:scenelet-1_1", "provider=stub", f"story={SAMPLE_ID}")
     assert chosen.returncode == 0, chosen.stderr
+
+
+def test_assets_and_manifests_are_readable_by_others_and_state_is_private(built_project: Path) -> None:
+    """A web server running as another user must be able to serve what was built; records stay private."""
+    import stat
+
+    assert doit(built_project, "shot:scenelet-2_1", "provider=stub").returncode == 0
+    files = [p for p in (built_project / "apps").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files.append(built_project / "manifests" / f"{SAMPLE_ID}.yaml")
+    assert len(files) > 4
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, f"{path} is {oct(path.stat().st_mode)}"
+    assert stat.S_IMODE((built_project / ".storytree").stat().st_mode) == 0o700

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import private_folder
+
 SCHEMA = """
 create table if not exists records (
   story_id text not null,
@@ -91,7 +93,7 @@ class Operation:
 class RecordStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         self._local = threading.local()
         conn = self._conn()
         conn.executescript(SCHEMA)

@@ -17,6 +17,7 @@ from typing import Any
 
 from doit.exceptions import InvalidCommand
 
+from ..atomic import private_folder
 from ..bootstrap import Session
 from ..errors import StorytreeError
 from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
@@ -35,8 +36,7 @@ class DoitProject:
 
     def doit_config(self) -> dict[str, Any]:
         """doit opens its database before it loads any task, so its folder must exist first."""
-        folder = state_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_folder(state_dir())
         return {
             "default_tasks": [],  # a bare `doit` builds nothing: every paid build is asked for by name
             "backend": "sqlite3",
@@ -52,7 +52,7 @@ class DoitProject:
         configure_process()
         try:
             settings = load_settings(variables={name: get_var(name) for name in RUN_VARIABLES})
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(settings.state_dir)
             invocation = argv.parse(list(sys.argv[1:] if args is None else args), DOIT_COMMANDS)
             story_id = choose_story(settings, invocation)
             if story_id is None:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import private_folder
 from ..errors import InputError, StoreError
 from ..core.models import DOCUMENT_COLUMNS
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
@@ -92,7 +93,7 @@ def _dumps(value: Any) -> str:
 class SqliteStoryStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
 
