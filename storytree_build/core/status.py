@@ -20,7 +20,8 @@ from .manifest import Target
 class Status:
     current: bool
     reason: str  # missing | no record | output changed | prompt changed | ... | up to date
-    publish_only: bool = False
+    publish_only: bool = False  # built and recorded; only its path must still be written (free)
+    adoptable: bool = False  # the file is there and was made from exactly these inputs, only unrecorded (free)
 
 
 def signature_inputs(target: Target, provider: str, reference_hashes: list[list[str]]) -> dict[str, Any]:
@@ -41,10 +42,11 @@ def explain_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     reasons = []
     if old.get("prompt_sha256") != new["prompt_sha256"]:
         reasons.append("prompt changed")
-    if [r[0] for r in old.get("references", [])] != [r[0] for r in new["references"]]:
+    old_references = old.get("references") or []
+    if [r[0] for r in old_references] != [r[0] for r in new["references"]]:
         reasons.append("reference list changed")
-    elif old.get("references") != new["references"]:
-        changed = [n[0] for o, n in zip(old["references"], new["references"]) if o != n]
+    elif old_references != new["references"]:
+        changed = [n[0] for o, n in zip(old_references, new["references"]) if o != n]
         reasons.append("references changed: " + ", ".join(changed))
     if old.get("model") != new["model"] or old.get("config") != new["config"]:
         reasons.append("model/config changed")
@@ -83,9 +85,11 @@ class OperationFacts(Protocol):
 
 
 def decide(story_id: str, task: str, output_sha256: str | None, record: RecordFacts | None,
-           current_inputs: Callable[[], dict[str, Any] | None], operation: OperationFacts | None = None) -> Status:
+           current_inputs: Callable[[], dict[str, Any] | None], operation: OperationFacts | None = None,
+           provenance: Callable[[], dict[str, str]] = dict) -> Status:
     """The status of one target. `current_inputs()` (called only when needed: it hashes reference files) is None
-    when a reference file is missing (not built yet)."""
+    when a reference file is missing (not built yet); `provenance()` (read only for an unrecorded file) is what the
+    file says about how it was made (`storytree:task`, `storytree:signature`, …)."""
     if operation is not None:
         if operation.state == "submitted":
             return Status(False, f"operation {operation.operation} in flight since {operation.submitted_at}: "
@@ -95,6 +99,11 @@ def decide(story_id: str, task: str, output_sha256: str | None, record: RecordFa
     if output_sha256 is None:
         return Status(False, "missing")
     if record is None:
+        carried = provenance()
+        if carried.get("storytree:task") == task and carried.get("storytree:signature"):
+            inputs = current_inputs()
+            if inputs is not None and signature_of(inputs) == carried["storytree:signature"]:
+                return Status(False, "saved earlier but not recorded: will be recorded (no cost)", adoptable=True)
         return Status(False, "no record (an existing file would be replaced)")
     if record.output_sha256 != output_sha256:
         return Status(False, "output file changed since it was built")

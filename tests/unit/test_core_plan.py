@@ -130,9 +130,6 @@ def test_publish_only_with_upstream_running_is_rebuilt_and_paid(targets) -> None
     assert plan.total == round(0.1 + 0.067 + 3.2, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="make_plan: a publish-only target whose upstream will run is planned as a "
-                   "paid run, but its reason stays the publish reason ending '(no cost)' instead of "
-                   "'upstream will run: …'")
 def test_publish_only_with_upstream_running_says_why_it_runs(targets) -> None:  # noqa: ANN001
     _, items = plan_of(targets, {SHEET: MISSING, IMAGE: PUBLISH})
     assert items[IMAGE].cost == 0.067

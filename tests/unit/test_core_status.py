@@ -154,10 +154,6 @@ def test_explain_difference_reads_records_written_without_some_keys() -> None:
         "reference list changed; model/config changed; provider changed (None → gemini)"
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="explain_difference reads the old inputs with .get() everywhere except old['references'] in "
-                          "the 'references changed' branch: a record without a 'references' key for a target without "
-                          "references (a plate) raises KeyError instead of giving a reason")
 def test_explain_difference_without_old_references_for_a_target_without_references() -> None:
     assert explain_difference({"prompt_sha256": "p1"}, inputs(references=[])) == \
         "model/config changed; provider changed (None → gemini)"
