@@ -9,13 +9,17 @@ of a run: the doit glue, the reporter, the dry-run and the CLI all receive a `Se
 
 from __future__ import annotations
 
+from typing import ContextManager
+
 from .build.builder import Builder
 from .build.checker import StatusChecker
 from .build.files import TargetLocks
 from .build.outputs import Outputs
 from .build.records import RecordStore
+from .build.recovery import Recovery
 from .build.renames import Renamer
 from .build.requests import RequestFactory
+from .build.space import SpaceGuard
 from .build.spend import Budget, SpendGate
 from .build.summary import RunSummary
 from .build.videos import VideoFlow
@@ -54,12 +58,14 @@ class Session:
                                        settings.generation.max_key_frame_references, settings.verbose)
         self.outputs = Outputs(self.story_id, settings.assets_root, provider, self.records, self.checker,
                                self.hasher, self.store)
+        self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.video_flow = VideoFlow(self.story_id, provider, self.records, self.checker, self.requests, self.outputs,
                                     self.gate, self.videos, self.cost_of, settings.video_poll_interval_seconds,
-                                    settings.video_poll_deadline_seconds, settings.video_retention_hours)
+                                    settings.video_poll_deadline_seconds, settings.video_retention_hours,
+                                    self.room_for)
         self.builder = Builder(manifest, self.checker, self.requests, self.outputs, self.gate, self.images,
                                self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
-                               self.cost_of)
+                               self.cost_of, self.room_for, Recovery(settings.state_dir / "recovery" / self.story_id))
         self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
                                settings.state_dir)
         self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
@@ -80,6 +86,11 @@ class Session:
 
     def target(self, task: str) -> Target:
         return self.builder.targets[task]
+
+    def room_for(self, target: Target) -> ContextManager[None]:
+        """Writable asset and state folders and free space for the target's result (see build/space.py)."""
+        return self.space.room_for(target.task, self.outputs.path(target),
+                                   self.settings.storage.bound_bytes(target.units), self.settings.state_dir)
 
     def cost_of(self, target: Target) -> float | None:
         return estimate(target, self.settings.prices, self.provider_name)

@@ -8,6 +8,7 @@ which exit code it implies for the run:
     │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 2)
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
+    ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
@@ -41,6 +42,13 @@ class ConfigError(StorytreeError):
 class StoreError(StorytreeError):
     kind = "store"
     retry_safe = True  # the asset is recorded: the next build only writes its path
+
+
+class EnvironmentFault(StorytreeError):
+    """The machine, not the story: an unwritable folder, a full disk. Nothing paid is lost (see build/recovery.py)."""
+
+    kind = "environment"
+    retry_safe = True
 
 
 class ProviderError(StorytreeError):

@@ -93,6 +93,24 @@ class GeminiSettings(BaseModel):
     image_size_models: list[str] = Field(default_factory=lambda: ["gemini-3*-image*", "gemini-nano-banana*"])
 
 
+class StorageSettings(BaseModel):
+    """Space a paid result needs before it is paid for (`[storage]` in storytree.toml): an upper bound per output and
+    headroom that must stay free. Bounds are generous on purpose; a build refuses only when even they do not fit."""
+
+    model_config = ConfigDict(extra="forbid")
+    headroom_mb: float = Field(64.0, ge=0)
+    image_mb: dict[str, float] = Field(default_factory=lambda: {"512": 4, "1K": 16, "2K": 48, "4K": 128, "*": 48})
+    video_mb: dict[str, float] = Field(default_factory=lambda: {"720p": 100, "1080p": 150, "4k": 400, "*": 400})
+
+    def bound_bytes(self, units: dict[str, Any]) -> int:
+        """Upper bound of one output's size, from its manifest cost units."""
+        if "video_seconds" in units:
+            table, tier = self.video_mb, str(units.get("resolution"))
+        else:
+            table, tier = self.image_mb, str(units.get("image_size"))
+        return int(table.get(tier, table.get("*", 0)) * 1024 * 1024)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
@@ -110,6 +128,7 @@ class Settings(BaseModel):
     ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     prices: PriceTable = Field(default_factory=PriceTable)  # `[prices]` in storytree.toml
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
     stub_call_log: Path | None = None  # the stub appends one line per "paid" call (tests count re-payments)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency

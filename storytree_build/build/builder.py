@@ -1,20 +1,29 @@
-"""Building one target: lock → re-check → request (prompt re-rendered and verified, references loaded) → paid call
-through the spend gate → asset (temp file + fsync + rename) → record → story database.
+"""Building one target: lock → re-check → request (prompt re-rendered and verified, references loaded) → room for
+the result (writable folders, free space) → paid call through the spend gate → asset (temp file + fsync + rename)
+→ record → story database.
 
 A failure at any step leaves no file at the target path and no record; a finished paid asset is recorded before
-anything else can fail, so a later failure (the database refusing the path) leaves a free "publish only" step.
+anything else can fail, so a later failure (the database refusing the path) leaves a free "publish only" step. A
+paid result that cannot be written goes to the recovery folder, and the next build writes it without paying; a file
+whose record was lost is recognised by its provenance and recorded, never paid for again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from typing import ContextManager
+
 from ..core.manifest import Manifest, Target
+from ..core.status import signature_of
+from ..errors import EnvironmentFault
 from ..providers.base import ImageProvider
 from .checker import StatusChecker
 from .files import TargetLocks, remove_leftovers
 from .outputs import Outputs
+from .recovery import Recovery
 from .requests import RequestFactory
+from .space import describe
 from .spend import SpendGate
 from .summary import Outcome, RunSummary
 from .videos import VideoFlow
@@ -23,7 +32,8 @@ from .videos import VideoFlow
 class Builder:
     def __init__(self, manifest: Manifest, checker: StatusChecker, requests: RequestFactory, outputs: Outputs,
                  gate: SpendGate, images: Callable[[], ImageProvider], videos: VideoFlow, locks: TargetLocks,
-                 summary: RunSummary, cost_of: Callable[[Target], float | None]):
+                 summary: RunSummary, cost_of: Callable[[Target], float | None],
+                 room_for: Callable[[Target], ContextManager[None]], recovery: Recovery):
         self.manifest = manifest
         self.targets = manifest.by_task()
         self.checker = checker
@@ -35,6 +45,8 @@ class Builder:
         self.locks = locks
         self.summary = summary
         self.cost_of = cost_of
+        self.room_for = room_for  # writable folders and free space, held while a result is paid for and written
+        self.recovery = recovery
 
     def build(self, task: str, force: bool = False) -> Outcome:
         """Build `task` unless it is current (or only needs publishing); `force` rebuilds a current target."""
@@ -48,6 +60,12 @@ class Builder:
             if status.publish_only:
                 self.outputs.publish(target)
                 return self.summary.add(Outcome(task, "published", "path written to the story database"))
+            if status.adoptable and not force:
+                inputs = self.checker.current_inputs(target)
+                assert inputs is not None  # the status compared them with the file's provenance
+                self.outputs.record(target, inputs)
+                self.outputs.publish(target)
+                return self.summary.add(Outcome(task, "adopted", "its record was lost; the file carries its inputs"))
             if target.kind == "video":
                 return self.summary.add(self.videos.build(target))
             return self.summary.add(self._build_image(target))
@@ -61,9 +79,36 @@ class Builder:
         request = self.requests.image(target)
         inputs = self.checker.current_inputs(target)
         assert inputs is not None  # references were just read
-        with self.gate.paid_call(target.task, target.model, self.cost_of(target)):
-            result = self._images().generate(request)
-        self.outputs.write_image(target, result.data)
+        signature = signature_of(inputs)
+        kept = self.recovery.find(target.task, signature)
+        with self.room_for(target):
+            if kept is not None:
+                data, action = kept.data_path.read_bytes(), "recovered"
+            else:
+                with self.gate.paid_call(target.task, target.model, self.cost_of(target)):
+                    data, action = self._images().generate(request).data, "built"
+            self._write_or_keep(target, data, signature, kept is not None)
         self.outputs.record(target, inputs)
+        self.recovery.discard(target.task)
         self.outputs.publish(target)
-        return Outcome(target.task, "built", target.output)
+        return Outcome(target.task, action, target.output)
+
+    def _write_or_keep(self, target: Target, data: bytes, signature: str, already_kept: bool) -> None:
+        try:
+            self.outputs.write_image(target, data, signature)
+        except OSError as exc:
+            if already_kept:
+                raise EnvironmentFault(f"{target.task}: the kept result could not be written to "
+                                       f"{self.outputs.path(target)} ({describe(exc)}); it stays kept, nothing is "
+                                       "paid again. Free space or make the folder writable and build again.") from None
+            try:
+                where = self.recovery.keep(target.task, signature, data)
+            except OSError as again:
+                raise EnvironmentFault(
+                    f"{target.task}: the generated image was paid for but could be saved neither to "
+                    f"{self.outputs.path(target)} ({describe(exc)}) nor to the recovery folder ({describe(again)}); "
+                    "it is lost. Free space or make the folders writable before building again.") from None
+            raise EnvironmentFault(
+                f"{target.task}: the generated image was paid for but could not be written to "
+                f"{self.outputs.path(target)} ({describe(exc)}); it is kept in {where}. Free space or make the folder "
+                "writable and build again: it is written then without paying again.") from None

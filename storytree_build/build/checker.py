@@ -14,6 +14,7 @@ from typing import Any
 from ..core.hashing import FileHasher
 from ..core.manifest import Manifest, Target
 from ..core.status import Status, decide, signature_inputs
+from .files import read_provenance
 from .records import Operation, Record, RecordStore
 
 
@@ -76,7 +77,7 @@ class StatusChecker:
         path = self.assets_root / rel
         try:
             st = os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         producer = self._by_output.get(rel)
         rec = self.record(producer) if producer else None
@@ -98,4 +99,5 @@ class StatusChecker:
         target = self._by_task[task]
         pending = self.operation(task) if target.kind == "video" else None
         return decide(self.manifest.story_id, task, self.file_hash(target.output), self.record(task),
-                      lambda: self.current_inputs(target), pending)
+                      lambda: self.current_inputs(target), pending,
+                      lambda: read_provenance(self.assets_root / target.output))

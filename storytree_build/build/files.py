@@ -17,9 +17,14 @@ from ..errors import ProviderError
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
-def to_png_with_provenance(data: bytes, target: Target, provider: str, built_at: str) -> bytes:
-    """Verify the provider's bytes are an image, store PNG, and embed provenance as PNG text chunks.
-    A PNG keeps its encoded pixels (chunks are spliced in before IEND); other formats are converted."""
+PROVENANCE_PREFIX = "storytree:"
+
+
+def to_png_with_provenance(data: bytes, target: Target, provider: str, built_at: str, signature: str) -> bytes:
+    """Verify the provider's bytes are an image, store PNG, and embed provenance as PNG text chunks (task, prompt
+    hash, model, provider, build time, and the signature of every input, which lets a later build recognise the file
+    if its record was lost). A PNG keeps its encoded pixels (chunks are spliced in before IEND); other formats are
+    converted."""
     from PIL import Image, PngImagePlugin
 
     try:
@@ -30,7 +35,8 @@ def to_png_with_provenance(data: bytes, target: Target, provider: str, built_at:
     except Exception as exc:
         raise ProviderError(f"{target.task}: the provider returned bytes that are not a valid image ({exc}).") from exc
     items = (("storytree:task", target.task), ("storytree:prompt_sha256", target.prompt_sha256),
-             ("storytree:model", target.model), ("storytree:provider", provider), ("storytree:built_at", built_at))
+             ("storytree:model", target.model), ("storytree:provider", provider), ("storytree:built_at", built_at),
+             ("storytree:signature", signature))
     if image.format == "PNG" and data.endswith(_IEND):
         chunks = b"".join(_png_chunk(b"iTXt", key.encode() + b"\0\0\0\0\0" + value.encode()) for key, value in items)
         return data[: -len(_IEND)] + chunks + _IEND
@@ -42,6 +48,33 @@ def to_png_with_provenance(data: bytes, target: Target, provider: str, built_at:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def read_provenance(path: Path) -> dict[str, str]:
+    """The `storytree:*` text chunks of a PNG ({} for anything else), walking the chunks without decoding pixels."""
+    found: dict[str, str] = {}
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+                return {}
+            while True:
+                head = handle.read(8)
+                if len(head) < 8:
+                    return found
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"iTXt" and length < 1 << 16:
+                    key, _, rest = handle.read(length).partition(b"\0")
+                    if key.startswith(PROVENANCE_PREFIX.encode()):
+                        # compression flag, method, language tag \0, translated keyword \0, then the text
+                        text = rest[2:].split(b"\0", 2)[-1]
+                        found[key.decode("latin-1")] = text.decode("utf-8", "replace")
+                    handle.seek(4, 1)
+                else:
+                    handle.seek(length + 4, 1)
+                if kind == b"IEND":
+                    return found
+    except OSError:
+        return {}
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

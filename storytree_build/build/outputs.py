@@ -34,8 +34,9 @@ class Outputs:
     def path(self, target: Target) -> Path:
         return self.assets_root / target.output
 
-    def write_image(self, target: Target, data: bytes) -> None:
-        write_bytes_atomic(self.path(target), to_png_with_provenance(data, target, self.provider, utc_now()))
+    def write_image(self, target: Target, data: bytes, signature: str) -> None:
+        png = to_png_with_provenance(data, target, self.provider, utc_now(), signature)
+        write_bytes_atomic(self.path(target), png)
 
     def write_video(self, target: Target, fill: Callable[[Path], None]) -> None:
         """`fill(temp_path)` writes the video; it is checked to be an MP4 before it replaces the target."""

@@ -10,15 +10,20 @@ before polling, so a re-run resumes the paid job instead of paying for a new one
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..atomic import private_folder
+from ..errors import EnvironmentFault
+
+T = TypeVar("T")
 
 SCHEMA = """
 create table if not exists records (
@@ -90,7 +95,24 @@ class Operation:
     error: str | None
 
 
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """SQLite failures of the records (a full disk, a read-only folder) become a clear EnvironmentFault."""
+
+    @functools.wraps(method)
+    def wrapper(self: "RecordStore", *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise EnvironmentFault(
+                f"the pay-once records at {self.path} could not be read or written ({exc}). Free space or make the "
+                "folder writable and build again; assets already saved are recognised by their provenance and not "
+                "paid for again.") from None
+
+    return wrapper
+
+
 class RecordStore:
+    @_guarded
     def __init__(self, path: Path):
         self.path = Path(path)
         private_folder(self.path.parent)
@@ -118,12 +140,14 @@ class RecordStore:
             self._local.conn = None
 
     # -- records -------------------------------------------------------------------------------
+    @_guarded
     def all_for_story(self, story_id: str) -> dict[str, Record]:
         rows = self._conn().execute(
             "select story_id, task, output, signature, inputs, output_sha256, output_size, output_mtime_ns, provider, "
             "model, prompt_sha256, built_at, published, identity from records where story_id = ?", (story_id,))
         return {r[1]: Record(*r[:4], json.loads(r[4]), *r[5:12], bool(r[12]), r[13]) for r in rows}
 
+    @_guarded
     def get(self, story_id: str, task: str) -> Record | None:
         row = self._conn().execute(
             "select story_id, task, output, signature, inputs, output_sha256, output_size, output_mtime_ns, provider, "
@@ -131,6 +155,7 @@ class RecordStore:
             (story_id, task)).fetchone()
         return Record(*row[:4], json.loads(row[4]), *row[5:12], bool(row[12]), row[13]) if row else None
 
+    @_guarded
     def put(self, record: Record) -> None:
         self._conn().execute(
             "insert or replace into records (story_id, task, output, signature, inputs, output_sha256, output_size, "
@@ -140,9 +165,11 @@ class RecordStore:
              record.output_sha256, record.output_size, record.output_mtime_ns, record.provider, record.model,
              record.prompt_sha256, record.built_at, int(record.published), record.identity))
 
+    @_guarded
     def mark_published(self, story_id: str, task: str) -> None:
         self._conn().execute("update records set published = 1 where story_id = ? and task = ?", (story_id, task))
 
+    @_guarded
     def replace(self, story_id: str, remove: list[str], add: list[Record]) -> None:
         """Delete and insert records in one transaction (renames must never lose a record)."""
         conn = self._conn()
@@ -157,26 +184,31 @@ class RecordStore:
             raise
         conn.execute("commit")
 
+    @_guarded
     def delete(self, story_id: str, task: str) -> None:
         self._conn().execute("delete from records where story_id = ? and task = ?", (story_id, task))
 
     # -- in-flight operations ------------------------------------------------------------------
+    @_guarded
     def get_operation(self, story_id: str, task: str) -> Operation | None:
         row = self._conn().execute(
             "select story_id, task, signature, provider, model, state, operation, submitted_at, download_uri, error "
             "from operations where story_id = ? and task = ?", (story_id, task)).fetchone()
         return Operation(*row) if row else None
 
+    @_guarded
     def all_operations(self, story_id: str) -> dict[str, Operation]:
         rows = self._conn().execute(
             "select story_id, task, signature, provider, model, state, operation, submitted_at, download_uri, error "
             "from operations where story_id = ?", (story_id,))
         return {r[1]: Operation(*r) for r in rows}
 
+    @_guarded
     def put_operation(self, op: Operation) -> None:
         self._conn().execute("insert or replace into operations values (?,?,?,?,?,?,?,?,?,?)",
                              (op.story_id, op.task, op.signature, op.provider, op.model, op.state, op.operation,
                               op.submitted_at, op.download_uri, op.error))
 
+    @_guarded
     def delete_operation(self, story_id: str, task: str) -> None:
         self._conn().execute("delete from operations where story_id = ? and task = ?", (story_id, task))

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 from ..errors import StorytreeError
 
-ORDER = ("built", "resumed", "downloaded", "moved", "published", "up to date", "failed")
+ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date", "failed")
 
 
 @dataclass(frozen=True)
 class Outcome:
     task: str
-    action: str  # built | resumed | downloaded | published | up to date
+    action: str  # built | recovered | resumed | downloaded | adopted | published | up to date
     detail: str = ""
 
 

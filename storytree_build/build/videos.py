@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import ContextManager
 from datetime import datetime, timezone
 
 from ..core.manifest import Target
@@ -33,7 +34,7 @@ class VideoFlow:
     def __init__(self, story_id: str, provider_name: str, records: RecordStore, checker: StatusChecker,
                  requests: RequestFactory, outputs: Outputs, gate: SpendGate, videos: Callable[[], VideoProvider],
                  cost_of: Callable[[Target], float | None], poll_interval: float, poll_deadline: float,
-                 retention_hours: float):
+                 retention_hours: float, room_for: Callable[[Target], ContextManager[None]]):
         self.story_id = story_id
         self.provider_name = provider_name
         self.records = records
@@ -46,6 +47,7 @@ class VideoFlow:
         self.poll_interval = poll_interval
         self.poll_deadline = poll_deadline
         self.retention_hours = retention_hours
+        self.room_for = room_for  # writable folders and free space, held from before the submit to the download
         self.in_flight: dict[str, float] = {}  # video task → monotonic start, for progress lines
 
     def build(self, target: Target) -> Outcome:
@@ -60,6 +62,10 @@ class VideoFlow:
                 f"{target.task}: a video operation submitted with provider {pending.provider} is pending; build with "
                 f"provider={pending.provider} to collect it, or abandon it with "
                 f"`storytree resubmit {self.story_id} {target.task}`.")
+        with self.room_for(target):
+            return self._build(target, pending)
+
+    def _build(self, target: Target, pending: Operation | None) -> Outcome:
         resumed = pending is not None and pending.state == "submitted" and bool(pending.operation)
         if resumed:
             assert pending is not None and pending.operation is not None
@@ -106,7 +112,8 @@ class VideoFlow:
             raise InputError(f"{target.task}: build its references first ({', '.join(missing)}); the record of a "
                              "downloaded video holds their hashes.")
         log.info("%s: downloading %s (no model call)", target.task, link)
-        self._download(target, VideoStatus(done=True, uri=link))
+        with self.room_for(target):
+            self._download(target, VideoStatus(done=True, uri=link))
         self.outputs.record(target, inputs)
         self.outputs.publish(target)
         return Outcome(target.task, "downloaded", target.output)

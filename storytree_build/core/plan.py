@@ -17,7 +17,7 @@ class PlanItem:
     task: str
     kind: str
     output: str
-    action: str  # run | publish | skip
+    action: str  # run | publish | adopt | skip
     reason: str
     references: list[str]
     units: dict[str, Any]
@@ -67,9 +67,11 @@ def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: 
             action, reason = "run", "forced"
         elif not status.current and status.publish_only and not upstream:
             action, reason = "publish", status.reason
-        elif not status.current:
+        elif not status.current and status.adoptable and not upstream:
+            action, reason = "adopt", status.reason
+        elif not status.current and not status.publish_only and not status.adoptable:
             action, reason = "run", status.reason
-        elif upstream:
+        elif upstream:  # a free step (publish, adopt) no longer fits once a reference is rebuilt: paid
             action, reason = "run", "upstream will run: " + ", ".join(upstream)
         else:
             action, reason = "skip", "up to date"

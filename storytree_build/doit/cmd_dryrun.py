@@ -71,7 +71,7 @@ class DryRun(DoitCmdBase):
             if moves:
                 self.outstream.write("  (the statuses below are from before these renames, which the build does first)\n")
             for item in plan.items:
-                mark = {"run": "R", "publish": "P", "move": "M", "skip": "U"}[item.action]
+                mark = {"run": "R", "publish": "P", "adopt": "A", "move": "M", "skip": "U"}[item.action]
                 if item.action == "skip":
                     continue
                 self.outstream.write(f"{mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "

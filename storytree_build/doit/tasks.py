@@ -17,7 +17,8 @@ from doit.exceptions import TaskFailed
 from ..bootstrap import Session
 from ..build.summary import Failure
 from ..core import naming
-from ..errors import StorytreeError
+from ..build.space import describe
+from ..errors import EnvironmentFault, StorytreeError
 
 log = logging.getLogger("storytree")
 META_KEY = "storytree"  # the story task's meta holds the session (how commands and the reporter reach it)
@@ -32,7 +33,10 @@ class RecordCheck:
     def __call__(self, task: Any) -> bool:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
-        return self.session.checker.status(self.task).current
+        try:
+            return self.session.checker.status(self.task).current
+        except Exception:  # noqa: BLE001 - the build action meets the same error and reports it, typed
+            return False
 
     def __repr__(self) -> str:
         return f"RecordCheck({self.task})"
@@ -45,12 +49,27 @@ def build_action(session: Session, task: str, download_link: str = "") -> Any:
             outcome = session.builder.download_link(task, download_link)
         else:
             outcome = session.builder.build(task, force=task in session.forced)
-    except StorytreeError as exc:
-        session.summary.fail(Failure.of(task, exc))
-        return TaskFailed(str(exc))  # doit prints it once, without a traceback
+    except Exception as exc:  # noqa: BLE001 - every failure is counted; a traceback only for our own bugs
+        failure = failure_of(task, exc)
+        session.summary.fail(failure)
+        return TaskFailed(failure.message)  # doit prints it once, without a traceback
     if outcome.action != "up to date":
         log.info("%s: %s %s", task, outcome.action, outcome.detail)
     return None
+
+
+def failure_of(task: str, exc: Exception) -> Failure:
+    """A typed failure for any exception of a build: ours as they are, the machine's (OSError) as an environment
+    fault, anything else as a storytree bug, with its traceback in the log."""
+    if isinstance(exc, StorytreeError):
+        return Failure.of(task, exc)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return Failure.of(task, EnvironmentFault(
+            f"{task}: {describe(exc)}{where}. Fix the folder or free space and build again; finished targets are kept."))
+    log.error("%s: storytree bug: %s", task, exc, exc_info=exc)
+    return Failure(task, f"{task}: this is a bug in storytree ({type(exc).__name__}: {exc}); please report it with the "
+                         "traceback above. Finished targets are kept.", "bug", False, 1)
 
 
 def task_dicts(session: Session) -> Iterator[dict[str, Any]]:
@@ -113,9 +132,10 @@ def gallery_action(session: Session) -> Any:
 
     try:
         build_gallery(session.gallery())
-    except StorytreeError as exc:
-        log.error("%s: %s", naming.gallery_task(session.story_id), exc)
-        return TaskFailed(str(exc))
+    except (StorytreeError, OSError) as exc:
+        message = str(exc) if isinstance(exc, StorytreeError) else f"{describe(exc)} ({exc.filename})"
+        log.error("%s: %s", naming.gallery_task(session.story_id), message)
+        return TaskFailed(message)
     return None
 
 
@@ -130,7 +150,7 @@ def gallery_teardown(session: Session, lock: threading.Lock) -> None:
             source = session.gallery()
             if not is_current(source):
                 build_gallery(source)
-        except StorytreeError as exc:
+        except (StorytreeError, OSError) as exc:
             log.error("%s: %s", naming.gallery_task(session.story_id), exc)
 
 
