@@ -305,3 +305,14 @@ def test_assets_and_manifests_are_readable_by_others_and_state_is_private(built_
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, f"{path} is {oct(path.stat().st_mode)}"
     assert stat.S_IMODE((built_project / ".storytree").stat().st_mode) == 0o700
+
+
+def test_reimporting_the_sample_over_a_built_story_keeps_its_paths(built_project: Path, monkeypatch) -> None:  # noqa: ANN001
+    assert doit(built_project, STORY, "provider=stub").returncode == 0
+    before = db_row(built_project, "select group_concat(key_frame_image_path || video_file_path) from shots")
+    assert storytree(built_project, "import", str(built_project / "sample.json"), monkeypatch=monkeypatch) == 0
+    assert db_row(built_project, "select group_concat(key_frame_image_path || video_file_path) from shots") == before
+    assert storytree(built_project, "verify", SAMPLE_ID, "--no-repair", "--provider", "stub",
+                     monkeypatch=monkeypatch) == 0  # every path still points at its file
+    again = doit(built_project, STORY, "provider=stub")
+    assert "0 built" in again.stdout and "0 published" not in again.stdout

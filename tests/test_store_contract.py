@@ -212,3 +212,78 @@ def test_set_shot_path_on_a_missing_shot_is_an_error(loaded):
         loaded.set_shot_path(SAMPLE_ID, "scenelet-77", 1, "audio_file_path", "x.wav")
     with pytest.raises(ValueError, match="not a shot path column"):
         loaded.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "storyboard_payload", "x")
+
+
+# -- import keeps built assets -----------------------------------------------------------------------
+SHOT_KEY = ("scenelet-2", 1)
+PLATE_PATH = ["character_model_sheets", 0, "reference_plates", 0, "image_path"]
+SHEET_PATH = ["character_designs", 0, "character_model_sheet_image_path"]
+
+
+def write_paths(store, n: int = 0) -> None:
+    """What a build writes back: a shot column and paths inside two documents."""
+    store.set_shot_path(SAMPLE_ID, *SHOT_KEY, "key_frame_image_path", f"{SAMPLE_ID}/shots/scenelet-2/shot-1_key_frame.png")
+    store.set_shot_path(SAMPLE_ID, *SHOT_KEY, "video_file_path", f"{SAMPLE_ID}/shots/scenelet-2/shot-1.mp4")
+    store.set_document_path(SAMPLE_ID, "visual_reference_package", PLATE_PATH, "plate.png")
+    store.set_document_path(SAMPLE_ID, "visual_design_document", SHEET_PATH, "sheet.png")
+
+
+def stored_paths(store) -> tuple:
+    snapshot = store.load_story(SAMPLE_ID)
+    shot = next(s for s in snapshot.shots if (s["scenelet_id"], s["shot_index"]) == SHOT_KEY)
+    vrp, vdd = snapshot.story["visual_reference_package"], snapshot.story["visual_design_document"]
+    return (shot["key_frame_image_path"], shot["video_file_path"],
+            vrp["character_model_sheets"][0]["reference_plates"][0].get("image_path"),
+            vdd["character_designs"][0].get("character_model_sheet_image_path"))
+
+
+def test_reimporting_the_export_keeps_every_path_a_build_wrote(any_store, sample_export):
+    import_export(any_store, sample_export)
+    write_paths(any_store)
+    written = stored_paths(any_store)
+    assert all(written)
+    import_export(any_store, sample_export)  # the original export: no paths at all
+    assert stored_paths(any_store) == written
+    # An export that brings its own paths still sets them.
+    changed = copy.deepcopy(sample_export)
+    shot = next(s for s in changed["shots"] if (s["scenelet_id"], s["shot_index"]) == SHOT_KEY)
+    shot["key_frame_image_path"] = "elsewhere.png"
+    changed["stories"][0]["visual_reference_package"]["character_model_sheets"][0]["reference_plates"][0][
+        "image_path"] = "other-plate.png"
+    import_export(any_store, changed)
+    assert stored_paths(any_store) == ("elsewhere.png", written[1], "other-plate.png", written[3])
+
+
+def test_an_import_during_a_build_loses_no_path(any_store, sample_export):
+    import_export(any_store, sample_export)
+    clean = validate_export(copy.deepcopy(sample_export), any_store, "test")
+    locations = [(s["scenelet_id"], s["shot_index"]) for s in sample_export["shots"]]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def importer() -> None:
+        while not stop.is_set():
+            try:
+                any_store.import_rows(copy.deepcopy(clean))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=importer)
+    thread.start()
+    try:
+        for scenelet_id, index in locations:
+            any_store.set_shot_path(SAMPLE_ID, scenelet_id, index, "key_frame_image_path", f"{scenelet_id}-{index}.png")
+            for plate in range(2):
+                any_store.set_document_path(SAMPLE_ID, "visual_reference_package",
+                                            ["character_model_sheets", plate, "reference_plates", 0, "image_path"],
+                                            f"plate-{plate}.png")
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    snapshot = any_store.load_story(SAMPLE_ID)
+    assert {(s["scenelet_id"], s["shot_index"]): s["key_frame_image_path"] for s in snapshot.shots} == {
+        (sc, i): f"{sc}-{i}.png" for sc, i in locations}
+    plates = snapshot.story["visual_reference_package"]["character_model_sheets"]
+    assert [plates[n]["reference_plates"][0]["image_path"] for n in range(2)] == ["plate-0.png", "plate-1.png"]

@@ -129,7 +129,7 @@ def test_missing_tables_and_function_name_the_migrations(project, bare_supabase_
     try:
         with pytest.raises(ConfigError, match=r"story tables are missing.*supabase/migrations") as listing:
             store.list_story_ids()
-        with pytest.raises(ConfigError, match="supabase/migrations"):
+        with pytest.raises(ConfigError, match=r"import_story_rows is missing.*000013_import_story_rows"):
             store.import_rows(sample_export)
         with pytest.raises(ConfigError, match=r"public\.set_story_json_path is missing.*000012") as rpc:
             store.set_document_path(SAMPLE_ID, "visual_design_document", ["a"], "b")

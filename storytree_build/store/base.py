@@ -47,6 +47,38 @@ class StoryStore(Protocol):
     def close(self) -> None: ...
 
 
+# Keys that say which design or plate a document entry is: entries whose identities differ are never merged.
+IDENTITY_KEYS = ("character_id", "characterId", "environment_id", "environmentId", "type", "plate_type",
+                 "character_name", "characterName", "environment_name", "environmentName")
+
+
+def is_path_key(key: str) -> bool:
+    return key.endswith("_path") or key.endswith("Path")
+
+
+def _filled(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def keep_asset_paths(stored: Any, incoming: Any) -> Any:
+    """`incoming` with every asset path that `stored` has and `incoming` lacks (missing, null or blank) kept: an
+    import never erases what a build wrote back. Lists are matched by position, and entries only when their identity
+    keys agree. Mirrored in SQL by `storytree_keep_asset_paths` (supabase/migrations/000013_import_story_rows.sql)."""
+    if isinstance(stored, dict) and isinstance(incoming, dict):
+        if any(k in stored and k in incoming and stored[k] != incoming[k] for k in IDENTITY_KEYS):
+            return incoming
+        merged = dict(incoming)
+        for key, value in stored.items():
+            if is_path_key(key) and _filled(value) and not _filled(incoming.get(key)):
+                merged[key] = value
+            elif isinstance(incoming.get(key), (dict, list)):
+                merged[key] = keep_asset_paths(value, incoming[key])
+        return merged
+    if isinstance(stored, list) and isinstance(incoming, list):
+        return [keep_asset_paths(stored[i], item) if i < len(stored) else item for i, item in enumerate(incoming)]
+    return incoming
+
+
 def check_document_column(column: str) -> None:
     if column not in DOCUMENT_COLUMNS:
         raise ValueError(f"{column!r} is not a story document column ({', '.join(DOCUMENT_COLUMNS)})")

@@ -18,9 +18,9 @@ from typing import Any
 
 from ..atomic import private_folder
 from ..errors import InputError, StoreError
-from ..core.models import DOCUMENT_COLUMNS
+from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
-                   check_shot_column)
+                   check_shot_column, keep_asset_paths)
 
 SCHEMA = """
 create table if not exists stories (
@@ -160,10 +160,18 @@ class SqliteStoryStore:
 
     # -- writes --------------------------------------------------------------------------------
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
+        """Upsert every row in one transaction. Asset paths a build wrote back are kept when the incoming rows have
+        none (`keep_asset_paths`); the transaction serialises with the build's own path writes, so an import during
+        a build loses nothing."""
         stamp = now_iso()
         with self._transaction() as conn:
             for story in export.get("stories", []):
                 values = {c: story.get(c) for c in STORY_COLS}
+                stored = conn.execute(f"select {', '.join(DOCUMENT_COLUMNS)} from stories where id = ?",
+                                      (values["id"],)).fetchone()
+                for c, old in zip(DOCUMENT_COLUMNS, stored or [None] * len(DOCUMENT_COLUMNS)):
+                    if old is not None and values[c] is not None:
+                        values[c] = keep_asset_paths(json.loads(old), values[c])
                 for c in STORY_JSON:
                     values[c] = None if values[c] is None else _dumps(values[c])
                 values["created_at"] = values["created_at"] or stamp
@@ -175,26 +183,31 @@ class SqliteStoryStore:
                 for c in SCENELET_BOOL:
                     values[c] = 1 if values[c] else 0
                 values["created_at"] = values["created_at"] or stamp
-                self._upsert(conn, "scenelets", SCENELET_COLS, values)
+                self._upsert(conn, "scenelets", SCENELET_COLS, values, keep=("branch_audio_file_path",))
             for shot in export.get("shots", []):
                 values = {c: shot.get(c) for c in SHOT_COLS}
                 values["storyboard_payload"] = _dumps(values["storyboard_payload"])
                 values["created_at"] = values["created_at"] or stamp
                 values["updated_at"] = values["updated_at"] or stamp
-                if not values["id"]:
-                    existing = conn.execute(
-                        "select id from shots where story_id=? and scenelet_id=? and shot_index=?",
-                        (values["story_id"], values["scenelet_id"], values["shot_index"])).fetchone()
-                    values["id"] = existing[0] if existing else _new_uuid()
-                # The natural key wins over the row id: re-ingesting a scenelet replaces its shots in place.
-                conn.execute("delete from shots where story_id=? and scenelet_id=? and shot_index=? and id<>?",
-                             (values["story_id"], values["scenelet_id"], values["shot_index"], values["id"]))
-                self._upsert(conn, "shots", SHOT_COLS, values)
+                existing = conn.execute(
+                    f"select id, {', '.join(SHOT_PATH_COLUMNS)} from shots where story_id=? and scenelet_id=? "
+                    "and shot_index=?", (values["story_id"], values["scenelet_id"], values["shot_index"])).fetchone()
+                values["id"] = values["id"] or (existing[0] if existing else _new_uuid())
+                if existing and existing[0] != values["id"]:
+                    # The natural key wins over the row id: re-ingesting a scenelet replaces its shots in place,
+                    # and the paths of the shot it replaces stay unless the new row brings its own.
+                    for c, old in zip(SHOT_PATH_COLUMNS, existing[1:]):
+                        values[c] = values[c] or old
+                    conn.execute("delete from shots where id = ?", (existing[0],))
+                self._upsert(conn, "shots", SHOT_COLS, values, keep=SHOT_PATH_COLUMNS)
 
     @staticmethod
-    def _upsert(conn: sqlite3.Connection, table: str, cols: list[str], values: dict[str, Any]) -> None:
+    def _upsert(conn: sqlite3.Connection, table: str, cols: list[str], values: dict[str, Any],
+                keep: tuple[str, ...] | list[str] = ()) -> None:
+        """Insert or update by id; columns in `keep` keep their stored value when the incoming one is empty."""
         placeholders = ", ".join("?" for _ in cols)
-        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c != "id")
+        updates = ", ".join(f"{c}=coalesce(nullif(excluded.{c}, ''), {table}.{c})" if c in keep else f"{c}=excluded.{c}"
+                            for c in cols if c != "id")
         conn.execute(
             f"insert into {table} ({', '.join(cols)}) values ({placeholders}) on conflict(id) do update set {updates}",
             [values[c] for c in cols],

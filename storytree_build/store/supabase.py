@@ -8,7 +8,8 @@ Selected with `STORYTREE_STORE=supabase` plus `SUPABASE_URL` and `SUPABASE_SERVI
   UPDATE on the server, so 8 parallel writers into one story row lose nothing (storage notes §3).
 * Shot paths: a single-column PATCH filtered on (story_id, scenelet_id, shot_index); PATCH only sets the
   columns it sends.
-* Import: upserts table by table (each request is one statement, so atomic per table, not across tables).
+* Import: one call of the SQL function `import_story_rows` (supabase/migrations/000013_*): one transaction, and
+  asset paths a build wrote back are never erased by an export that has none.
 
 The adapter only uses `client.table(...)` and `client.rpc(...)`, so tests can hand it a real `supabase.Client`.
 Every failure is turned into a ConfigError (fix the settings or the database setup) or a StoreError (the
@@ -29,7 +30,7 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
-from postgrest.types import CountMethod, ReturnMethod
+from postgrest.types import CountMethod
 
 from ..errors import ConfigError, InputError, StoreError
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
@@ -41,11 +42,12 @@ log = logging.getLogger(__name__)
 TIME_COLS = {"created_at", "updated_at"}
 
 RPC_SET_PATH = "set_story_json_path"
+RPC_IMPORT = "import_story_rows"
 PAGE_SIZE = 1000
-WRITE_CHUNK = 500
 DEFAULT_TIMEOUT = 30.0
 MIGRATIONS = "supabase/migrations/*.sql"
 RPC_MIGRATION = "supabase/migrations/000012_set_story_json_path.sql"
+IMPORT_MIGRATION = "supabase/migrations/000013_import_story_rows.sql"
 
 AUTH_CODES = {"PGRST300", "PGRST301", "PGRST302", "401", "403"}
 MISSING_TABLE_CODES = {"42P01", "PGRST205"}
@@ -288,7 +290,8 @@ class SupabaseStoryStore:
 
     # -- writes --------------------------------------------------------------------------------
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
-        """Upsert stories, then scenelets, then shots (each table in one statement per chunk of rows)."""
+        """One call of the SQL function `import_story_rows` (supabase/migrations/000013_*): every row in one
+        transaction, stored asset paths kept when the incoming rows have none (as in the SQLite store)."""
         stamp = now_iso()
         stories = []
         for row in export.get("stories", []):
@@ -310,39 +313,17 @@ class SupabaseStoryStore:
             values["updated_at"] = values["updated_at"] or stamp
             shots.append(values)
 
-        self._upsert("stories", stories)
-        self._upsert("scenelets", scenelets)
-        if shots:
-            self._replace_shots_by_natural_key(shots)
-            self._upsert("shots", shots)
+        def translate(exc: APIError) -> Exception | None:
+            if exc.code == "PGRST202":
+                return ConfigError(
+                    f"Could not import: the SQL function public.{RPC_IMPORT} is missing. Apply {IMPORT_MIGRATION} to "
+                    f"the database behind SUPABASE_URL {self._url} (Supabase SQL editor or `supabase db push`); a "
+                    "self-hosted PostgREST then needs NOTIFY pgrst, 'reload schema'.")
+            return None
 
-    def _replace_shots_by_natural_key(self, shots: list[dict[str, Any]]) -> None:
-        """Like the SQLite store: (story_id, scenelet_id, shot_index) wins over the row id.
-
-        A shot without an id takes the id of the stored shot with its natural key (or a new one); a stored shot
-        holding the natural key under another id is deleted first, so re-ingesting a scenelet replaces its shots.
-        """
-        story_ids = sorted({row["story_id"] for row in shots})
-        existing = self._select_all("read the stored shots before import", "shots",
-                                    ["id", "story_id", "scenelet_id", "shot_index"], ["id"], {"story_id": story_ids})
-        by_key = {(r["story_id"], r["scenelet_id"], r["shot_index"]): r["id"] for r in existing}
-        stale = []
-        for row in shots:
-            key = (row["story_id"], row["scenelet_id"], row["shot_index"])
-            if not row["id"]:
-                row["id"] = by_key.get(key) or str(uuid.uuid4())
-            if by_key.get(key) not in (None, row["id"]):
-                stale.append(by_key[key])
-        for start in range(0, len(stale), 100):
-            chunk = stale[start:start + 100]
-            self._run(f"delete {len(chunk)} replaced shots",
-                      self._client.table("shots").delete(returning=ReturnMethod.minimal).in_("id", chunk))
-
-    def _upsert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), WRITE_CHUNK):
-            chunk = rows[start:start + WRITE_CHUNK]
-            self._run(f"import {len(chunk)} {table} rows",
-                      self._client.table(table).upsert(chunk, on_conflict="id", returning=ReturnMethod.minimal))
+        params = {"p_stories": stories, "p_scenelets": scenelets, "p_shots": shots}
+        self._run(f"import {len(stories)} stories, {len(scenelets)} scenelets and {len(shots)} shots",
+                  self._client.rpc(RPC_IMPORT, params), translate)
 
     def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
         check_document_column(column)
