@@ -19,7 +19,7 @@ from ..core.manifest import Manifest
 from ..core.status import content_key, identity_of, signature_of
 from .checker import StatusChecker
 from .outputs import Outputs
-from .records import Record, RecordStore
+from .records import Record, RecordStore, utc_now
 
 log = logging.getLogger("storytree")
 
@@ -59,9 +59,8 @@ class Renamer:
 
     def reconcile(self) -> list[Move]:
         """Apply (or finish) the renames. Returns what was moved."""
-        if self.journal.exists():
-            moves = [Move(**m) for m in json.loads(self.journal.read_text())]
-        else:
+        moves = self._journal_moves() if self.journal.exists() else None
+        if moves is None:
             moves = self.planned()
             if not moves:
                 return []
@@ -77,11 +76,42 @@ class Renamer:
                 self.outputs.publish(self.targets[move.new_task])
         return moves
 
+    def _journal_moves(self) -> list[Move] | None:
+        """The journal of an interrupted rename, if it still fits the manifest; otherwise it is set aside (None)."""
+        try:
+            moves = [Move(**m) for m in json.loads(self.journal.read_text())]
+        except (OSError, ValueError, TypeError) as exc:
+            self._set_aside([], f"it cannot be read ({exc})")
+            return None
+        unknown = [m.new_task for m in moves if self.targets.get(m.new_task) is None
+                   or self.targets[m.new_task].output != m.new_output]
+        if unknown or len({m.new_output for m in moves}) != len(moves):
+            self._set_aside(moves, "it names targets or files the manifest no longer has: " + ", ".join(unknown[:5]))
+            return None
+        return moves
+
+    def _set_aside(self, moves: list[Move], why: str) -> None:
+        """Put the files an interrupted rename had parked back under their old names (their records still point
+        there, so nothing is paid again) and move the journal out of the way."""
+        restored = 0
+        for move in moves:
+            parked, old = self._temp(move), self.assets_root / move.old_output
+            if parked.exists() and not old.exists():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(parked, old)
+                restored += 1
+        aside = self.journal.with_name(f"{self.journal.name}.stale-{utc_now().replace(':', '')}")
+        os.replace(self.journal, aside)
+        log.warning("set aside the rename journal %s (%s); %d parked file(s) went back to their old names; "
+                    "nothing was moved to an unknown name and nothing will be paid again. It is kept as %s.",
+                    self.journal.name, why, restored, aside.name)
+
+    def _temp(self, move: Move) -> Path:
+        return self.assets_root / f"{move.new_output}.storytree-moving"
+
     def _move_files(self, moves: list[Move]) -> None:
         root = self.assets_root
-
-        def temp(move: Move) -> Path:
-            return root / f"{move.new_output}.storytree-moving"
+        temp = self._temp
 
         for move in moves:  # phase 1: every old file out of the way (a chain may reuse its name)
             old = root / move.old_output
