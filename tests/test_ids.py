@@ -65,8 +65,17 @@ def test_require_safe_id_accepts_plain_ids(value):
     assert require_safe_id(value, "story id") == value
 
 
-def test_require_safe_id_strips_surrounding_blanks():
-    assert require_safe_id("  scenelet-3 ", "scenelet_id") == "scenelet-3"
+def test_ids_with_surrounding_blanks_are_rejected_never_trimmed():
+    """Other documents name an id exactly; a trimmed copy would silently point elsewhere (issue: task `image: x _1`)."""
+    with pytest.raises(InputError, match="surrounding whitespace; remove it"):
+        require_safe_id("  scenelet-3 ", "scenelet_id")
+    assert require_safe_id("scenelet-3", "scenelet_id") == "scenelet-3"
+
+
+def test_ids_are_at_most_128_characters():
+    assert require_safe_id("a" * 128, "scenelet_id") == "a" * 128
+    with pytest.raises(InputError, match="129 characters long; ids are at most 128"):
+        require_safe_id("a" * 129, "scenelet_id")
 
 
 @pytest.mark.parametrize(

@@ -298,11 +298,14 @@ def test_referenced_designs_entries_must_be_strings(entries):
         StoryboardPayload.model_validate({**PAYLOAD, "referencedDesigns": {"characters": [], "environments": entries}})
 
 
-def test_referenced_designs_trimmed_and_absent_lists_empty():
+def test_referenced_designs_absent_lists_empty_and_ids_checked():
     payload = StoryboardPayload.model_validate(
-        {**PAYLOAD, "referencedDesigns": {"characters": [" rhea "], "environments": None}})
+        {**PAYLOAD, "referencedDesigns": {"characters": ["rhea"], "environments": None}})
     assert payload.referenced().characters == ["rhea"]
     assert payload.referenced().environments == []
+    for bad, why in (([" rhea "], "surrounding whitespace"), (["../x"], "not path-safe"), (["r"] * 33, "at most 32")):
+        with pytest.raises(ValidationError, match=why):
+            StoryboardPayload.model_validate({**PAYLOAD, "referencedDesigns": {"characters": bad}})
 
 
 def test_referenced_designs_rejects_unknown_key():

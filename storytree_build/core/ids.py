@@ -36,16 +36,27 @@ def normalize_name_for_path(name: str) -> str:
 
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_ID_LENGTH = 128
+
+
+def safe_id_problem(value: object, what: str) -> str | None:
+    """Why `value` cannot be an id that becomes a folder or a doit task name, or None. Ids are never trimmed: one
+    with surrounding spaces is refused, because every other document must name it exactly."""
+    if not isinstance(value, str) or not value.strip():
+        return f"{what} must be a non-empty string (got {value!r})."
+    if len(value) > MAX_ID_LENGTH:
+        return f"{what} {value[:40]!r}… is {len(value)} characters long; ids are at most {MAX_ID_LENGTH}."
+    if value != value.strip():
+        return f"{what} {value!r} has surrounding whitespace; remove it (ids are never trimmed)."
+    if ".." in value or "/" in value or "\\" in value or not _SAFE.match(value):
+        return (f"{what} {value!r} is not path-safe: use letters, digits, '.', '_' or '-' "
+                "(no '..', '/', '\\\\' or spaces).")
+    return None
 
 
 def require_safe_id(value: object, what: str) -> str:
-    """Reject ids that could escape a folder or break a doit task name (`..`, `/`, `\\`, empty)."""
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{what} must be a non-empty string (got {value!r}).")
-    text = value.strip()
-    if ".." in text or "/" in text or "\\" in text or not _SAFE.match(text):
-        raise InputError(
-            f"{what} {value!r} is not path-safe: use letters, digits, '.', '_' or '-' "
-            "(no '..', '/', '\\\\' or spaces)."
-        )
-    return text
+    """Reject ids that could escape a folder or break a doit task name (`..`, `/`, `\\`, spaces, over 128)."""
+    problem = safe_id_problem(value, what)
+    if problem is not None:
+        raise InputError(problem)
+    return value  # type: ignore[return-value]

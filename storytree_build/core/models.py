@@ -12,16 +12,46 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .ids import normalize_name_to_id
+from .ids import normalize_name_to_id, safe_id_problem
+
+MAX_REFERENCES = 32  # designs one shot may reference (the prompt and the request stay sane)
+MAX_SHOT_INDEX = 100_000
 
 _OPEN = ConfigDict(extra="allow", populate_by_name=True)
+
+
+MAX_DEPTH = 64  # JSON nesting: story documents need fewer than 10 levels
+
+
+def json_depth_problem(value: Any, what: str) -> str | None:
+    """Why `value` nests too deeply (walked without recursion, so no depth can crash the check), or None."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                return f"{what} nests JSON deeper than {MAX_DEPTH} levels."
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return None
+
+
+def loads_json(text: str, what: str) -> Any:
+    """json.loads with the nesting limit (the parser itself would crash with RecursionError on hostile input)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} nests JSON deeper than {MAX_DEPTH} levels.") from None
+    problem = json_depth_problem(value, what)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def parse_json_document(value: Any, what: str) -> Any:
     """Readers tolerate a JSON string in place of an object (the original `JSON.parse`d it)."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads_json(value, what)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{what} is a string that is not valid JSON: {exc}") from exc
     return value
@@ -230,10 +260,15 @@ class ReferencedDesigns(BaseModel):
 
     @field_validator("characters", "environments")
     @classmethod
-    def _non_empty(cls, value: list[str]) -> list[str]:
+    def _ids(cls, value: list[str]) -> list[str]:
         if any(not isinstance(v, str) or not v.strip() for v in value):
             raise ValueError("array entries must be non-empty strings")
-        return [v.strip() for v in value]
+        if len(value) > MAX_REFERENCES:
+            raise ValueError(f"{len(value)} entries; a shot references at most {MAX_REFERENCES} designs")
+        problems = [p for p in (safe_id_problem(v, "design id") for v in value) if p]
+        if problems:
+            raise ValueError(problems[0])
+        return value
 
 
 class AudioNarrativeEntry(BaseModel):
@@ -318,8 +353,8 @@ class ShotRow(BaseModel):
     story_id: str
     scenelet_ref: str
     scenelet_id: str
-    scenelet_sequence: int = Field(gt=0)
-    shot_index: int = Field(gt=0)
+    scenelet_sequence: int = Field(gt=0, le=MAX_SHOT_INDEX)
+    shot_index: int = Field(gt=0, le=MAX_SHOT_INDEX)
     storyboard_payload: StoryboardPayload
     key_frame_image_path: str | None = None
     audio_file_path: str | None = None

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..core.models import VisualDesignDocument
+from ..core.models import MAX_REFERENCES, VisualDesignDocument, loads_json
 from ..store import StoryStore
 from ..core.tree import derive_tree
+from .input_files import MAX_RESPONSE_BYTES, read_text_file
 
 TEXT_FIELDS = (
     ("framing_and_angle", "framingAndAngle"),
@@ -64,9 +65,11 @@ def parse_response(raw: str, *, expected_scenelet: str, vdd: VisualDesignDocumen
         return ShotProductionError(f"{where}: {message}")
 
     try:
-        data = json.loads(raw)
+        data = loads_json(raw, where)
     except json.JSONDecodeError:
         raise fail(f"Gemini shot production response contained invalid JSON: {raw[:200]}") from None
+    except ValueError as exc:  # nested deeper than any response needs
+        raise ShotProductionError(str(exc)) from None
     if not isinstance(data, dict):
         raise fail(f"Gemini shot production response must be a JSON object: {raw[:200]}")
     if not isinstance(expected_scenelet, str) or not expected_scenelet.strip():
@@ -130,6 +133,9 @@ def _referenced(entry, at, characters, environments, fail) -> dict[str, list[str
             raise fail(f"{at}: referenced_designs.{key} must be an array when provided.")
         if any(not isinstance(v, str) or not v.strip() for v in values):
             raise fail(f"{at}: referenced_designs.{key} array entries must be non-empty strings.")
+        if len(values) > MAX_REFERENCES:
+            raise fail(f"{at}: referenced_designs.{key} lists {len(values)} designs; a shot references at most "
+                       f"{MAX_REFERENCES}.")
         ids = [v.strip() for v in values]
         unknown = [v for v in ids if v not in roster]
         if unknown and (key == "characters" or roster):
@@ -179,12 +185,13 @@ def ingest_files(store: StoryStore, story_id: str, files: list[Path]) -> list[di
     seen_scenelets: set[str] = set()
     for path in files:
         try:
-            raw = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ShotProductionError(f"{path}: no such file.") from None
+            raw = read_text_file(Path(path), MAX_RESPONSE_BYTES, "shot-production response")
+        except InputError as exc:
+            raise ShotProductionError(str(exc)) from None
         try:
-            label = json.loads(raw).get("scenelet_id") or json.loads(raw).get("sceneletId")
-        except (json.JSONDecodeError, AttributeError):
+            data = loads_json(raw, str(path))
+            label = (data.get("scenelet_id") or data.get("sceneletId")) if isinstance(data, dict) else None
+        except ValueError:  # malformed or too deep: parse_response below says which
             label = None
         label = str(label).strip() if label is not None else ""
         node = by_label.get(label)

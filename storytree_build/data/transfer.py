@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError, collect
-from ..core.ids import require_safe_id
+from ..core.ids import require_safe_id, safe_id_problem
 from ..core.models import (
     AudioDesignDocument,
     SceneletRow,
@@ -22,6 +22,7 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
+from .input_files import MAX_EXPORT_BYTES, read_json_file
 from ..core.tree import derive_tree
 
 TABLES = ("stories", "scenelets", "shots")
@@ -36,12 +37,7 @@ def describe_validation(exc: ValidationError) -> list[str]:
 
 
 def read_export_file(path: Path) -> dict[str, list[dict[str, Any]]]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file.") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
+    data = read_json_file(path, MAX_EXPORT_BYTES, "table export")
     if not isinstance(data, dict) or not any(t in data for t in TABLES):
         raise InputError(f'{path}: expected a table export object {{"stories": [...], "scenelets": [...], "shots": [...]}}.')
     unknown = sorted(set(data) - set(TABLES))
@@ -85,11 +81,14 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
                 continue
             if column == "visual_design_document":
                 vdd = parsed
-                for design_id in [*parsed.character_ids(), *parsed.environment_ids()]:
-                    try:
-                        require_safe_id(design_id, f"{where}: visual_design_document design id")
-                    except InputError as exc:
-                        problems.append(str(exc))
+                ids = [*parsed.character_ids(), *parsed.environment_ids()]
+                problems += [p for p in (safe_id_problem(i, f"{where}: visual_design_document design id")
+                                         for i in ids) if p]
+            if column == "visual_reference_package":
+                ids = [*(sheet.character_id for sheet in parsed.character_model_sheets),
+                       *(entry.environment_id for entry in parsed.environment_keyframes)]
+                problems += [p for p in (safe_id_problem(i, f"{where}: visual_reference_package design id")
+                                         for i in ids) if p]
         vdd_by_story[story.id] = vdd
         clean["stories"].append(normalised)
 
