@@ -1,7 +1,7 @@
 """The composition root: the one place where the objects of a build are made and wired together.
 
-    settings (+ doit variables) ─► manifest ─► records, checker ─► requests, outputs, spend gate ─► builder
-                                                   store (lazy) ┘        providers (lazy) ┘
+    settings (+ doit variables) ─► manifest ─► records, checker ─► requests, outputs, spend gate, claims ─► builder
+                                   (records, operations and claims live in the story store)   providers (lazy) ┘
 
 Nothing else creates a store, a provider or a record store for a build, and no module-level variable holds the state
 of a run: the doit glue, the reporter, the dry-run and the CLI all receive a `Session` from here.
@@ -9,32 +9,41 @@ of a run: the doit glue, the reporter, the dry-run and the CLI all receive a `Se
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from typing import ContextManager
 
 from .build.builder import Builder
 from .build.checker import StatusChecker
 from .build.files import TargetLocks
 from .build.outputs import Outputs
-from .build.records import RecordStore
+from .build.claims import Claims, owner_name
 from .build.recovery import Recovery
 from .build.renames import Renamer
 from .build.requests import RequestFactory
 from .build.space import SpaceGuard
 from .build.spend import Budget, SpendGate
 from .build.summary import RunSummary
+from .build.verify import stored_value
 from .build.videos import VideoFlow
 from .core.hashing import FileHasher
 from .core.manifest import Manifest, Target
 from .core.manifest_file import load_manifest_file, manifest_path
+from .core import naming
 from .core.pricing import estimate
+from .core.status import Here
 from .gallery.source import GallerySource
 from .lazy import Lazy
 from .settings import Settings
+from .store.records import RecordsPort, read_legacy_records
+
+log = logging.getLogger("storytree")
 
 
 class Session:
-    """Everything one build of one story needs. The story store and the providers are opened on first use, so a
-    no-op build touches neither."""
+    """Everything one build of one story needs. The story is loaded and the providers are made on first use, so a
+    no-op build reads only the story's records."""
 
     def __init__(self, settings: Settings, manifest: Manifest, provider_name: str | None = None,
                  store=None, images=None, videos=None):  # noqa: ANN001 - ports, for tests that swap the edge
@@ -44,12 +53,20 @@ class Session:
         self.manifest = manifest
         self.story_id = manifest.story_id
         self.provider_name = provider = provider_name or settings.provider
-        self.records = RecordStore(settings.records_path)
+        # Who is building: records say which checkout made a file; claims say which process is paying right now.
+        self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
+        self.owner = owner_name(self.checkout)
+        self.store = Lazy(lambda: store if store is not None else _open_store(settings))
+        self.records = _open_records(settings, self.store)
+        import_legacy_records(settings, self.records)
         self.hasher = FileHasher()
-        self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider, self.hasher)
+        self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider, self.hasher,
+                                     Here(self.checkout, settings.build.adopt_existing), self.owner,
+                                     self._points_here)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))
-        self.store = Lazy(lambda: store if store is not None else _open_store(settings))
+        self.claims = Claims(self.records, self.story_id, self.owner, settings.build.claim_lease_seconds,
+                             settings.build.claim_poll_seconds)
         self.images = Lazy(lambda: images if images is not None else make_images(settings, provider))
         self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider))
         self.view = Lazy(self._load_view)
@@ -57,7 +74,7 @@ class Session:
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
                                        settings.generation.max_key_frame_references, settings.verbose)
         self.outputs = Outputs(self.story_id, settings.assets_root, provider, self.records, self.checker,
-                               self.hasher, self.store)
+                               self.hasher, self.store, self.checkout)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.video_flow = VideoFlow(self.story_id, provider, self.records, self.checker, self.requests, self.outputs,
                                     self.gate, self.videos, self.cost_of, settings.video_poll_interval_seconds,
@@ -65,10 +82,12 @@ class Session:
                                     self.room_for)
         self.builder = Builder(manifest, self.checker, self.requests, self.outputs, self.gate, self.images,
                                self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
-                               self.cost_of, self.room_for, Recovery(settings.state_dir / "recovery" / self.story_id))
+                               self.cost_of, self.room_for, Recovery(settings.recovery_dir / self.story_id),
+                               self.claims)
         self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
                                settings.state_dir)
         self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
+        self.link_task: str | None = None  # the video a `--download-link` fills: it depends on nothing
 
     @classmethod
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None) -> "Session":
@@ -90,7 +109,12 @@ class Session:
     def room_for(self, target: Target) -> ContextManager[None]:
         """Writable asset and state folders and free space for the target's result (see build/space.py)."""
         return self.space.room_for(target.task, self.outputs.path(target),
-                                   self.settings.storage.bound_bytes(target.units), self.settings.state_dir)
+                                   self.settings.storage.bound_bytes(target.units), self.settings.data_dir)
+
+    def _points_here(self, target: Target) -> bool:
+        """Does the story database point at the target's file? (Read only for files without a record.)"""
+        snapshot = self.view().snapshot
+        return any(naming.from_stored(stored_value(snapshot, loc)) == target.output for loc in target.db)
 
     def cost_of(self, target: Target) -> float | None:
         return estimate(target, self.settings.prices, self.provider_name)
@@ -117,5 +141,27 @@ def _open_store(settings: Settings):  # noqa: ANN202 - store.StoryStore
     from .store import open_store
 
     return open_store(settings)
+
+
+def _open_records(settings: Settings, store: Lazy) -> RecordsPort:
+    from .store import open_records
+
+    return open_records(settings, store)
+
+
+def import_legacy_records(settings: Settings, records: RecordsPort) -> None:
+    """Earlier versions kept records in `.storytree/records.sqlite`, per checkout; they move into the story store
+    once (records already in the store win), and the old file is kept renamed."""
+    legacy = settings.legacy_records_path
+    if not legacy.is_file():
+        return
+    found, operations = read_legacy_records(legacy)
+    records.import_records(found, operations)
+    try:
+        os.replace(legacy, legacy.with_name(legacy.name + ".imported"))
+    except FileNotFoundError:  # another process imported it at the same moment
+        return
+    log.info("imported %d records and %d video operations from %s into the story store (once; the old file is "
+             "kept as %s.imported)", len(found), len(operations), legacy, legacy.name)
 
 

@@ -23,8 +23,9 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from .data.transfer import import_file
 
     store = open_store(settings)
-    counts = import_file(Path(args.file), store)
-    print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots "
+    counts = import_file(Path(args.file), store, _records(settings, store))
+    built = f", {counts['records']} build records" if counts.get("records") else ""
+    print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots{built} "
           f"into {settings.store}", file=sys.stderr)
     return 0
 
@@ -32,7 +33,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from .data.transfer import export_story
 
-    text = export_story(open_store(settings), args.story_id)
+    store = open_store(settings)
+    text = export_story(store, args.story_id, _records(settings, store))
     if args.output:
         write_text_atomic(Path(args.output), text)
     else:
@@ -114,10 +116,14 @@ def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
-    from .build.records import RecordStore
+def _records(settings: Settings, store=None):  # noqa: ANN001, ANN202 - StoryStore → store.RecordsPort
+    from .store import open_records
 
-    records = RecordStore(settings.records_path)
+    return open_records(settings, lambda: store if store is not None else open_store(settings))
+
+
+def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
+    records = _records(settings)
     op = records.get_operation(args.story_id, args.task)
     if op is None:
         print(f"{args.task}: no pending or uncertain submission recorded; nothing to clear.", file=sys.stderr)
@@ -125,6 +131,17 @@ def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
     records.delete_operation(args.story_id, args.task)
     print(f"{args.task}: cleared the {op.state} submission of {op.submitted_at}; the next build submits (and pays) again.",
           file=sys.stderr)
+    return 0
+
+
+def cmd_release(settings: Settings, args: argparse.Namespace) -> int:
+    """Free a claim whose owner is gone for good (a machine that will not come back) before its lease runs out."""
+    released = _records(settings).release(args.story_id, args.task)
+    if released is None:
+        print(f"{args.task}: no claim recorded; nothing to release.", file=sys.stderr)
+        return 0
+    print(f"{args.task}: released the claim of {released.owner} (since {released.claimed_at}); the next build may "
+          "pay for it, so make sure that worker is no longer running.", file=sys.stderr)
     return 0
 
 
@@ -191,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("story_id")
     p.add_argument("task")
     p.set_defaults(func=cmd_resubmit)
+    p = sub.add_parser("release", help="free a claim left by a worker that is gone (see the dry-run for claims)")
+    p.add_argument("story_id")
+    p.add_argument("task")
+    p.set_defaults(func=cmd_release)
     p = sub.add_parser("serve", help="serve apps/story-tree-ui/public/ (the review pages and assets) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     p.set_defaults(func=cmd_serve)

@@ -9,6 +9,8 @@ which exit code it implies for the run:
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
+    ├── ClaimedElsewhere           another worker (any machine) is building the target right now: not paid here
+    ├── BuiltElsewhere             another checkout built the target; this one lacks the file: sync, not pay
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
@@ -48,6 +50,16 @@ class EnvironmentFault(StorytreeError):
     """The machine, not the story: an unwritable folder, a full disk. Nothing paid is lost (see build/recovery.py)."""
 
     kind = "environment"
+    retry_safe = True
+
+
+class ClaimedElsewhere(StorytreeError):
+    kind = "claimed"
+    retry_safe = True
+
+
+class BuiltElsewhere(StorytreeError):
+    kind = "elsewhere"
     retry_safe = True
 
 

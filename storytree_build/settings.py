@@ -111,12 +111,26 @@ class StorageSettings(BaseModel):
         return int(table.get(tier, table.get("*", 0)) * 1024 * 1024)
 
 
+class BuildSettings(BaseModel):
+    """How builds share work (`[build]` in storytree.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # A file at a target path that the story database points at, without a record, is recorded instead of
+    # regenerated (the original system's "skip if exists"). false: no record means rebuild.
+    adopt_existing: bool = True
+    claim_lease_seconds: float = Field(120.0, gt=0)  # how long a claim lives without being renewed
+    claim_poll_seconds: float = Field(1.0, gt=0)  # how often a waiting worker looks again
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
     store: Literal["sqlite", "supabase"] = "sqlite"
     db_path: Path
-    state_dir: Path
+    db_path_is_default: bool = True  # neither STORYTREE_DB nor db_path in storytree.toml
+    state_dir: Path  # caches only: doit's database, the manifest cache, locks — deleting it pays nothing
+    data_dir: Path  # what must be kept: the default story database, paid results waiting to be written
+    build: BuildSettings = Field(default_factory=BuildSettings)
     provider: str = "gemini"
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     gemini_api_key: SecretStr | None = None
@@ -159,8 +173,13 @@ class Settings(BaseModel):
         return self.root / "system_prompts"
 
     @property
-    def records_path(self) -> Path:
+    def legacy_records_path(self) -> Path:
+        """Where earlier versions kept records (per checkout); imported into the story store once."""
         return self.state_dir / "records.sqlite"
+
+    @property
+    def recovery_dir(self) -> Path:
+        return self.data_dir / "recovery"
 
     @property
     def locks_dir(self) -> Path:
@@ -226,7 +245,9 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
     data.setdefault("state_dir", state_dir(env, root))
-    data["db_path"] = Path(env.get("STORYTREE_DB") or data.get("db_path") or Path(data["state_dir"]) / "story.sqlite")
+    data.setdefault("data_dir", Path(env.get("STORYTREE_DATA_DIR") or root / ".storytree-data"))
+    data["db_path_is_default"] = not (env.get("STORYTREE_DB") or data.get("db_path"))
+    data["db_path"] = Path(env.get("STORYTREE_DB") or data.get("db_path") or Path(data["data_dir"]) / "story.sqlite")
     if env.get("STORYTREE_STORE"):
         data["store"] = env["STORYTREE_STORE"]
     if env.get("STORYTREE_PROVIDER"):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export
+from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export, story_db
 from storytree_build.core.manifest_file import load_manifest_file
-from storytree_build.build.records import RecordStore
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -33,11 +33,11 @@ def manifest_text(project: Path) -> str:
 
 
 def records(project: Path) -> dict:
-    return RecordStore(project / ".storytree" / "records.sqlite").all_for_story(SAMPLE_ID)
+    return RecordStore(story_db(project)).all_for_story(SAMPLE_ID)
 
 
 def db_row(project: Path, sql: str, *params):  # noqa: ANN001
-    conn = sqlite3.connect(project / ".storytree" / "story.sqlite")
+    conn = sqlite3.connect(story_db(project))
     try:
         return conn.execute(sql, params).fetchone()
     finally:

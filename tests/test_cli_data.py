@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.project import REPO, SAMPLE, SAMPLE_ID
+from support.project import REPO, SAMPLE, SAMPLE_ID, story_db
 from storytree_build.cli import main
 from storytree_build.errors import InputError
 
@@ -66,12 +66,12 @@ def test_export_to_file_and_reimport_elsewhere_is_identical(db, tmp_path, capsys
     assert (tmp_path / "second.sqlite").is_file()
 
 
-def test_default_database_is_under_dot_storytree(tmp_path, monkeypatch, capsys):
+def test_default_database_is_in_the_data_folder(tmp_path, monkeypatch, capsys):
     root = tmp_path / "project"
     root.mkdir()
     monkeypatch.setenv("STORYTREE_ROOT", str(root))
     assert main(["import", str(SAMPLE)]) == 0
-    assert rows(root / ".storytree" / "story.sqlite", "stories") == 1
+    assert rows(story_db(root), "stories") == 1
 
 
 def test_export_unknown_story(db, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export, story_db
 from storytree_build.cli import main as storytree_main
 
 SHOT = "shot:scenelet-2_1"
@@ -43,8 +43,7 @@ def test_a_build_over_max_cost_refuses_to_start(imported: Path) -> None:
     assert "estimated at 3.40 USD, over max_cost=1" in refused.stderr
     assert lines.index(next(line for line in lines if "video:scenelet-2_1" in line)) < \
         lines.index(next(line for line in lines if "image:scenelet-2_1" in line))  # biggest first
-    assert not (imported / ".storytree" / "records.sqlite").exists() or \
-        sqlite3.connect(imported / ".storytree" / "records.sqlite").execute("select count(*) from records").fetchone()[0] == 0
+    assert sqlite3.connect(story_db(imported)).execute("select count(*) from storytree_records").fetchone()[0] == 0
     assert doit(imported, SHOT, "max_cost=1", "provider=stub").returncode == 0  # the stub costs nothing
 
 
@@ -58,7 +57,7 @@ def test_verify_repairs_database_paths_from_records(imported: Path, sample_expor
     assert doit(imported, f"story:{SAMPLE_ID}", "provider=stub").returncode == 0
     # The story database lost its shot paths (restored from an old backup, edited by hand); assets and records
     # are still there. (A re-import of the export no longer clears paths: see test_store_contract.)
-    db = imported / ".storytree" / "story.sqlite"
+    db = story_db(imported)
     with sqlite3.connect(db) as conn:
         conn.execute("update shots set key_frame_image_path = null, video_file_path = null")
     assert storytree(imported, "import", str(imported / "sample.json"), monkeypatch=monkeypatch) == 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export
 from storytree_build.bootstrap import Session
 from storytree_build.core.manifest_file import load_manifest_file
-from storytree_build.build.records import RecordStore
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.settings import load_settings
 from storytree_build.build.verify import stored_value
 
@@ -31,7 +31,7 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
     assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
     settings = load_settings(root=project, env={"STORYTREE_STATE_DIR": str(project / ".storytree")})
     manifest = load_manifest_file(project / "manifests" / f"{SAMPLE_ID}.yaml")
-    records = RecordStore(settings.records_path)
+    records = RecordStore(settings.db_path)
     env = project_env(project, STORYTREE_STUB_DELAY="0.02")
     rng = random.Random(20261121)
     corrupt = repaid = disagreeing = uncertain = 0

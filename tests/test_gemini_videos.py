@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.build.records import RecordStore
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.providers.gemini_video import GeminiVideos
 from storytree_build.providers.google_http import origin
 from storytree_build.settings import GeminiSettings
 from support.fakes.gemini_server import FakeGemini
-from support.project import (ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
+from support.project import (story_db, ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
                              session_for, storytree)
 from test_gemini_images import KEY, assert_clean_failure, db_values, manifest, record, write_config
 
@@ -87,7 +87,7 @@ def use_api(project: Path, api: str, monkeypatch: pytest.MonkeyPatch, **gemini: 
 
 
 def operations(project: Path) -> RecordStore:
-    return RecordStore(project / ".storytree" / "records.sqlite")
+    return RecordStore(story_db(project))
 
 
 def output_of(project: Path, task: str = VIDEO) -> Path:
@@ -184,7 +184,7 @@ def test_sample_story_videos_build_against_the_fake_server(vproject: Path, fake:
     assert_no_key_in_urls(fake)
     assert "videos in flight: video:" in output
     assert KEY not in output
-    for path in [project / ".storytree" / "records.sqlite", project / ".storytree" / "story.sqlite",
+    for path in [story_db(project), story_db(project),
                  *(project / ASSETS).rglob("*.mp4")]:
         assert KEY.encode() not in path.read_bytes()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.project import SAMPLE_ID
+from support.project import SAMPLE_ID, story_db
 from storytree_build.errors import InputError, StoreError
 from storytree_build.settings import load_settings
 from storytree_build.store import SqliteStoryStore, open_store
@@ -370,10 +370,10 @@ def test_storytree_db_env_selects_the_database(tmp_path):
         assert conn.execute("select id from stories").fetchall() == [(STORY,)]
 
 
-def test_default_database_lives_under_dot_storytree(tmp_path):
+def test_default_database_lives_in_the_data_folder_not_with_the_caches(tmp_path):
     settings = load_settings(root=tmp_path, env={})
-    assert settings.db_path == tmp_path / ".storytree" / "story.sqlite"
+    assert settings.db_path == story_db(tmp_path)
     store = open_store(settings)
     add_story(store)
     store.close()
-    assert (tmp_path / ".storytree" / "story.sqlite").is_file()
+    assert (story_db(tmp_path)).is_file()

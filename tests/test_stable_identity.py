@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from support.project import SAMPLE_ID, doit, project_env, storytree, write_export
-from storytree_build.build.records import RecordStore
+from support.project import SAMPLE_ID, doit, project_env, storytree, write_export, story_db
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -27,7 +27,7 @@ def test_swapped_labels_rename_assets_in_a_chain_without_paying(project: Path, s
     assert storytree(project, "import", str(project / "a.json"), monkeypatch=monkeypatch) == 0
     assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
     assert doit(project, STORY, "provider=stub").returncode == 0
-    records = RecordStore(project / ".storytree" / "records.sqlite")
+    records = RecordStore(story_db(project))
     assets = project / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "shots"
     before = {r.identity: r.output_sha256 for r in records.all_for_story(SAMPLE_ID).values()}
     old_frame = (assets / "scenelet-3/shot-1_key_frame.png").read_bytes()
@@ -56,7 +56,7 @@ def built(project: Path, sample_export: dict, monkeypatch) -> RecordStore:  # no
     assert storytree(project, "import", str(project / "a.json"), monkeypatch=monkeypatch) == 0
     assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
     assert doit(project, STORY, "provider=stub").returncode == 0
-    return RecordStore(project / ".storytree" / "records.sqlite")
+    return RecordStore(story_db(project))
 
 
 def test_a_journal_that_no_longer_fits_is_set_aside_and_pays_nothing(project: Path, sample_export: dict,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from support import pg_services
-from support.project import SAMPLE_ID
+from support.project import SAMPLE_ID, story_db
 from support.pg_services import free_port, mint_jwt
 from storytree_build.errors import ConfigError, InputError, StoreError
 from storytree_build.settings import load_settings
@@ -226,7 +226,7 @@ def test_migrations_are_idempotent_and_give_the_original_final_shape(pg_cluster,
     pg_cluster.apply_migrations()  # a second run changes nothing and does not fail
     columns = pg_cluster.psql(
         "select table_name || '.' || column_name from information_schema.columns "
-        "where table_schema = 'public' order by 1").split()
+        "where table_schema = 'public' and table_name not like 'storytree%' order by 1").split()
     assert set(columns) == {
         *(f"stories.{c}" for c in ("id", "display_name", "display_name_upper", "initial_prompt", "story_constitution",
                                    "visual_design_document", "audio_design_document", "visual_reference_package",
@@ -269,7 +269,7 @@ def test_stub_build_through_supabase_writes_paths_back_and_a_no_op_build_sends_n
     export = write_export(project / "sample.json", sample_export)
     assert storytree(project, "import", str(export), monkeypatch=monkeypatch) == 0
     assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
-    assert not (project / ".storytree" / "story.sqlite").exists()  # everything went to Supabase
+    assert not (story_db(project)).exists()  # everything went to Supabase
 
     env = project_env(project, **supabase_stack.env())
     built = doit(project, f"story:{SAMPLE_ID}", "provider=stub", env=env)
@@ -286,7 +286,12 @@ def test_stub_build_through_supabase_writes_paths_back_and_a_no_op_build_sends_n
     vrp = snapshot.story["visual_reference_package"]
     assert all(p["image_path"] for s in vrp["character_model_sheets"] for p in s["reference_plates"])
 
-    before = supabase_stack.proxy.requests
+    before = len(supabase_stack.proxy.log)
     again = doit(project, f"story:{SAMPLE_ID}", "provider=stub", env=env)
     assert again.returncode == 0, again.stderr
-    assert supabase_stack.proxy.requests == before  # the no-op build never touched the network
+    # A no-op build only reads the story's records from the store (they live with the story now): no writes, and
+    # never the story itself.
+    calls = supabase_stack.proxy.log[before:]
+    assert calls and all(method == "GET" and path.startswith(("/rest/v1/storytree_records?",
+                                                               "/rest/v1/storytree_operations?"))
+                         for method, path in calls), calls

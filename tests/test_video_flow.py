@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from support.project import SAMPLE_ID, doit, storytree, write_export
-from storytree_build.build.records import Operation, RecordStore, utc_now
+from support.project import SAMPLE_ID, doit, storytree, write_export, story_db
+from storytree_build.store.records import Operation, utc_now
+from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 VIDEO = "video:scenelet-1_1"
 
@@ -23,7 +24,7 @@ def ready(project: Path, sample_export: dict, monkeypatch) -> Path:  # noqa: ANN
 
 
 def record_store(project: Path) -> RecordStore:
-    return RecordStore(project / ".storytree" / "records.sqlite")
+    return RecordStore(story_db(project))
 
 
 def test_recorded_operation_is_resumed_not_resubmitted(ready: Path) -> None:

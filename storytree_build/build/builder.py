@@ -16,9 +16,10 @@ from typing import ContextManager
 
 from ..core.manifest import Manifest, Target
 from ..core.status import signature_of
-from ..errors import EnvironmentFault
+from ..errors import BuiltElsewhere, EnvironmentFault
 from ..providers.base import ImageProvider
 from .checker import StatusChecker
+from .claims import Claims
 from .files import TargetLocks, remove_leftovers
 from .outputs import Outputs
 from .recovery import Recovery
@@ -33,7 +34,7 @@ class Builder:
     def __init__(self, manifest: Manifest, checker: StatusChecker, requests: RequestFactory, outputs: Outputs,
                  gate: SpendGate, images: Callable[[], ImageProvider], videos: VideoFlow, locks: TargetLocks,
                  summary: RunSummary, cost_of: Callable[[Target], float | None],
-                 room_for: Callable[[Target], ContextManager[None]], recovery: Recovery):
+                 room_for: Callable[[Target], ContextManager[None]], recovery: Recovery, claims: Claims):
         self.manifest = manifest
         self.targets = manifest.by_task()
         self.checker = checker
@@ -47,28 +48,48 @@ class Builder:
         self.cost_of = cost_of
         self.room_for = room_for  # writable folders and free space, held while a result is paid for and written
         self.recovery = recovery
+        self.claims = claims
 
     def build(self, task: str, force: bool = False) -> Outcome:
-        """Build `task` unless it is current (or only needs publishing); `force` rebuilds a current target."""
+        """Build `task` unless it is current (or only needs a free step); `force` rebuilds a current target.
+
+        The local lock keeps this machine's workers apart cheaply; the claim in the store keeps every worker on every
+        machine apart, and is taken only when money may be spent."""
         target = self.targets[task]
         with self.locks.hold(task):
             remove_leftovers(self.outputs.path(target))
-            self.checker.refresh(task)  # another process may have built it while we waited
-            status = self.checker.status(task)
-            if status.current and not force:
-                return self.summary.add(Outcome(task, "up to date"))
-            if status.publish_only:
-                self.outputs.publish(target)
-                return self.summary.add(Outcome(task, "published", "path written to the story database"))
-            if status.adoptable and not force:
-                inputs = self.checker.current_inputs(target)
-                assert inputs is not None  # the status compared them with the file's provenance
-                self.outputs.record(target, inputs)
-                self.outputs.publish(target)
-                return self.summary.add(Outcome(task, "adopted", "its record was lost; the file carries its inputs"))
-            if target.kind == "video":
-                return self.summary.add(self.videos.build(target))
-            return self.summary.add(self._build_image(target))
+            done = self._without_paying(target, force)
+            if done is not None:
+                return self.summary.add(done)
+            with self.claims.hold(task):
+                done = self._without_paying(target, force)  # another worker may have finished it meanwhile
+                if done is not None:
+                    return self.summary.add(done)
+                if target.kind == "video":
+                    return self.summary.add(self.videos.build(target))
+                return self.summary.add(self._build_image(target))
+
+    def _without_paying(self, target: Target, force: bool) -> Outcome | None:
+        """The outcome when the target needs no paid call (current, publish, adopt), None when it does; raises when
+        it must not be paid for here (built by another checkout)."""
+        task = target.task
+        self.checker.refresh(task)
+        self.checker.forget_claim(task)  # the claim (ours, or the one we waited for) is not a reason here
+        status = self.checker.status(task)
+        if status.current and not force:
+            return Outcome(task, "up to date")
+        if status.publish_only:
+            self.outputs.publish(target)
+            return Outcome(task, "published", "path written to the story database")
+        if status.adoptable and not force:
+            inputs = self.checker.current_inputs(target)
+            assert inputs is not None  # the status compared them with the file
+            self.outputs.record(target, inputs, origin="adopted")
+            self.outputs.publish(target)
+            return Outcome(task, "adopted", status.reason)
+        if status.elsewhere and not force:
+            raise BuiltElsewhere(f"{task}: {status.reason}; nothing was paid here.")
+        return None
 
     def download_link(self, task: str, link: str) -> Outcome:
         target = self.targets[task]
@@ -88,7 +109,7 @@ class Builder:
                 with self.gate.paid_call(target.task, target.model, self.cost_of(target)):
                     data, action = self._images().generate(request).data, "built"
             self._write_or_keep(target, data, signature, kept is not None)
-        self.outputs.record(target, inputs)
+        self.outputs.record(target, inputs, origin="recovered" if kept is not None else "built")
         self.recovery.discard(target.task)
         self.outputs.publish(target)
         return Outcome(target.task, action, target.output)

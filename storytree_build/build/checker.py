@@ -1,5 +1,6 @@
 """Gathers the facts that decide whether a target is current — its pay-once record, the hashes of its output and
-reference files, an in-flight video operation — and asks `core.status.decide`.
+reference files, an in-flight video operation, another worker's claim, what an unrecorded file says about itself,
+whether the story database points at it — and asks `core.status.decide`.
 
 Fast path: one query loads the story's records; each output and reference is `stat`ed and re-hashed only
 when its size or mtime differs from what was recorded.
@@ -9,33 +10,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..core.hashing import FileHasher
 from ..core.manifest import Manifest, Target
-from ..core.status import Status, decide, signature_inputs
+from ..core.status import Here, Status, decide, signature_inputs
+from ..store.records import Claim, Operation, Record, RecordsPort
 from .files import read_provenance
-from .records import Operation, Record, RecordStore
 
 
 class StatusChecker:
-    def __init__(self, manifest: Manifest, assets_root: Path, records: RecordStore, provider: str,
-                 hasher: FileHasher | None = None):
+    def __init__(self, manifest: Manifest, assets_root: Path, records: RecordsPort, provider: str,
+                 hasher: FileHasher | None = None, here: Here = Here(), owner: str = "",
+                 points_here: Callable[[Target], bool] = lambda target: False):
         self.manifest = manifest
         self.assets_root = assets_root
         self.records = records
         self.provider = provider
         self.hasher = hasher or FileHasher()
+        self.here = here
+        self.owner = owner  # this process's claims are not "another worker's"
+        self._points_here = points_here  # reads the story database: asked only for unrecorded files
         self._by_task = manifest.by_task()
         self._by_output = {t.output: t.task for t in manifest.targets}
         self._cache: dict[str, Record] | None = None
         self._operations: dict[str, Any] | None = None
+        self._claims: dict[str, Claim] | None = None
 
     def refresh(self, task: str | None = None) -> None:
         """Forget cached records: all of them, or only `task`'s (re-read at once; a build touches one target)."""
         if task is None or self._cache is None:
             self._cache = None
             self._operations = None
+            self._claims = None
             return
         record = self.records.get(self.manifest.story_id, task)
         if record is None:
@@ -48,6 +56,17 @@ class StatusChecker:
                 self._operations.pop(task, None)
             else:
                 self._operations[task] = operation
+
+    def claim(self, task: str) -> Claim | None:
+        """Another worker's live claim on `task` (claims are read once, when a target first turns out not current)."""
+        if self._claims is None:
+            self._claims = self.records.claims(self.manifest.story_id)
+        held = self._claims.get(task)
+        return held if held is not None and held.owner != self.owner and held.live else None
+
+    def forget_claim(self, task: str) -> None:
+        if self._claims is not None:
+            self._claims.pop(task, None)
 
     def operation(self, task: str) -> Operation | None:
         if self._operations is None:
@@ -100,4 +119,5 @@ class StatusChecker:
         pending = self.operation(task) if target.kind == "video" else None
         return decide(self.manifest.story_id, task, self.file_hash(target.output), self.record(task),
                       lambda: self.current_inputs(target), pending,
-                      lambda: read_provenance(self.assets_root / target.output))
+                      lambda: read_provenance(self.assets_root / target.output), self.here,
+                      lambda: self._points_here(target), lambda: self.claim(task))

@@ -14,15 +14,15 @@ from ..core.manifest import Target
 from ..core.status import identity_of, signature_of
 from .checker import StatusChecker
 from .files import to_png_with_provenance, verify_mp4
-from .records import Record, RecordStore, utc_now
+from ..store.records import Record, RecordsPort, utc_now
 
 if TYPE_CHECKING:
     from ..store import StoryStore
 
 
 class Outputs:
-    def __init__(self, story_id: str, assets_root: Path, provider: str, records: RecordStore,
-                 checker: StatusChecker, hasher: FileHasher, store: Callable[[], "StoryStore"]):
+    def __init__(self, story_id: str, assets_root: Path, provider: str, records: RecordsPort,
+                 checker: StatusChecker, hasher: FileHasher, store: Callable[[], "StoryStore"], checkout: str = ""):
         self.story_id = story_id
         self.assets_root = assets_root
         self.provider = provider
@@ -30,6 +30,7 @@ class Outputs:
         self.checker = checker
         self.hasher = hasher
         self._store = store  # opened on first publish: a no-op build never touches the story database
+        self.checkout = checkout  # who built it, in the record: another checkout without the file says so
 
     def path(self, target: Target) -> Path:
         return self.assets_root / target.output
@@ -44,7 +45,8 @@ class Outputs:
             fill(tmp)
             verify_mp4(tmp, target.task)
 
-    def record(self, target: Target, inputs: dict[str, Any], signature: str | None = None) -> Record:
+    def record(self, target: Target, inputs: dict[str, Any], signature: str | None = None, origin: str = "built",
+               detail: str = "") -> Record:
         out = self.path(target)
         st = os.stat(out)
         record = Record(
@@ -52,7 +54,7 @@ class Outputs:
             signature=signature or signature_of(inputs), inputs=inputs, output_sha256=self.hasher.sha256(out, st),
             output_size=st.st_size, output_mtime_ns=st.st_mtime_ns, provider=self.provider,
             model=target.model, prompt_sha256=target.prompt_sha256, built_at=utc_now(), published=False,
-            identity=identity_of(target))
+            identity=identity_of(target), origin=origin, built_by=self.checkout, detail=detail)
         self.records.put(record)
         self.checker.note_built(record)
         return record

@@ -19,7 +19,7 @@ from ..core.manifest import Manifest
 from ..core.status import content_key, identity_of, signature_of
 from .checker import StatusChecker
 from .outputs import Outputs
-from .records import Record, RecordStore, utc_now
+from ..store.records import Record, RecordsPort, utc_now
 
 log = logging.getLogger("storytree")
 
@@ -44,7 +44,7 @@ def planned_moves(manifest: Manifest, checker: StatusChecker) -> list[Move]:
 
 
 class Renamer:
-    def __init__(self, manifest: Manifest, checker: StatusChecker, records: RecordStore, outputs: Outputs,
+    def __init__(self, manifest: Manifest, checker: StatusChecker, records: RecordsPort, outputs: Outputs,
                  assets_root: Path, state_dir: Path):
         self.manifest, self.checker, self.records, self.outputs = manifest, checker, records, outputs
         self.assets_root, self.state_dir = assets_root, state_dir

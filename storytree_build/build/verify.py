@@ -14,7 +14,7 @@ from ..core.manifest import DbLocation, Manifest
 from ..core.story import StorySnapshot
 from .checker import StatusChecker
 from .outputs import Outputs
-from .records import RecordStore
+from ..store.records import RecordsPort
 
 
 @dataclass
@@ -40,16 +40,21 @@ def stored_value(snapshot: StorySnapshot, location: DbLocation) -> Any:
     return node
 
 
-def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, records: RecordStore,
+def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, records: RecordsPort,
            outputs: Outputs, repair: bool = True) -> VerifyReport:
     report = VerifyReport()
     sid = manifest.story_id
     recorded = records.all_for_story(sid)
+    elsewhere: list[str] = []
     for target in manifest.targets:
         rec = recorded.get(target.task)
         digest = checker.file_hash(target.output)
         where = f"{target.task} ({target.output})"
         if digest is None:
+            status = checker.status(target.task)
+            if status.elsewhere:
+                elsewhere.append(f"{where}: {status.reason}.")
+                continue
             if rec is not None:
                 report.problems.append(f"{where}: recorded as built but the file is missing; the next build "
                                        "regenerates it (check the dry-run first).")
@@ -59,7 +64,9 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, 
                     report.problems.append(f"{where}: the story database points at the missing file ({loc.column}).")
             continue
         if rec is None:
-            report.notes.append(f"{where}: a file exists but has no record; the next build would replace it.")
+            status = checker.status(target.task)
+            report.notes.append(f"{where}: a file exists but has no record; " + (
+                "the next build adopts it (no cost)." if status.adoptable else "the next build would replace it."))
             continue
         if rec.output_sha256 != digest:
             report.problems.append(f"{where}: the file changed since it was recorded; the next build regenerates it.")
@@ -77,6 +84,7 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, 
                                    f"({', '.join(loc.column for loc in stale_locations)}); run verify with repair.")
         else:
             report.ok.append(target.task)
+    report.problems += elsewhere  # built by another checkout: sync the asset folder (a build would not pay for them)
     known = {t.task for t in manifest.targets}
     for task in sorted(set(recorded) - known):
         report.notes.append(f"{task}: a record for a target that is no longer in the manifest ({recorded[task].output}).")

@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable
 from typing import ContextManager
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from ..core.manifest import Target
-from ..core.status import signature_of
+from ..core.status import signature_inputs, signature_of
 from ..errors import GenerationRefused, InputError, ProviderError, SubmitUncertain
 from ..providers.base import VideoProvider, VideoStatus
 from .checker import StatusChecker
 from .outputs import Outputs
-from .records import Operation, RecordStore, utc_now
+from ..store.records import Operation, RecordsPort, utc_now
 from .requests import RequestFactory
 from .spend import SpendGate
 from .summary import Outcome
@@ -31,7 +32,7 @@ log = logging.getLogger("storytree")
 
 
 class VideoFlow:
-    def __init__(self, story_id: str, provider_name: str, records: RecordStore, checker: StatusChecker,
+    def __init__(self, story_id: str, provider_name: str, records: RecordsPort, checker: StatusChecker,
                  requests: RequestFactory, outputs: Outputs, gate: SpendGate, videos: Callable[[], VideoProvider],
                  cost_of: Callable[[Target], float | None], poll_interval: float, poll_deadline: float,
                  retention_hours: float, room_for: Callable[[Target], ContextManager[None]]):
@@ -100,21 +101,20 @@ class VideoFlow:
         return Outcome(target.task, "resumed" if resumed else "built", target.output)
 
     def download_link(self, target: Target, link: str) -> Outcome:
-        """`doit video:<scenelet-id>_<n> --download-link=URL`: fetch exactly this video; no model is called."""
+        """`doit video:<scenelet-id>_<n> --download-link=URL`: fetch exactly this video; no model is called and no
+        reference or key frame is built or needed. Reference hashes not known yet are recorded as unknown, so
+        building those references later does not make the download stale."""
         if target.kind != "video":
             raise InputError(f"--download-link applies to one shot video (video:<scenelet-id>_<n>), not {target.task}.")
         link = link.strip()
         if not link:
             raise InputError(f"{target.task}: --download-link needs a URL.")
-        inputs = self.checker.current_inputs(target)
-        if inputs is None:
-            missing = [r.path for r in target.references if self.checker.file_hash(r.path) is None]
-            raise InputError(f"{target.task}: build its references first ({', '.join(missing)}); the record of a "
-                             "downloaded video holds their hashes.")
+        hashes = [[ref.path, self.checker.file_hash(ref.path)] for ref in target.references]
+        inputs = signature_inputs(target, self.provider_name, hashes)
         log.info("%s: downloading %s (no model call)", target.task, link)
         with self.room_for(target):
             self._download(target, VideoStatus(done=True, uri=link))
-        self.outputs.record(target, inputs)
+        self.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "")
         self.outputs.publish(target)
         return Outcome(target.task, "downloaded", target.output)
 

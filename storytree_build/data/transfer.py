@@ -22,10 +22,12 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
+from ..store.records import Operation, Record, RecordsPort
 from .input_files import MAX_EXPORT_BYTES, read_json_file
 from ..core.tree import derive_tree
 
 TABLES = ("stories", "scenelets", "shots")
+BUILD_TABLES = ("storytree_records", "storytree_operations")  # optional: what was built, so it stays paid for
 
 
 def describe_validation(exc: ValidationError) -> list[str]:
@@ -40,10 +42,10 @@ def read_export_file(path: Path) -> dict[str, list[dict[str, Any]]]:
     data = read_json_file(path, MAX_EXPORT_BYTES, "table export")
     if not isinstance(data, dict) or not any(t in data for t in TABLES):
         raise InputError(f'{path}: expected a table export object {{"stories": [...], "scenelets": [...], "shots": [...]}}.')
-    unknown = sorted(set(data) - set(TABLES))
+    unknown = sorted(set(data) - set(TABLES) - set(BUILD_TABLES))
     if unknown:
-        raise InputError(f"{path}: unknown top-level keys {unknown}; allowed: {list(TABLES)}.")
-    for table in TABLES:
+        raise InputError(f"{path}: unknown top-level keys {unknown}; allowed: {list(TABLES + BUILD_TABLES)}.")
+    for table in TABLES + BUILD_TABLES:
         rows = data.setdefault(table, [])
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InputError(f"{path}: {table} must be an array of row objects.")
@@ -182,12 +184,42 @@ def referenced_design_problems(refs: Any, vdd: VisualDesignDocument) -> list[str
     return problems
 
 
-def import_file(path: Path, store: StoryStore) -> dict[str, int]:
-    clean = validate_export(read_export_file(path), store, str(path))
+def build_rows(data: dict[str, list[dict[str, Any]]], story_ids: set[str],
+               source: str) -> tuple[list[Record], list[Operation]]:
+    """The records and operations of an export, checked (every row parses and belongs to a known story)."""
+    problems: list[str] = []
+    found: dict[str, list[Any]] = {"storytree_records": [], "storytree_operations": []}
+    for table, kind in (("storytree_records", Record), ("storytree_operations", Operation)):
+        for i, row in enumerate(data.get(table) or []):
+            try:
+                item = kind.from_row(row)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{table}[{i}]: {exc}")
+                continue
+            if item.story_id not in story_ids:
+                problems.append(f"{table}[{i}]: story_id {item.story_id} is neither in this file nor in the store.")
+            found[table].append(item)
+    collect(problems, f"{source}: nothing was imported")
+    return found["storytree_records"], found["storytree_operations"]
+
+
+def import_file(path: Path, store: StoryStore, records: RecordsPort | None = None) -> dict[str, int]:
+    """Story rows first, then the build's records and operations (so a story moved between stores stays paid for)."""
+    data = read_export_file(path)
+    clean = validate_export(data, store, str(path))
+    story_ids = {row["id"] for row in clean["stories"]} | set(store.list_story_ids())
+    built, operations = build_rows(data, story_ids, str(path))
     store.import_rows(clean)
-    return {t: len(clean[t]) for t in TABLES}
+    if records is not None and (built or operations):
+        records.import_records(built, operations)
+    counts = {t: len(clean[t]) for t in TABLES}
+    return {**counts, "records": len(built)} if built else counts
 
 
-def export_story(store: StoryStore, story_id: str) -> str:
+def export_story(store: StoryStore, story_id: str, records: RecordsPort | None = None) -> str:
     snapshot = store.load_story(story_id)
-    return json.dumps(snapshot.to_export(), ensure_ascii=False, indent=2) + "\n"
+    export: dict[str, Any] = snapshot.to_export()
+    if records is not None:
+        export["storytree_records"] = [r.to_row() for r in records.all_for_story(story_id).values()]
+        export["storytree_operations"] = [o.to_row() for o in records.all_operations(story_id).values()]
+    return json.dumps(export, ensure_ascii=False, indent=2) + "\n"

@@ -34,6 +34,7 @@ class Run(DoitRun):
                       force_verbosity=force_verbosity, failure_verbosity=failure_verbosity, pdb=pdb)
         if session is None:
             return run(outfile, reporter=reporter, **kwargs)
+        session.claims.wait = not continue_  # --continue: a target another worker is building is reported, not awaited
         selection = list(self.sel_tasks or [])
         if selection:
             try:

@@ -58,6 +58,7 @@ class DoitProject:
             if story_id is None:
                 return
             self.session = Session.open(settings, story_id)
+            self.session.link_task = invocation.link_task
         except StorytreeError as exc:
             raise InvalidCommand(str(exc)) from None
         from .tasks import task_dicts

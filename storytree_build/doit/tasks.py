@@ -84,7 +84,8 @@ def task_dicts(session: Session) -> Iterator[dict[str, Any]]:
             "actions": [(build_action, [session, target.task])],
             "targets": [str(root / target.output)],
             "uptodate": [RecordCheck(session, target.task)],
-            "task_dep": list(target.depends_on),
+            # Download-only mode builds nothing else: the linked video waits for no reference or key frame.
+            "task_dep": [] if target.task == session.link_task else list(target.depends_on),
             "doc": f"{target.kind} → {target.output}",
         }
         if target.kind == "video":

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..atomic import write_text_atomic
-from ..build.records import utc_now
+from ..store.records import utc_now
 from ..core import naming
 from ..core.hashing import sha256_json
 from ..core.manifest import Target

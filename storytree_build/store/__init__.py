@@ -1,18 +1,62 @@
-"""Story stores: the SQLite default and (with configuration) Supabase."""
+"""Story stores: the SQLite default and (with configuration) Supabase. Each also keeps the build's own state for its
+stories (records, operations, claims: records.py)."""
 
-from .base import JsonPath, StorySnapshot, StoryStore
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+
+from ..atomic import private_folder
+from ..core.story import StorySnapshot
+from ..errors import ConfigError
+from .base import JsonPath, StoryStore
+from .records import RecordsPort
 from .sqlite import SqliteStoryStore
 
-__all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "open_store"]
+__all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "RecordsPort", "open_store", "open_records"]
+
+log = logging.getLogger("storytree")
 
 
 def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported lazily to keep layers one-way
     if settings.store == "sqlite":
+        move_legacy_database(settings)
         return SqliteStoryStore(settings.db_path)
     if settings.store == "supabase":
         from .supabase import SupabaseStoryStore  # optional adapter, imported only when chosen
 
         return SupabaseStoryStore.from_settings(settings)
-    from ..errors import ConfigError
-
     raise ConfigError(f"Unknown story store {settings.store!r}: set STORYTREE_STORE to 'sqlite' or 'supabase'.")
+
+
+def open_records(settings, store: Callable[[], StoryStore]) -> RecordsPort:  # noqa: ANN001
+    """The build's own state in the same store as the stories (`store` is asked only where the records need its
+    connection: Supabase)."""
+    if settings.store == "supabase":
+        from .supabase_records import SupabaseRecords
+
+        return SupabaseRecords(store())  # type: ignore[arg-type]
+    from .sqlite_records import SqliteRecords
+
+    move_legacy_database(settings)
+    private_folder(settings.db_path.parent)
+    return SqliteRecords(settings.db_path)
+
+
+def move_legacy_database(settings) -> None:  # noqa: ANN001
+    """Earlier versions kept the default SQLite store in `.storytree/story.sqlite`, next to caches that are safe to
+    delete. It holds the user's stories, so it moves to the data folder once (only the default location moves)."""
+    old = settings.state_dir / "story.sqlite"
+    if settings.db_path_is_default and old.is_file() and not settings.db_path.exists() and old != settings.db_path:
+        conn = sqlite3.connect(old)
+        try:
+            conn.execute("pragma wal_checkpoint(truncate)")  # everything into the main file before it moves
+        finally:
+            conn.close()
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, settings.db_path)
+        for suffix in ("-wal", "-shm"):
+            old.with_name(old.name + suffix).unlink(missing_ok=True)
+        log.info("moved the story database from %s to %s (it holds your stories, not a cache)", old, settings.db_path)

@@ -167,7 +167,7 @@ class SupabaseStoryStore:
         self._http = None
 
     # -- error translation ---------------------------------------------------------------------
-    def _run(self, what: str, request: Any, on_api_error: Callable[[APIError], Exception | None] | None = None) -> Any:
+    def run(self, what: str, request: Any, on_api_error: Callable[[APIError], Exception | None] | None = None) -> Any:
         """Execute one request; translate every failure into ConfigError / StoreError naming what to fix."""
         if self._statuses is not None:
             self._statuses.code = None
@@ -186,6 +186,11 @@ class SupabaseStoryStore:
                 f"Could not {what}: cannot reach Supabase at SUPABASE_URL {self._url} "
                 f"({type(exc).__name__}: {_shorten(exc, 160)}). Check SUPABASE_URL and that the project is running "
                 "and reachable from this machine.")) from exc
+
+    def rpc(self, what: str, function: str, params: dict[str, Any],
+            on_api_error: Callable[[APIError], Exception | None] | None = None) -> Any:
+        """Call one SQL function over PostgREST (one transaction on the server); its JSON result."""
+        return self.run(what, self._client.rpc(function, params), on_api_error).data
 
     def _api_error(self, what: str, exc: APIError, probe: bool = True) -> Exception:
         status = getattr(self._statuses, "code", None) if self._statuses is not None else None
@@ -248,7 +253,7 @@ class SupabaseStoryStore:
         return error
 
     # -- reads ---------------------------------------------------------------------------------
-    def _select_all(self, what: str, table: str, columns: list[str], order: list[str],
+    def select_all(self, what: str, table: str, columns: list[str], order: list[str],
                     filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every matching row, page by page; stops at the exact count the server reports."""
         rows: list[dict[str, Any]] = []
@@ -259,7 +264,7 @@ class SupabaseStoryStore:
                 query = query.in_(column, value) if isinstance(value, list) else query.eq(column, value)
             for column in order:
                 query = query.order(column)
-            response = self._run(what, query.range(len(rows), len(rows) + PAGE_SIZE - 1))
+            response = self.run(what, query.range(len(rows), len(rows) + PAGE_SIZE - 1))
             if total is None:
                 total = response.count if response.count is not None else len(response.data)
             if not response.data:
@@ -268,19 +273,19 @@ class SupabaseStoryStore:
         return rows
 
     def list_story_ids(self) -> list[str]:
-        rows = self._select_all("list the stories", "stories", ["id"], ["created_at", "id"])
+        rows = self.select_all("list the stories", "stories", ["id"], ["created_at", "id"])
         return [row["id"] for row in rows]
 
     def load_story(self, story_id: str) -> StorySnapshot:
         what = f"read story {story_id}"
-        found = self._select_all(what, "stories", STORY_COLS, ["id"], {"id": story_id}) if _is_uuid(story_id) else []
+        found = self.select_all(what, "stories", STORY_COLS, ["id"], {"id": story_id}) if _is_uuid(story_id) else []
         if not found:
             known = ", ".join(self.list_story_ids()) or "none"
             raise InputError(f"Story {story_id} does not exist in Supabase at {self._url} (known stories: {known}). "
                              "Import it with `storytree import FILE`.")
         story = _row(found[0], STORY_COLS)
-        scenelets = self._select_all(what, "scenelets", SCENELET_COLS, ["created_at", "id"], {"story_id": story_id})
-        shots = self._select_all(what, "shots", SHOT_COLS,
+        scenelets = self.select_all(what, "scenelets", SCENELET_COLS, ["created_at", "id"], {"story_id": story_id})
+        shots = self.select_all(what, "shots", SHOT_COLS,
                                  ["scenelet_sequence", "scenelet_ref", "shot_index", "id"], {"story_id": story_id})
         return StorySnapshot(
             story=story,
@@ -322,7 +327,7 @@ class SupabaseStoryStore:
             return None
 
         params = {"p_stories": stories, "p_scenelets": scenelets, "p_shots": shots}
-        self._run(f"import {len(stories)} stories, {len(scenelets)} scenelets and {len(shots)} shots",
+        self.run(f"import {len(stories)} stories, {len(scenelets)} scenelets and {len(shots)} shots",
                   self._client.rpc(RPC_IMPORT, params), translate)
 
     def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
@@ -347,7 +352,7 @@ class SupabaseStoryStore:
 
         params = {"p_story_id": story_id, "p_column": column, "p_path": [str(s) for s in path], "p_value": value}
         log.debug("set %s%s of story %s", column, shown, story_id)
-        self._run(f"write {column}{shown} of story {story_id}", self._client.rpc(RPC_SET_PATH, params), translate)
+        self.run(f"write {column}{shown} of story {story_id}", self._client.rpc(RPC_SET_PATH, params), translate)
 
     def set_shot_path(self, story_id: str, scenelet_id: str, shot_index: int, column: str, value: str | None) -> None:
         check_shot_column(column)
@@ -358,7 +363,7 @@ class SupabaseStoryStore:
                    .eq("story_id", story_id).eq("scenelet_id", scenelet_id).eq("shot_index", shot_index)
                    .select("id"))
         log.debug("set %s of shot %s#%s of story %s", column, scenelet_id, shot_index, story_id)
-        response = self._run(f"write {column} of shot {scenelet_id}#{shot_index} of story {story_id}", request)
+        response = self.run(f"write {column} of shot {scenelet_id}#{shot_index} of story {story_id}", request)
         if len(response.data) != 1:
             raise missing
 

@@ -261,6 +261,7 @@ class PrefixStrippingProxy:
     def __init__(self, upstream_port: int):
         proxy = self
         self.requests = 0
+        self.log: list[tuple[str, str]] = []  # (method, path) of every request, in order
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -273,6 +274,7 @@ class PrefixStrippingProxy:
             def _forward(self) -> None:
                 with proxy._lock:
                     proxy.requests += 1
+                    proxy.log.append((self.command, self.path))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if not (self.path == proxy.prefix or self.path.startswith(proxy.prefix + "/")

@@ -72,6 +72,25 @@ def session_for(root: Path, provider: str = "stub", story_id: str = SAMPLE_ID, *
     return Session(settings, load_manifest_file(manifest_path(settings, story_id)), provider, **kwargs)
 
 
+def story_db(root: Path) -> Path:
+    """The project's embedded story store (stories and, beside them, the build's records)."""
+    return root / ".storytree-data" / "story.sqlite"
+
+
+def records_port(root: Path):  # noqa: ANN201 - store.sqlite_records.SqliteRecords
+    from storytree_build.store.sqlite_records import SqliteRecords
+
+    return SqliteRecords(story_db(root))
+
+
+def records_of(root: Path, story_id: str = SAMPLE_ID) -> dict:
+    port = records_port(root)
+    try:
+        return port.all_for_story(story_id)
+    finally:
+        port.close()
+
+
 def manifest_of(root: Path, story_id: str = SAMPLE_ID):  # noqa: ANN201
     from storytree_build.core.manifest_file import load_manifest_file
 

@@ -49,7 +49,7 @@ def export() -> dict[str, Any]:
 def unit_settings() -> Settings:
     """Default settings over the repository's templates; no storytree.toml, no environment, nothing on disk."""
     nowhere = Path("/nonexistent-storytree-unit")
-    return Settings(root=REPO, db_path=nowhere / "story.sqlite", state_dir=nowhere)
+    return Settings(root=REPO, db_path=nowhere / "story.sqlite", state_dir=nowhere, data_dir=nowhere)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,8 @@ class FakeRecord:
     output_sha256: str = OUT
     published: bool = True
     signature: str = ""
+    built_by: str = ""
+    built_at: str = "2026-11-29T10:00:00+00:00"
 
     def __post_init__(self) -> None:
         self.signature = self.signature or signature_of(self.inputs)
