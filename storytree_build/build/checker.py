@@ -104,12 +104,14 @@ class StatusChecker:
             return rec.output_sha256
         return self.hasher.sha256(path, st)
 
-    def current_inputs(self, target: Target, overlay: dict[str, str] | None = None) -> dict[str, Any] | None:
-        """None when a reference file is missing (it has not been built yet)."""
+    def current_inputs(self, target: Target, overlay: dict[str, str] | None = None,
+                       unknown_ok: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+        """None when a reference file is missing (it has not been built yet), unless its path is in `unknown_ok`:
+        a record made without knowing it (a downloaded video) does not need it."""
         hashes = []
         for ref in target.references:
             digest = self.file_hash(ref.path, overlay)
-            if digest is None:
+            if digest is None and ref.path not in unknown_ok:
                 return None
             hashes.append([ref.path, digest])
         return signature_inputs(target, self.provider, hashes)
@@ -117,7 +119,10 @@ class StatusChecker:
     def status(self, task: str) -> Status:
         target = self._by_task[task]
         pending = self.operation(task) if target.kind == "video" else None
-        return decide(self.manifest.story_id, task, self.file_hash(target.output), self.record(task),
-                      lambda: self.current_inputs(target), pending,
+        record = self.record(task)
+        unknown = frozenset(path for path, digest in (record.inputs.get("references") or []) if digest is None) \
+            if record is not None else frozenset()
+        return decide(self.manifest.story_id, task, self.file_hash(target.output), record,
+                      lambda: self.current_inputs(target, unknown_ok=unknown), pending,
                       lambda: read_provenance(self.assets_root / target.output), self.here,
                       lambda: self._points_here(target), lambda: self.claim(task))

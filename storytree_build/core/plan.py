@@ -62,7 +62,8 @@ def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: 
     will_run: set[str] = set()
     for target, status in entries:
         task = target.task
-        upstream = [d for d in target.depends_on if d in will_run]
+        ignored = {r.task for r in target.references if r.path in status.unknown_references}
+        upstream = [d for d in target.depends_on if d in will_run and d not in ignored]
         if task in forced:
             action, reason = "run", "forced"
         elif not status.current and status.publish_only and not upstream:

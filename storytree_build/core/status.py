@@ -24,6 +24,7 @@ class Status:
     adoptable: bool = False  # the file is there and is taken as built from these inputs, only unrecorded (free)
     elsewhere: bool = False  # another checkout built it; this one lacks the file (never paid for again here)
     claimed_by: str | None = None  # another worker holds a live claim on it (this build would wait)
+    unknown_references: tuple[str, ...] = ()  # reference paths the record never knew: rebuilding them changes nothing
 
 
 def signature_inputs(target: Target, provider: str, reference_hashes: list[list[str]]) -> dict[str, Any]:
@@ -155,9 +156,11 @@ def _decide(story_id: str, task: str, output_sha256: str | None, record: RecordF
         return Status(False, "references not built yet")
     if signature_of(as_recorded(inputs, record.inputs)) != record.signature:
         return Status(False, explain_difference(record.inputs, inputs))
+    unknown = tuple(path for path, digest in record.inputs.get("references") or [] if digest is None)
     if not record.published:
-        return Status(False, "built but path not yet written to the story database (no cost)", publish_only=True)
-    return Status(True, "up to date")
+        return Status(False, "built but path not yet written to the story database (no cost)", publish_only=True,
+                      unknown_references=unknown)
+    return Status(True, "up to date", unknown_references=unknown)
 
 
 def _unrecorded(task: str, current_inputs: Callable[[], dict[str, Any] | None],
