@@ -172,3 +172,10 @@ def test_download_only_sends_nothing_else(tmp_path: Path, monkeypatch: pytest.Mo
     import json
 
     assert "video:scenelet-1_1" not in {t["task"] for t in json.loads(plan.out)["targets"] if t["action"] == "run"}
+
+
+def test_the_review_page_marks_adopted_assets(project: Path) -> None:
+    original_system_layout(project)
+    assert doit(project, STORY, "provider=stub").returncode == 0
+    html = (project / f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html").read_text()
+    assert html.count('<span class="badge origin" title="an existing file, recorded without generating it">adopted</span>') == 36
