@@ -53,11 +53,14 @@ class Claims:
                 self.records.release(self.story_id, task, held.owner)
                 continue
             if not self.wait:
-                raise ClaimedElsewhere(f"{task}: being built by {held.owner} since {held.claimed_at}; not paid for "
-                                       "here. Build again later (without --continue a build waits for it).")
+                raise ClaimedElsewhere(
+                    f"{task}: being built by {held.owner} since {held.claimed_at}; not paid for here. Build again "
+                    "later (without --continue a build waits for it); if that worker is gone for good, "
+                    f"`storytree release {self.story_id} {task}` frees the claim.")
             if not told:
-                log.info("%s: being built by %s since %s; waiting for it (nothing is paid here)", task, held.owner,
-                         held.claimed_at)
+                log.info("%s: being built by %s since %s; waiting for it (nothing is paid here; if that worker is "
+                         "gone for good, `storytree release %s %s` frees the claim)", task, held.owner,
+                         held.claimed_at, self.story_id, task)
                 told = True
             time.sleep(self.poll)
 
