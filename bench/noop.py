@@ -1,9 +1,11 @@
 """No-op build benchmark (issue 3 "Benchmark", issue 6 item 8): `doit story:<id>` on an up-to-date story
 against the floor (a fresh python that loads the manifest YAML with CSafeLoader and stats every output and
-reference path), plus dry-run, manifest generation and peak RSS at 5,000 targets.
+reference path) and against plain doit (bench/plain_dodo.py: the same tasks from the same manifest with doit's own
+up-to-date checks, on the same assets), plus dry-run, manifest generation and peak RSS at 5,000 targets.
 
     .venv/bin/python bench/noop.py                 # sizes 500 and 5000, 7 alternating repetitions
     .venv/bin/python bench/noop.py --reps 9 --profile
+    .venv/bin/python bench/noop.py --manifest-baseline 700db7d   # `storytree manifest` before/after, same run
 
 Everything happens in scratch projects under bench/out/ (git-ignored): a synthetic story export shaped like the
 sample story is written, imported with `storytree import`, its manifest written with `storytree manifest`, built
@@ -40,6 +42,7 @@ STORYTREE = str(VENV_BIN / "storytree")
 PYTHON = sys.executable
 SAMPLE = REPO / "samples" / "sample-story.json"
 ASSETS_REL = "apps/story-tree-ui/public/generated"
+PLAIN_DODO = str(REPO / "bench" / "plain_dodo.py")  # the plain-doit baseline (same tasks, doit's own checks)
 
 # The floor: python start + load the manifest (CSafeLoader) + stat every output and every reference path
 # (references counted per target, as a per-target up-to-date check would see them).
@@ -186,25 +189,27 @@ def project_env(proj: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], proj: Path, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, cwd=proj, env=project_env(proj), text=True,
+def run(cmd: list[str], proj: Path, check: bool = True, capture: bool = True,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, cwd=proj, env={**project_env(proj), **(extra_env or {})}, text=True,
                        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
     if check and p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
     return p
 
 
-def timed(cmd: list[str], proj: Path) -> tuple[float, float, int, int, str]:
-    """(wall seconds, CPU seconds user+sys, this child's peak RSS in KiB, return code, output tail).
+def timed(cmd: list[str], proj: Path, extra_env: dict[str, str] | None = None) -> tuple[float, float, int, int, str]:
+    """(wall seconds, CPU seconds user+sys, this child's peak RSS in KiB, return code, output).
     os.wait4 gives the rusage of exactly this child."""
+    env = {**project_env(proj), **(extra_env or {})}
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=proj, env=project_env(proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(cmd, cwd=proj, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     p.stdout.close()
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, p.returncode, out.decode(errors="replace")[-600:]
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, p.returncode, out.decode(errors="replace")
 
 
 def sync_project_files(proj: Path, prompts_too: bool) -> None:
@@ -218,7 +223,7 @@ def sync_project_files(proj: Path, prompts_too: bool) -> None:
     (proj / "pyproject.toml").write_text(doit_pyproject(), encoding="utf-8")
 
 
-def setup(n: int, reuse: bool, workers: int, resync: bool) -> dict:
+def setup(n: int, reuse: bool, workers: int, resync: bool, build: bool = True) -> dict:
     proj = OUT / f"n{n}"
     story_id, export = synthetic_export(n)
     export_text = json.dumps(export, ensure_ascii=False, indent=1)
@@ -244,12 +249,20 @@ def setup(n: int, reuse: bool, workers: int, resync: bool) -> dict:
     info["manifest_mb"] = manifest.stat().st_size / 1e6
     print(f"[{n}] {'reused project; ' if reusing else ''}{p.stderr.strip()}  "
           f"(manifest {info['manifest_once_s']:.2f}s, {info['manifest_mb']:.1f} MB)", flush=True)
+    if not build:
+        return info
     # The first build (when reusing: whatever the current code and manifest still need; usually nothing).
     t0 = time.perf_counter()
     p = run([DOIT, "-n", str(workers), "-P", "thread", f"story:{story_id}", "provider=stub"], proj)
     info["first_build_s" if not reusing else "catch_up_build_s"] = t = time.perf_counter() - t0
     last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     print(f"[{n}] {'first' if not reusing else 'catch-up'} build ({workers} threads) {t:.1f}s: {last}", flush=True)
+    # The plain-doit baseline records its own state (config_changed values, file_dep signatures) in its own doit
+    # database on the same assets: its first run executes every task (each only checks that its target exists).
+    t0 = time.perf_counter()
+    p = run(commands(info, False)["plain"], proj)
+    primed = sum(1 for line in p.stdout.splitlines() if line.startswith(". "))
+    print(f"[{n}] plain-doit baseline primed in {time.perf_counter() - t0:.1f}s ({primed} tasks recorded)", flush=True)
     return info
 
 
@@ -262,6 +275,10 @@ def commands(info: dict, with_extras: bool) -> dict[str, list[str]]:
         "noop": [DOIT, f"story:{sid}", "provider=stub"],
         "floor": [PYTHON, "-c", FLOOR_CODE, str(info["manifest"]), str(info["assets"])],
         "floor_gc": [PYTHON, "-c", FLOOR_GC_CODE, str(info["manifest"]), str(info["assets"])],
+        # Plain doit (doit's own `run`, no plugins) on the same manifest and assets: YAML parse (CSafeLoader), and
+        # the same with a JSON copy of the manifest (how much of the baseline is the YAML parse).
+        "plain": [PYTHON, PLAIN_DODO, f"story:{sid}", "provider=stub"],
+        "plain_json": [PYTHON, PLAIN_DODO, f"story:{sid}", "provider=stub"],
     }
     if with_extras:
         # (c) the dry-run of the up-to-date story (lists nothing, says "0 would run") and the dry-run that
@@ -270,7 +287,18 @@ def commands(info: dict, with_extras: bool) -> dict[str, list[str]]:
         cmds["dryrun_uptodate"] = [DOIT, "dryrun", f"story:{sid}", "provider=stub"]
         cmds["dryrun_all"] = [DOIT, "dryrun", f"story:{sid}", "provider=gemini"]
         cmds["manifest"] = [STORYTREE, "manifest", sid]
+        cmds["manifest_baseline"] = [STORYTREE, "manifest", sid]  # with EXTRA_ENV's PYTHONPATH: older code
     return cmds
+
+
+EXTRA_ENV: dict[str, dict[str, str]] = {"plain_json": {"PLAIN_DODO_MANIFEST": "json"}}  # per command name
+
+
+def plain_noop(out: str, n: int) -> bool:
+    """doit's console reporter: `-- task` up to date, `.  task` executed; n asset tasks and the gallery."""
+    lines = out.splitlines()
+    return (sum(1 for line in lines if line.startswith("-- ")) == n + 1
+            and not any(line.startswith(". ") for line in lines))
 
 
 def validate(name: str, rc: int, out: str, info: dict) -> None:
@@ -282,49 +310,85 @@ def validate(name: str, rc: int, out: str, info: dict) -> None:
         "dryrun_uptodate": rc == 0 and f"0 would run, {n} up to date" in out,
         "dryrun_all": rc == 0 and f"{n} would run, 0 up to date" in out,
         "manifest": rc == 0,
+        "manifest_baseline": rc == 0,
+        "plain": rc == 0 and plain_noop(out, n),
+        "plain_json": rc == 0 and plain_noop(out, n),
         "noop_after_manifest": rc == 0 and "storytree: 0 built, " in out and ", 0 failed" in out,
     }[name]
     if not ok:
-        raise SystemExit(f"[{info['n']}] {name} did not do what the benchmark expects (rc {rc}):\n{out}")
+        raise SystemExit(f"[{info['n']}] {name} did not do what the benchmark expects (rc {rc}):\n{out[-2000:]}")
 
 
 EXPENSIVE = ("dryrun_all",)  # several seconds each at 5,000 targets: --extra-reps repetitions
 
 
-def measure(infos: list[dict], reps: int, extra_reps: int) -> dict:
+def measure(infos: list[dict], reps: int, extra_reps: int, manifest_reps: int, baseline: Path | None) -> dict:
     """Alternating repetitions of every command except `storytree manifest`; then (largest size only) the
     manifest command, each run followed by a no-op: rewriting the manifest (even with the same bytes) changes
-    its mtime, so that no-op shows the cost of a cold manifest cache, kept apart from the steady-state no-op."""
+    its mtime, so that no-op shows the cost of a cold manifest cache, kept apart from the steady-state no-op.
+    With `baseline` (an exported older storytree_build), each manifest run is preceded by the same command on the
+    older code, and both must write the same bytes."""
     big = max(i["n"] for i in infos)
     plan = [(info, name, cmd) for info in infos for name, cmd in commands(info, info["n"] == big).items()
-            if name != "manifest"]
+            if not name.startswith("manifest")]
     samples: dict[tuple[int, str], list[tuple[float, float, int]]] = {(i["n"], name): [] for i, name, _ in plan}
     print(f"warm-up, then {reps} alternating repetitions ({extra_reps} for {', '.join(EXPENSIVE)})", flush=True)
     for info, name, cmd in plan:  # warm-up: page cache, .pyc files, caches; also checks every command behaves
-        _, _, _, rc, out = timed(cmd, info["proj"])
+        _, _, _, rc, out = timed(cmd, info["proj"], EXTRA_ENV.get(name))
         validate(name, rc, out, info)
     for rep in range(reps):
         order = plan[rep % len(plan):] + plan[:rep % len(plan)]  # rotate so no command always goes first
         for info, name, cmd in order:
             if name in EXPENSIVE and rep >= extra_reps:
                 continue
-            wall, cpu, rss, rc, out = timed(cmd, info["proj"])
+            wall, cpu, rss, rc, out = timed(cmd, info["proj"], EXTRA_ENV.get(name))
             validate(name, rc, out, info)
             samples[(info["n"], name)].append((wall, cpu, rss))
         print(f"  rep {rep + 1}/{reps} (load {os.getloadavg()[0]:.1f}): " + ", ".join(
             f"{n}/{name} {samples[(n, name)][-1][0]:.2f}" for (n, name) in samples if len(samples[(n, name)]) > rep),
             flush=True)
     info = next(i for i in infos if i["n"] == big)
-    cmds = commands(info, True)
-    samples[(big, "manifest")], samples[(big, "noop_after_manifest")] = [], []
-    for rep in range(extra_reps):
-        for name, cmd in (("manifest", cmds["manifest"]), ("noop_after_manifest", cmds["noop"])):
-            wall, cpu, rss, rc, out = timed(cmd, info["proj"])
-            validate(name, rc, out, info)
-            samples[(big, name)].append((wall, cpu, rss))
-        print(f"  manifest {rep + 1}/{extra_reps}: manifest {samples[(big, 'manifest')][-1][0]:.2f}, "
-              f"no-op right after {samples[(big, 'noop_after_manifest')][-1][0]:.2f}", flush=True)
+    samples.update(measure_manifest(info, manifest_reps, baseline, noop_after=True))
     return samples
+
+
+def measure_manifest(info: dict, reps: int, baseline: Path | None, noop_after: bool) -> dict:
+    """`storytree manifest` (after the same command on the baseline code, when given; both must write the same
+    bytes), optionally each followed by a no-op."""
+    n, cmds = info["n"], commands(info, True)
+    steps = [("manifest", cmds["manifest"], None)]
+    if noop_after:
+        steps.append(("noop_after_manifest", cmds["noop"], None))
+    if baseline is not None:
+        steps.insert(0, ("manifest_baseline", cmds["manifest_baseline"], {"PYTHONPATH": str(baseline)}))
+    samples: dict[tuple[int, str], list[tuple[float, float, int]]] = {(n, name): [] for name, _, _ in steps}
+    reference = info["manifest"].read_bytes()
+    for rep in range(reps):
+        for name, cmd, env in steps:
+            wall, cpu, rss, rc, out = timed(cmd, info["proj"], env)
+            validate(name, rc, out, info)
+            if name.startswith("manifest") and info["manifest"].read_bytes() != reference:
+                raise SystemExit(f"[{n}] {name} wrote different manifest bytes than the first `storytree manifest`")
+            samples[(n, name)].append((wall, cpu, rss))
+        print(f"  manifest {rep + 1}/{reps} (load {os.getloadavg()[0]:.1f}): " + ", ".join(
+            f"{name} {samples[(n, name)][-1][0]:.2f}" for name, _, _ in steps), flush=True)
+    return samples
+
+
+def manifest_only(info: dict, reps: int, baseline: Path | None, baseline_name: str | None) -> int:
+    load_before = os.getloadavg()
+    samples = measure_manifest(info, reps, baseline, noop_after=False)
+    n = info["n"]
+    print(f"\n== `storytree manifest`, {n} targets ({info['manifest_mb']:.1f} MB): {time.strftime('%Y-%m-%d %H:%M %Z')} · "
+          f"nproc {os.cpu_count()} · Python {platform.python_version()} · {platform.machine()} · load average (1 min) "
+          f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after · {reps} alternating runs")
+    for name, label in (("manifest_baseline", f"{baseline_name}'s code"), ("manifest", "current code")):
+        if (n, name) in samples:
+            walls = sorted(row[0] for row in samples[(n, name)])
+            cpus = [row[1] for row in samples[(n, name)]]
+            print(f"  {label:<22} wall median {statistics.median(walls):.3f}s (min {walls[0]:.3f}, max {walls[-1]:.3f})"
+                  f", cpu median {statistics.median(cpus):.3f}s")
+    return 0
 
 
 def peak_rss_children(info: dict) -> tuple[int, int]:
@@ -360,20 +424,36 @@ def main() -> int:
                     help="when reusing: copy the repo's current templates/system prompts again (may rebuild a lot)")
     ap.add_argument("--profile", action="store_true", help="also cProfile the largest no-op")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--manifest-reps", type=int, default=5,
+                    help="repetitions of `storytree manifest` at the largest size (default 5)")
+    ap.add_argument("--manifest-only", action="store_true",
+                    help="only time `storytree manifest` at the largest size (no build needed; --manifest-reps runs)")
+    ap.add_argument("--manifest-baseline", metavar="REV",
+                    help="also time `storytree manifest` with this git revision's storytree_build (exported under "
+                         "bench/out/), alternating with the current code; both must write the same bytes")
     args = ap.parse_args()
     if args.reps < 5:
         ap.error("--reps must be at least 5")
     started = time.perf_counter()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     OUT.mkdir(parents=True, exist_ok=True)
-    infos = [setup(n, not args.fresh, args.workers, args.resync) for n in sizes]
+    if args.manifest_only:
+        sizes = sizes[-1:]
+    infos = [setup(n, not args.fresh, args.workers, args.resync, build=not args.manifest_only) for n in sizes]
     for info in infos:
         if info["targets"] != info["n"]:
             print(f"note: the {info['n']} story's manifest has {info['targets']} targets", flush=True)
+    baseline = None
+    if args.manifest_baseline:
+        from check_identity import export_revision
+
+        baseline = export_revision(args.manifest_baseline)
+    if args.manifest_only:
+        return manifest_only(infos[0], args.manifest_reps, baseline, args.manifest_baseline)
     if args.setup_only:
         return 0
     load_before = os.getloadavg()
-    samples = measure(infos, args.reps, min(args.extra_reps, args.reps))
+    samples = measure(infos, args.reps, min(args.extra_reps, args.reps), args.manifest_reps, baseline)
     load_after = os.getloadavg()
     big = max(infos, key=lambda i: i["n"])
     rss_rc, rss_kib = peak_rss_children(big)
@@ -414,6 +494,20 @@ def main() -> int:
         print(f"{n:>7} {noop:>7.3f} {floor:>7.3f} {noop / floor:>6.2f} | {noop_cpu:>9.3f} {floor_cpu:>9.3f} "
               f"{noop_cpu / floor_cpu:>6.2f} | {spread(n, 'noop'):>13} {spread(n, 'floor'):>13} {rss:>8.1f} | "
               f"{floor_gc:>18.3f} {noop / floor_gc:>6.2f}")
+    print("\nstorytree no-op against plain doit (bench/plain_dodo.py: the same tasks, names, targets and task_dep from "
+          "the same manifest, doit's own checks: targets, file_dep on reference images, config_changed; doit's own "
+          "`run`, no plugins), same assets, alternating in this run:")
+    print(f"{'targets':>7} {'no-op':>7} {'plain doit':>10} {'ratio':>6} | {'no-op cpu':>9} {'plain cpu':>9} "
+          f"{'ratio':>6} | {'plain range':>13} | {'plain, JSON manifest':>20} {'ratio':>6}")
+    for row, info in zip(rows, infos):
+        n = info["n"]
+        plain, plain_cpu, plain_json = med(n, "plain"), med(n, "plain", 1), med(n, "plain_json")
+        row.update(plain_s=plain, plain_cpu_s=plain_cpu, ratio_plain=row["noop_s"] / plain,
+                   cpu_ratio_plain=row["noop_cpu_s"] / plain_cpu, plain_json_s=plain_json,
+                   ratio_plain_json=row["noop_s"] / plain_json)
+        print(f"{n:>7} {row['noop_s']:>7.3f} {plain:>10.3f} {row['ratio_plain']:>6.2f} | {row['noop_cpu_s']:>9.3f} "
+              f"{plain_cpu:>9.3f} {row['cpu_ratio_plain']:>6.2f} | {spread(n, 'plain'):>13} | {plain_json:>20.3f} "
+              f"{row['ratio_plain_json']:>6.2f}")
     n = big["n"]
     floor, floor_cpu = med(n, "floor"), med(n, "floor", 1)
     extras = {name: (med(n, name), med(n, name, 1)) for name in ("dryrun_uptodate", "dryrun_all", "manifest")}
@@ -423,7 +517,12 @@ def main() -> int:
         print(f"{n} targets: {label}: {wall:.3f}s = {wall / floor:.2f}× floor (cpu {cpu:.3f}s = "
               f"{cpu / floor_cpu:.2f}× floor cpu; {spread(n, name)})")
     wall, cpu = extras["manifest"]
-    print(f"{n} targets: `storytree manifest`: {wall:.3f}s (cpu {cpu:.3f}s; {spread(n, 'manifest')})")
+    print(f"{n} targets: `storytree manifest`: {wall:.3f}s (cpu {cpu:.3f}s; {spread(n, 'manifest')}; "
+          f"{len(samples[(n, 'manifest')])} runs)")
+    if (n, "manifest_baseline") in samples:
+        old, old_cpu = extras["manifest_baseline"] = (med(n, "manifest_baseline"), med(n, "manifest_baseline", 1))
+        print(f"{n} targets: `storytree manifest` with {args.manifest_baseline}'s code: {old:.3f}s (cpu {old_cpu:.3f}s; "
+              f"{spread(n, 'manifest_baseline')}): now {wall / old:.2f}× of it, same bytes")
     after = med(n, "noop_after_manifest")
     after_rss = max(row[2] for row in samples[(n, "noop_after_manifest")]) / 1024
     extras["noop_after_manifest"] = (after, med(n, "noop_after_manifest", 1))
@@ -439,6 +538,7 @@ def main() -> int:
             verdicts.append(("500 no-op ≤ 2.0× floor", row["ratio"], 2.0, "×"))
         if row["targets"] == 5000:
             verdicts.append(("5,000 no-op ≤ 1.5× floor", row["ratio"], 1.5, "×"))
+        verdicts.append((f"{row['targets']:,} no-op ≤ plain-doit no-op", row["ratio_plain"], 1.0, "×"))
     if n == 5000:
         verdicts.append(("5,000 dry-run listing all ≤ 2.0× floor", extras["dryrun_all"][0] / floor, 2.0, "×"))
         verdicts.append(("5,000 dry-run, up to date ≤ 2.0× floor", extras["dryrun_uptodate"][0] / floor, 2.0, "×"))

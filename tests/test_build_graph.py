@@ -316,3 +316,14 @@ def test_reimporting_the_sample_over_a_built_story_keeps_its_paths(built_project
                      monkeypatch=monkeypatch) == 0  # every path still points at its file
     again = doit(built_project, STORY, "provider=stub")
     assert "0 built" in again.stdout and "0 published" not in again.stdout
+
+
+def test_the_manifest_cache_written_with_the_manifest_equals_the_file(built_project: Path) -> None:
+    """`storytree manifest` leaves a JSON copy so the first build skips the YAML parse; it must say the same."""
+    from storytree_build.core.manifest import Manifest
+
+    path = built_project / "manifests" / f"{SAMPLE_ID}.yaml"
+    st = path.stat()
+    cached = built_project / ".storytree" / "cache" / f"{SAMPLE_ID}.{st.st_size}.{st.st_mtime_ns}.json"
+    assert cached.is_file()
+    assert Manifest.model_validate_json(cached.read_bytes()) == load_manifest_file(path)

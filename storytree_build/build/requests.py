@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.manifest import Target
-from ..core.prompts import PromptRenderer, StaleTarget
-from ..core.story import StoryView
 from ..errors import InputError, StorytreeError
 from ..mime import reference_image_type
 from ..providers.base import ImageRequest, ReferenceImage, VideoRequest
+
+if TYPE_CHECKING:  # the prompt machinery (jinja2) is imported when a prompt is rendered, never on a no-op build
+    from ..core.prompts import PromptRenderer
+    from ..core.story import StoryView
 
 log = logging.getLogger("storytree")
 
@@ -26,8 +28,8 @@ def stale(target: Target, why: str) -> InputError:
 
 
 class RequestFactory:
-    def __init__(self, root: Path, assets_root: Path, story_view: Callable[[], StoryView],
-                 renderer: Callable[[], PromptRenderer], max_key_frame_references: int, verbose: bool = False):
+    def __init__(self, root: Path, assets_root: Path, story_view: Callable[[], "StoryView"],
+                 renderer: Callable[[], "PromptRenderer"], max_key_frame_references: int, verbose: bool = False):
         self.root = root
         self.assets_root = assets_root
         self._view = story_view
@@ -37,6 +39,8 @@ class RequestFactory:
 
     def render(self, target: Target) -> tuple[str, str | None]:
         """(user prompt, system instruction), re-rendered from the store; must match the manifest's hash."""
+        from ..core.prompts import StaleTarget
+
         try:
             prompt = self._renderer().for_target(self._view(), target, self.max_key_frame_references)
         except StaleTarget as exc:

@@ -64,9 +64,11 @@ class RenderedPrompt:
 # `json.dumps(value, ensure_ascii=False, indent=2)`, whose indented form runs in pure Python (~0.15 ms per prompt).
 # orjson writes the same layout in C; it is used only when its compact output equals the C-accelerated compact
 # json.dumps byte for byte (same strings, numbers and key order), otherwise json.dumps writes the prompt.
-# Floats (orjson writes 1e100 where json writes 1e+100), NaN/Infinity, ints beyond 64 bits and lone surrogates
-# all take the json.dumps path. bench/check_prompt_json.py checks this on the sample story and adversarial values.
+# What orjson writes differently (1e-7 for json's 1e-07, null for NaN and ±Infinity) or refuses (ints beyond 64 bits,
+# lone surrogates, nesting deeper than 254) takes the json.dumps path: bench/check_identity.py checks adversarial
+# values and compares every prompt and manifest byte with the code before this change.
 _JSON_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_JSON_TEMPLATE = json.JSONEncoder(ensure_ascii=False)  # = json.dumps(value, ensure_ascii=False), without the set-up
 
 
 def _pretty(value: Any) -> str:
@@ -80,7 +82,7 @@ def _pretty(value: Any) -> str:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return _JSON_TEMPLATE.encode(value)
 
 
 class PromptRenderer:
