@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from .atomic import private_folder, write_text_atomic
 from .core.manifest import Manifest, build_manifest, summary
 from .core.manifest_file import dump_manifest, load_manifest_file, manifest_path, remember_manifest, unified_diff
 from .core.story import StoryView
@@ -81,6 +81,7 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
         text, manifest = render_manifest(settings, story_id)
         path = manifest_path(settings, story_id)
         write_text_atomic(path, text)
+        private_folder(settings.state_dir)
         remember_manifest(path, manifest, settings.state_dir / "cache")  # the next build skips the YAML parse
         counts = summary(manifest)
         print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
