@@ -70,8 +70,13 @@ class VideoFlow:
         resumed = pending is not None and pending.state == "submitted" and bool(pending.operation)
         if resumed:
             assert pending is not None and pending.operation is not None
-            inputs = self.checker.current_inputs(target) or {}
             operation, submitted_at, signature = pending.operation, pending.submitted_at, pending.signature
+            inputs = self.checker.current_inputs(target)
+            if inputs is None:  # resumed on a machine without (some of) the reference files
+                inputs = self.checker.current_inputs(target, unknown_ok=frozenset(r.path for r in target.references))
+                assert inputs is not None
+                log.info("%s: some reference files are not here; the video is recorded with their hashes unknown "
+                         "(as a download is), so it stays up to date once they arrive", target.task)
             log.info("%s: resuming operation %s submitted at %s (not paying again)", target.task, operation,
                      submitted_at)
             self._check_retention(target, pending)
@@ -91,11 +96,14 @@ class VideoFlow:
             self.records.delete_operation(self.story_id, target.task)
             raise ProviderError(f"{target.task}: video operation {operation} failed: {status.error}")
         self._download(target, status)
-        if resumed and signature_of(inputs) != signature:
+        unknown = any(digest is None for _, digest in inputs["references"])
+        if resumed and not unknown and signature_of(inputs) != signature:
             log.warning("%s: the story changed while the video was generated; it was saved but is out of date.",
                         target.task)
         changed = signature_of(inputs) != signature
-        self.outputs.record(target, {**inputs, "submitted_signature": signature} if changed else inputs, signature)
+        recorded = {**inputs, "submitted_signature": signature} if changed else inputs
+        # Unknown reference hashes: the record's signature is that of what is known, as for a downloaded video.
+        self.outputs.record(target, recorded, signature_of(inputs) if unknown else signature)
         self.records.delete_operation(self.story_id, target.task)
         self.outputs.publish(target)
         return Outcome(target.task, "resumed" if resumed else "built", target.output)
