@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.cli import main
-from support.project import REPO, SAMPLE
+from support.project import REPO, SAMPLE, new_project
 
 WITH_REFS = REPO / "samples" / "shot-production" / "scenelet-2-with-refs.json"
 
@@ -109,3 +109,24 @@ def test_an_oversized_response_is_refused_before_reading(db, tmp_path, capsys) -
     capsys.readouterr()
     assert main(["ingest-shots", "5e1f0c2a-7b3d-4c8e-9a61-0d2f4b6c8e10", str(big)]) == 1
     assert "larger than a shot-production response may be (8 MB)" in capsys.readouterr().err
+
+
+def test_a_manifest_without_templates_or_with_an_absurd_prompt_is_not_written(db, tmp_path, capsys) -> None:
+    data = sample()
+    shot = data["shots"][0]
+    shot["storyboard_payload"]["compositionAndContent"] = "a field of poppies, " * 15_000  # 300 KB of story text
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(data))
+    assert main(["import", str(path)]) == 0
+    story_id = data["stories"][0]["id"]
+    capsys.readouterr()
+    assert main(["manifest", story_id]) == 1  # an empty project folder: no templates
+    err = capsys.readouterr().err
+    assert "visual_reference.j2 is not in" in err and "STORYTREE_ROOT" in err and "Traceback" not in err, err
+    new_project(tmp_path / "project")
+    assert main(["manifest", story_id]) == 1
+    err = capsys.readouterr().err
+    task = f"image:{shot['scenelet_id']}_{shot['shot_index']}"
+    assert f"{task}: the rendered prompt" in err and "more than the limit of 262,144" in err, err
+    assert "shorten the story text" in err and "Traceback" not in err
+    assert not (tmp_path / "project" / "manifests" / f"{story_id}.yaml").exists()

@@ -21,7 +21,7 @@ from .ids import require_safe_id
 
 if TYPE_CHECKING:  # building a manifest needs the prompt machinery; loading one (every doit run) must not
     from ..settings import Settings
-    from .prompts import PromptRenderer
+    from .prompts import PromptRenderer, RenderedPrompt
     from .story import StoryView
 
 SCHEMA_VERSION = 1
@@ -110,6 +110,18 @@ def fewer_gc_passes() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
+MAX_PROMPT_BYTES = 256 * 1024  # a rendered prompt (system + user text) this big is a story-data accident
+
+
+def prompt_problems(task: str, prompt: RenderedPrompt) -> list[str]:
+    size = len(prompt.user.encode("utf-8")) + len((prompt.system or "").encode("utf-8"))
+    if size <= MAX_PROMPT_BYTES:
+        return []
+    return [f"{task}: the rendered prompt ({prompt.template}) is {size:,} bytes, more than the limit of "
+            f"{MAX_PROMPT_BYTES:,}; shorten the story text it is made from (a design document, a storyboard field) "
+            "and write the manifest again."]
+
+
 def build_manifest(story: StoryView, settings: Settings, renderer: PromptRenderer | None = None) -> Manifest:
     with fewer_gc_passes():
         return _build_manifest(story, settings, renderer)
@@ -162,6 +174,7 @@ def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRender
                 n = counts[kind_key]
                 config = gen.character_plate.model_dump(exclude={"model"})
                 prompt = renderer.for_kind(story, "character_plate", plate_prompt=plate.image_generation_prompt)
+                problems += prompt_problems(naming.plate_task(cid, plate.type, n), prompt)
                 db = [DbLocation(column="visual_reference_package", path=[sheets_key, i, plates_key, j, "image_path"])]
                 if plate.type.strip().upper() == MODEL_SHEET_TYPE and not first_sheet_done and cid in vdd_chars:
                     first_sheet_done = True
@@ -188,6 +201,7 @@ def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRender
                 n = j + 1
                 config = gen.environment_keyframe.model_dump(exclude={"model"})
                 prompt = renderer.for_kind(story, "environment_keyframe", plate_prompt=keyframe.image_generation_prompt)
+                problems += prompt_problems(naming.keyframe_task(eid, n), prompt)
                 db = [DbLocation(column="visual_reference_package", path=[envs_key, i, frames_key, j, "image_path"])]
                 if n == 1 and eid in vdd_envs:
                     index, key = vdd_envs[eid]
@@ -239,6 +253,7 @@ def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRender
         if kf_refs is None:
             kf_refs = kf_refs_by_designs[designs] = key_frame_references(story, shot, gen.max_key_frame_references)
         kf_prompt = renderer.for_kind(story, "key_frame", shot=shot, max_key_frame_references=gen.max_key_frame_references)
+        problems += prompt_problems(naming.image_task(shot.key), kf_prompt)
         kf_config = dict(kf_config_base)
         targets.append(Target(
             task=naming.image_task(shot.key), kind="key_frame",
@@ -251,6 +266,7 @@ def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRender
         v_refs = video_references(story, shot, video_cfg.max_reference_images)
         problems += [f"{where}: {p}" for p in video_cfg.problems(len(v_refs))]
         v_prompt = renderer.for_kind(story, "video", shot=shot)
+        problems += prompt_problems(naming.video_task(shot.key), v_prompt)
         v_config = dict(v_config_base)
         targets.append(Target(
             task=naming.video_task(shot.key), kind="video",

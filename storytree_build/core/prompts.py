@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import orjson
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from . import naming
 from .hashing import sha256_json
 from .story import ShotView, StoryView, global_aesthetic, raw_designs
@@ -95,12 +95,25 @@ class PromptRenderer:
         )
         self.env.filters["pretty_json"] = _pretty
         self.env.filters["compact_json"] = _compact
+        self.templates_dir = templates_dir
         self.system_prompts_dir = system_prompts_dir
         self._system_cache: dict[str, str] = {}
 
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"the prompt template {name} is not in {self.templates_dir}; run storytree from the "
+                              "project root (the folder with templates/ and system_prompts/) or set "
+                              "STORYTREE_ROOT to it.") from None
+
     def _system(self, name: str) -> str:
         if name not in self._system_cache:
-            self._system_cache[name] = (self.system_prompts_dir / name).read_text(encoding="utf-8")
+            try:
+                self._system_cache[name] = (self.system_prompts_dir / name).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise ConfigError(f"the system prompt {name} is not in {self.system_prompts_dir}; run storytree from "
+                                  "the project root or set STORYTREE_ROOT to it.") from None
         return self._system_cache[name]
 
     def for_kind(self, story: StoryView, kind: str, *, shot: ShotView | None = None, plate_prompt: str | None = None,
@@ -128,7 +141,7 @@ class PromptRenderer:
 
     def visual_reference(self, image_generation_prompt: str) -> RenderedPrompt:
         template = "visual_reference.j2"
-        text = self.env.get_template(template).render(image_generation_prompt=image_generation_prompt.strip())
+        text = self._template(template).render(image_generation_prompt=image_generation_prompt.strip())
         return RenderedPrompt(template=template, user=text)
 
     def key_frame(self, story: StoryView, shot: ShotView, references: list[Reference]) -> RenderedPrompt:
@@ -139,14 +152,14 @@ class PromptRenderer:
             "environment_designs": referenced_designs(story, shot, "environment"),
         }
         scene.update({k: v for k, v in shot.raw_payload.items() if k != "audioAndNarrative"})
-        user = self.env.get_template(template).render(
+        user = self._template(template).render(
             scenelet_id=shot.scenelet_id, shot_index=shot.shot_index, references=references, scene=scene)
         system_file = "create_shot_images.md"
         return RenderedPrompt(template=template, user=user, system=self._system(system_file), system_file=system_file)
 
     def video(self, story: StoryView, shot: ShotView) -> RenderedPrompt:
         template = "video.j2"
-        rendered = self.env.get_template(template).render(
+        rendered = self._template(template).render(
             global_aesthetic=global_aesthetic(story.vdd_raw or {}),
             character_designs=referenced_designs(story, shot, "character"),
             environment_designs=referenced_designs(story, shot, "environment"),
