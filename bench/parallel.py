@@ -48,11 +48,9 @@ def synthetic_story(n: int) -> dict:
     return {"stories": [story], "scenelets": [scenelet], "shots": shots}
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 120
-    latency = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
-    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 6
-    root = REPO / "bench" / "out" / "parallel"
+def scratch_project(root: Path, n: int, **env_extra: str) -> dict[str, str]:
+    """A fresh project under bench/out with the synthetic story of n shots imported and its manifest written;
+    returns the environment that points storytree at it (no keys or settings inherited from the caller)."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     for folder in ("templates", "system_prompts"):
@@ -60,12 +58,20 @@ def main() -> None:
     shutil.copy(REPO / "dodo.py", root / "dodo.py")
     (root / "manifests").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STORYTREE_", "GEMINI_", "GOOGLE_"))}
-    env.update(STORYTREE_ROOT=str(root), STORYTREE_STATE_DIR=str(root / ".storytree"),
-               STORYTREE_STUB_DELAY=str(latency))
+    env.update(STORYTREE_ROOT=str(root), STORYTREE_STATE_DIR=str(root / ".storytree"), **env_extra)
     bin_dir = Path(sys.executable).parent
     (root / "story.json").write_text(json.dumps(synthetic_story(n)))
-    subprocess.run([bin_dir / "storytree", "import", "story.json"], cwd=root, env=env, check=True)
-    subprocess.run([bin_dir / "storytree", "manifest", STORY], cwd=root, env=env, check=True)
+    for command in (["import", "story.json"], ["manifest", STORY]):
+        subprocess.run([bin_dir / "storytree", *command], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    return env
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 120
+    latency = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 6
+    root = REPO / "bench" / "out" / "parallel"
+    env = scratch_project(root, n, STORYTREE_STUB_DELAY=str(latency))
     targets = n
     command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "image", "provider=stub"]
     started = time.perf_counter()

@@ -67,8 +67,10 @@ class Session:
         self.gate = SpendGate(Budget(settings.max_cost))
         self.claims = Claims(self.records, self.story_id, self.owner, settings.build.claim_lease_seconds,
                              settings.build.claim_poll_seconds)
-        self.images = Lazy(lambda: images if images is not None else make_images(settings, provider))
-        self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider))
+        # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
+        self.limiter = Lazy(lambda: _open_limiter(settings))
+        self.images = Lazy(lambda: images if images is not None else make_images(settings, provider, self.limiter()))
+        self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider, self.limiter()))
         self.view = Lazy(self._load_view)
         self.renderer = Lazy(self._make_renderer)
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
@@ -130,7 +132,7 @@ class Session:
         return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
 
     def close(self) -> None:
-        for lazy in (self.images, self.videos, self.store):
+        for lazy in (self.images, self.videos, self.limiter, self.store):
             made = lazy.peek()
             if made is not None:
                 made.close()
@@ -141,6 +143,12 @@ def _open_store(settings: Settings):  # noqa: ANN202 - store.StoryStore
     from .store import open_store
 
     return open_store(settings)
+
+
+def _open_limiter(settings: Settings):  # noqa: ANN202 - providers.rate_limit.RateLimiter
+    from .providers.rate_limit import RateLimiter
+
+    return RateLimiter.from_settings(settings)
 
 
 def _open_records(settings: Settings, store: Lazy) -> RecordsPort:

@@ -8,12 +8,13 @@ No other module reads `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .core.pricing import PriceTable
 from .errors import ConfigError
@@ -69,6 +70,35 @@ class GenerationSettings(BaseModel):
     max_key_frame_references: int = 5
 
 
+RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+class RateLimit(BaseModel):
+    """A model's known request limit, written `"10/min"`, `"2/s"`, `"100/hour"`, `"500/day"` or `"10/min, 500/day"`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    per_second: float | None = Field(None, gt=0)
+    per_day: int | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, float] = {}
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*/\s*([a-z]+)", part.lower())
+            unit = match[2] if match else ""
+            if match is None or (unit not in RATE_UNITS and unit not in ("d", "day")) or float(match[1]) <= 0:
+                raise ValueError(f"{value!r}: write a count per unit, e.g. \"10/min\", \"2/s\", \"100/hour\", "
+                                 "\"500/day\" or \"10/min, 500/day\"")
+            if unit in ("d", "day"):
+                parsed["per_day"] = max(1, int(float(match[1])))
+            else:
+                parsed["per_second"] = float(match[1]) / RATE_UNITS[unit]
+        return parsed
+
+
 class GeminiSettings(BaseModel):
     """Retry, timeout, deadline and concurrency numbers of the Gemini provider (`[gemini]` in storytree.toml).
 
@@ -91,6 +121,11 @@ class GeminiSettings(BaseModel):
     model_concurrency: dict[str, int] = Field(default_factory=dict)  # per-model overrides of max_concurrency
     # Models that accept `image_config.image_size` (fnmatch patterns); others get the aspect ratio only.
     image_size_models: list[str] = Field(default_factory=lambda: ["gemini-3*-image*", "gemini-nano-banana*"])
+    # Known request limits per model ([gemini.rate_limits] "gemini-3.1-flash-image" = "10/min, 500/day"): never
+    # exceeded, and a per-day count stops the run before Google's daily quota. Unknown limits are learnt.
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    initial_rate_per_minute: float = Field(60.0, gt=0)  # where learning starts for a model without a known limit
+    quota_wait_minutes: float = Field(30.0, gt=0)  # a model making no progress this long fails the calls waiting
 
 
 class StorageSettings(BaseModel):

@@ -213,7 +213,8 @@ def test_transient_failures_are_retried_until_an_image_arrives(gemini_project: P
     run = run_doit(gemini_project, PLATE)
     assert run.code == 0, run.output
     if steps[0] == "rate_limited":
-        assert "retrying in 0.07s" in run.output  # google.rpc.RetryInfo.retryDelay, not our jitter
+        # The model pauses for google.rpc.RetryInfo.retryDelay (not our jitter), and the 429 is not a retry.
+        assert "paused for 0.07s" in run.output and "not counted as a retry" in run.output
     assert len(fake.image_calls()) == len(steps)
     target = manifest(gemini_project).by_task()[PLATE]
     assert_valid_png(gemini_project / ASSETS / target.output)
@@ -228,7 +229,8 @@ def test_transient_failures_are_retried_until_an_image_arrives(gemini_project: P
     ("image_safety", 1, {}, ["policy", "IMAGE_SAFETY"]),
     ("text_only", 3, {}, ["no usable image", "I can't draw that"]),
     ("no_image", 3, {}, ["no usable image", "NO_IMAGE"]),
-    ("rate_limited", 4, {}, ["gave up", "429", "RESOURCE_EXHAUSTED"]),
+    ("rate_limited", None, {"quota_wait_minutes": 0.01}, ["gave up waiting", "quota_wait_minutes", "Nothing was paid",
+                                                         "429", "RESOURCE_EXHAUSTED"]),
     ("unavailable", 3, {"max_attempts": 3}, ["gave up", "503"]),
     ("malformed", 4, {}, ["gave up", "not valid JSON"]),
     ("slow", None, {"timeout_seconds": 0.3, "deadline_seconds": 0.8}, ["gave up", "deadline", "timed out"]),

@@ -284,17 +284,26 @@ def test_429_on_submit_is_retried_after_the_servers_delay(vproject: Path, fake: 
     fake.video.play_submit("rate_limited")
     run = run_doit(vproject, VIDEO)
     assert run.code == 0, run.output
-    assert "retrying in 0.07s" in run.output and "nothing was started" in run.output
+    assert "paused for 0.07s" in run.output and "nothing was started" in run.output
     assert len(fake.video.submit_calls) == 2 and len(fake.video.operations) == 1
     assert_video_built(vproject, fake)
 
 
-def test_429_until_the_attempts_run_out_is_a_clean_retryable_error(vproject: Path, fake: FakeGemini) -> None:
-    fake.video.play_submit(*["rate_limited"] * 4)
+def test_per_minute_429s_never_use_up_the_attempts(vproject: Path, fake: FakeGemini) -> None:
+    fake.video.play_submit(*["rate_limited"] * 6)  # more than max_attempts: a per-minute limit is not a failure
+    run = run_doit(vproject, VIDEO)
+    assert run.code == 0, run.output
+    assert len(fake.video.submit_calls) == 7 and len(fake.video.operations) == 1
+    assert_video_built(vproject, fake)
+
+
+def test_a_model_that_stays_rate_limited_ends_in_a_clean_retryable_error(vproject: Path, fake: FakeGemini) -> None:
+    write_config(vproject, quota_wait_minutes=0.01)
+    fake.video.play_submit(*["rate_limited"] * 10_000)
     run = run_doit(vproject, VIDEO)
     assert_clean_failure(vproject, VIDEO, run)
-    assert "429" in run.output and "nothing was started or charged" in run.output
-    assert len(fake.video.submit_calls) == 4 and fake.video.operations == {}
+    assert "429" in run.output and "nothing was started" in run.output and "gave up waiting" in run.output
+    assert len(fake.video.submit_calls) >= 1 and fake.video.operations == {}
     assert operations(vproject).get_operation(SAMPLE_ID, VIDEO) is None
 
 

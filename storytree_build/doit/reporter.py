@@ -47,6 +47,9 @@ class SummaryReporter(ConsoleReporter):
                    f"{session.settings.prices.currency} (provider {session.provider_name})\n")
         for failure in session.summary.failures.values():
             self.write(f"  failed {failure.task}: {failure.first_line}\n")
+        limiter = session.limiter.peek()
+        for line in limiter.summary_lines() if limiter is not None else ():
+            self.write(f"storytree: {line}\n")
         for model, exc in session.gate.exhausted.items():
             self.write(f"storytree: the daily quota of {model} is used up; no new submissions were made to it. "
                        f"{exc.reset_hint}. Run the same command again then: finished targets are kept.\n")

@@ -30,11 +30,13 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError
+from ..errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
+                      StorytreeError)
 from ..settings import GeminiSettings, ImageTargetConfig
 from .base import ImageRequest, ImageResult
-from .google_http import (DEFAULT_BASE_URL, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,
-                          daily_reset_hint, endpoint, short, transport_errors)
+from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
+                          call_with_retries, daily_reset_hint, endpoint, short, transport_errors)
+from .rate_limit import RateLimiter
 
 log = logging.getLogger("storytree")
 
@@ -124,7 +126,8 @@ def read_image(response: Any) -> ImageResult:
 class GeminiImages:
     name = "gemini"
 
-    def __init__(self, api_key: str, options: GeminiSettings, base_url: str | None = None):
+    def __init__(self, api_key: str, options: GeminiSettings, base_url: str | None = None,
+                 limiter: RateLimiter | None = None):
         from google import genai
         from google.genai import errors, types
 
@@ -132,6 +135,7 @@ class GeminiImages:
         self.options = options
         self.base_url = base_url or DEFAULT_BASE_URL
         self.slots = ModelSlots()
+        self.limiter = limiter  # shared with the video half and other processes: slots per model, learnt rates
         self._transport_errors = transport_errors()
         self._unavailable: dict[str, str] = {}  # model → message, so a retired model fails fast once known
         self._redact = Redactor(api_key)
@@ -146,9 +150,9 @@ class GeminiImages:
         return f"GeminiImages(base_url={self.base_url!r})"
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "GeminiImages":
+    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiImages":
         key, base_url = endpoint(settings)
-        return cls(key, settings.gemini, base_url)
+        return cls(key, settings.gemini, base_url, limiter)
 
     def supports_image_size(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.options.image_size_models)
@@ -182,6 +186,10 @@ class GeminiImages:
 
         def attempt() -> ImageResult:
             nonlocal calls
+            if self.limiter is not None:
+                waited = self.limiter.acquire(model, task)
+                if started:
+                    started[0] += waited  # waiting for quota does not eat the target's deadline
             end = deadline()
             remaining = None if end is None else end - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -193,6 +201,8 @@ class GeminiImages:
                 contents, config = self.build_call(request, call_timeout)
                 calls += 1
                 response = self._client.models.generate_content(model=model, contents=contents, config=config)
+            if self.limiter is not None:
+                self.limiter.succeeded(model)
             return read_image(response)
 
         def on_retry(verdict: Verdict, wait: float, counts: Counter) -> None:
@@ -201,13 +211,18 @@ class GeminiImages:
             if verdict.allowance == "no_image":
                 log.warning("%s: %s; asking again (%d/%d)", task, verdict.reason, counts["no_image"],
                             opts.no_image_retries)
+            elif verdict.allowance == "quota":
+                log.warning("%s: %s; %s is paused for %.2fs, then the call waits for its slot (a per-minute limit "
+                            "is not charged and not counted as a retry)", task, verdict.reason, model,
+                            verdict.delay if verdict.delay is not None else 0.0)
             else:
                 log.warning("%s: %s; retrying in %.2fs (attempt %d of %d)", task, verdict.reason, wait,
                             counts["attempts"] + 1, opts.max_attempts)
 
         try:
             return call_with_retries(attempt, lambda exc: self._judge(request, exc, calls, last), opts,
-                                     allowances={"no_image": opts.no_image_retries + 1}, deadline=deadline,
+                                     allowances={"no_image": opts.no_image_retries + 1, "quota": UNLIMITED},
+                                     deadline=deadline,
                                      on_retry=on_retry)
         except RetriesExhausted as spent:
             verdict = spent.verdict
@@ -221,6 +236,8 @@ class GeminiImages:
         task = request.task
         if isinstance(exc, _NoSlot):
             return Verdict(final=self._gave_up(task, calls, last or "waiting for a free model slot", deadline=True))
+        if isinstance(exc, StorytreeError):  # the rate limiter's own verdicts (per-day count, no progress)
+            return Verdict(final=exc)
         if isinstance(exc, NoImage):
             said = f" The model said: {short(exc.text)!r}." if exc.text else ""
             if exc.refused:
@@ -252,6 +269,9 @@ class GeminiImages:
             return Verdict(final=QuotaExhausted(
                 f"{request.task}: the daily quota of {request.model} is used up ({summary}); not retried, and no new "
                 f"images are sent to it in this run. {hint}.", request.model, hint))
+        if code == 429 and self.limiter is not None:
+            self.limiter.rate_limited(request.model, failure.delay)
+            return Verdict(reason=summary, delay=failure.delay, allowance="quota", at_once=True)
         if failure.retryable_status:
             return Verdict(reason=summary, delay=failure.delay, rate_limited=code == 429)
         if code == 404:

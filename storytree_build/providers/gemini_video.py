@@ -34,8 +34,9 @@ from ..errors import (ConfigError, InputError, ProviderError, QuotaExhausted, Re
 from ..settings import GeminiSettings, VideoTargetConfig
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
-from .google_http import (HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries, daily_reset_hint,
-                          endpoint, is_loopback, short)
+from .google_http import (UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,
+                          daily_reset_hint, endpoint, is_loopback, short)
+from .rate_limit import RateLimiter
 from .video_download import VideoDownloader, json_or_text
 
 log = logging.getLogger("storytree")
@@ -50,7 +51,8 @@ class GeminiVideos:
 
     name = "gemini"
 
-    def __init__(self, api_key: str, options: GeminiSettings, base_url: str):
+    def __init__(self, api_key: str, options: GeminiSettings, base_url: str, limiter: RateLimiter | None = None):
+        self.limiter = limiter  # paces submits (the paid calls) per model; polls and downloads are free
         self._secret = api_key.strip()
         self.options = options
         self.base_url = base_url.rstrip("/")
@@ -70,9 +72,9 @@ class GeminiVideos:
         self.downloader = VideoDownloader(self._http, self.base_url, self._secret, self._redact)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "GeminiVideos":
+    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiVideos":
         key, base_url = endpoint(settings)
-        return cls(key, settings.gemini, base_url)
+        return cls(key, settings.gemini, base_url, limiter)
 
     def __repr__(self) -> str:
         return f"GeminiVideos(base_url={self.base_url!r})"
@@ -106,7 +108,7 @@ class GeminiVideos:
         return f"{self.base_url}/{self.options.api_version}/{path}"
 
     def _retrying(self, call: Callable[[], T], judge: Callable[[HttpFailure], Verdict], what: str,
-                  message: Callable[[Verdict], str]) -> T:
+                  message: Callable[[Verdict], str], allowances: dict[str, int] | None = None) -> T:
         def judged(exc: BaseException) -> Verdict:
             if isinstance(exc, HttpFailure):
                 return judge(exc)
@@ -115,11 +117,15 @@ class GeminiVideos:
             raise exc
 
         def on_retry(verdict: Verdict, wait: float, counts: Counter) -> None:
+            if verdict.allowance == "quota":
+                log.warning("%s; the model is paused for %.2fs, then the submit waits for its slot (a per-minute "
+                            "limit is not charged and not counted as a retry)", message(verdict), verdict.delay or 0.0)
+                return
             log.warning("%s; retrying in %.2fs (attempt %d of %d)", message(verdict), wait, counts["attempts"] + 1,
                         self.options.max_attempts)
 
         try:
-            return call_with_retries(call, judged, self.options, on_retry=on_retry)
+            return call_with_retries(call, judged, self.options, on_retry=on_retry, allowances=allowances)
         except RetriesExhausted as spent:
             raise (spent.verdict.give_up or RetryableProviderError(
                 f"{what} gave up after {spent.counts['attempts']} attempt(s) (last: {spent.verdict.reason}).",
@@ -140,13 +146,20 @@ class GeminiVideos:
         if request.model in self._unavailable:
             raise ConfigError(f"{request.task}: {self._unavailable[request.model]}")
         fields = config.model_dump()
-        if config.api == "interactions":
-            send: Callable[[], str] = lambda: self._create_interaction(request, fields)  # noqa: E731
-        else:
-            send = lambda: self._predict_long_running(request, fields)  # noqa: E731
+        create = self._create_interaction if config.api == "interactions" else self._predict_long_running
+
+        def send() -> str:
+            if self.limiter is not None:
+                self.limiter.acquire(request.model, request.task)
+            operation = create(request, fields)
+            if self.limiter is not None:
+                self.limiter.succeeded(request.model)
+            return operation
+
         return self._retrying(
             send, lambda failure: self._judge_submit(request, failure), f"{request.task}: the video submit",
-            lambda v: f"{request.task}: the video submit was refused ({v.reason}), so nothing was started")
+            lambda v: f"{request.task}: the video submit was refused ({v.reason}), so nothing was started",
+            allowances={"quota": UNLIMITED})
 
     def _judge_submit(self, request: VideoRequest, failure: HttpFailure) -> Verdict:
         """Retry only when the failure proves no job was created."""
@@ -165,6 +178,9 @@ class GeminiVideos:
             return Verdict(final=QuotaExhausted(
                 f"{task}: the daily video quota of {request.model} is used up ({failure.summary}); nothing was "
                 f"started or charged, and no new videos are submitted to it in this run. {hint}.", request.model, hint))
+        if code == 429 and self.limiter is not None:  # per-minute: the whole model waits, nothing is charged
+            self.limiter.rate_limited(request.model, failure.delay)
+            return Verdict(reason=failure.summary, delay=failure.delay, allowance="quota", at_once=True)
         if code in (408, 429):
             return Verdict(reason=failure.summary, delay=failure.delay, rate_limited=code == 429,
                            give_up=RetryableProviderError(

@@ -35,6 +35,7 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"})
 MAX_TEXT = 400
+UNLIMITED = 1 << 62  # an allowance that never runs out (waiting for per-minute quota is not a failure)
 # Exception class names that prove the connection was never established (so no request reached a server).
 NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 HTTP_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2")

@@ -18,8 +18,8 @@ from .base import ImageProvider, VideoProvider
 class ProviderEntry:
     name: str
     desc: str
-    images: Callable[[Any], ImageProvider]
-    videos: Callable[[Any], VideoProvider]
+    images: Callable[[Any, Any], ImageProvider]  # (settings, rate limiter) → provider
+    videos: Callable[[Any, Any], VideoProvider]
     needs_key: bool
 
 
@@ -37,36 +37,36 @@ def entry(name: str) -> ProviderEntry:
     return found
 
 
-def make_images(settings: Any, name: str) -> ImageProvider:
-    return entry(name).images(settings)
+def make_images(settings: Any, name: str, limiter: Any = None) -> ImageProvider:
+    return entry(name).images(settings, limiter)
 
 
-def make_videos(settings: Any, name: str) -> VideoProvider:
-    return entry(name).videos(settings)
+def make_videos(settings: Any, name: str, limiter: Any = None) -> VideoProvider:
+    return entry(name).videos(settings, limiter)
 
 
-def _stub_images(settings: Any) -> ImageProvider:
+def _stub_images(settings: Any, limiter: Any) -> ImageProvider:
     from .stub import StubImages
 
     return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
 
 
-def _stub_videos(settings: Any) -> VideoProvider:
+def _stub_videos(settings: Any, limiter: Any) -> VideoProvider:
     from .stub import StubVideos
 
     return StubVideos(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
 
 
-def _gemini_images(settings: Any) -> ImageProvider:
+def _gemini_images(settings: Any, limiter: Any) -> ImageProvider:
     from .gemini_image import GeminiImages
 
-    return GeminiImages.from_settings(settings)
+    return GeminiImages.from_settings(settings, limiter)
 
 
-def _gemini_videos(settings: Any) -> VideoProvider:
+def _gemini_videos(settings: Any, limiter: Any) -> VideoProvider:
     from .gemini_video import GeminiVideos
 
-    return GeminiVideos.from_settings(settings)
+    return GeminiVideos.from_settings(settings, limiter)
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",

@@ -19,6 +19,7 @@ from typing import Any
 from ..atomic import private_folder
 from ..errors import InputError, StoreError
 from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..sqlite_file import connect
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
                    check_shot_column, keep_asset_paths)
 
@@ -101,11 +102,8 @@ class SqliteStoryStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-            conn.execute("pragma journal_mode=wal")
-            conn.execute("pragma busy_timeout=30000")
+            conn = connect(self.path)
             conn.execute("pragma foreign_keys=on")
-            conn.execute("pragma synchronous=full")
             self._local.conn = conn
         return conn
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import EnvironmentFault
+from ..sqlite_file import connect
 from .records import Claim, Operation, Record, utc_in, utc_now
 
 T = TypeVar("T")
@@ -80,11 +81,8 @@ class SqliteRecords:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            conn = connect(self.path)  # fsync on every commit: a record is durable once written
             conn.row_factory = sqlite3.Row
-            conn.execute("pragma journal_mode=wal")
-            conn.execute("pragma synchronous=full")  # fsync on every commit: a record is durable once written
-            conn.execute("pragma busy_timeout=30000")
             self._local.conn = conn
         return conn
 

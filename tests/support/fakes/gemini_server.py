@@ -24,6 +24,7 @@ import io
 import json
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,33 @@ class Recorded:
     @property
     def generation_config(self) -> dict[str, Any]:
         return (self.body or {}).get("generationConfig") or {}
+
+
+class TokenBucket:
+    """Per-model token buckets: `per_second` tokens a second, at most `burst` saved up; counts what it refused."""
+
+    def __init__(self, per_second: float, burst: float = 1.0):
+        self.per_second, self.burst = per_second, burst
+        self.tokens: dict[str, float] = {}
+        self.stamp: dict[str, float] = {}
+        self.accepted: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, model: str) -> float | None:
+        """None when a token was taken; else the seconds until the next token."""
+        with self._lock:
+            now = time.monotonic()
+            tokens = min(self.burst, self.tokens.get(model, self.burst)
+                         + (now - self.stamp.get(model, now)) * self.per_second)
+            self.stamp[model] = now
+            if tokens >= 1.0:
+                self.tokens[model] = tokens - 1.0
+                self.accepted[model] = self.accepted.get(model, 0) + 1
+                return None
+            self.tokens[model] = tokens
+            self.refused[model] = self.refused.get(model, 0) + 1
+            return (1.0 - tokens) / self.per_second
 
 
 @dataclass
@@ -147,6 +175,7 @@ class FakeGemini:
         self.latency = latency  # every image reply waits this long (lets concurrency overlap)
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        self.quota: TokenBucket | None = None  # set by limit_rate(): per-model paid calls per second
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -198,6 +227,26 @@ class FakeGemini:
         with self._lock:
             self.rules.append(Rule(deque(steps), model, contains, then))
 
+    def limit_rate(self, per_second: float, burst: float = 1.0) -> "TokenBucket":
+        """Every model accepts `per_second` paid calls (image calls, video submits), `burst` at once; above that a
+        per-minute 429 RESOURCE_EXHAUSTED with QuotaFailure and a RetryInfo delay until the next token."""
+        self.quota = TokenBucket(per_second, burst)
+        return self.quota
+
+    def over_quota(self, model: str) -> Reply | None:
+        """The per-minute 429 for a paid call above the rate limit, or None when the call may pass."""
+        if self.quota is None:
+            return None
+        wait = self.quota.take(model)
+        if wait is None:
+            return None
+        return Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded for metric: generate_content requests "
+                                     f"per minute per model, limit: {self.quota.per_second * 60:g}.", [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:.3f}s"}]))
+
     def next_step(self, call: Recorded) -> str:
         with self._lock:
             for rule in self.rules:
@@ -211,7 +260,7 @@ class FakeGemini:
 
     # -- handlers ---------------------------------------------------------------------------------
     def generate_content(self, call: Recorded, match: re.Match[str]) -> Reply:
-        reply = self.steps[self.next_step(call)](call)
+        reply = self.over_quota(call.model or "") or self.steps[self.next_step(call)](call)
         reply.delay = max(reply.delay, self.latency)
         return reply
 
@@ -406,8 +455,11 @@ class FakeVideo:
         return f"{prefix}{self._counter}x{threading.get_ident() % 100000:05d}"
 
     def _submit(self, call: Recorded, api: str, model: str) -> tuple[Reply | None, FakeOperation | None]:
+        refused = self.fake.over_quota(model)
         with self.fake._lock:
             self.submit_calls.append(call)
+            if refused is not None:
+                return refused, None
             step = self.submit_steps.popleft() if self.submit_steps else "accept"
             if step == "rate_limited":
                 return Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded for video generation "
