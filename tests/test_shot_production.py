@@ -65,15 +65,32 @@ def test_ingest_with_refs_reproduces_the_sample_rows(store, sample_export):
     assert shot_count(store) == 12
 
 
-def test_ingest_legacy_response_gets_empty_referenced_designs(store, sample_export):
+def test_ingest_legacy_response_leaves_referenced_designs_out(store, sample_export):
+    """A response that does not say which designs a shot shows stores no `referencedDesigns` at all: empty lists
+    would claim "no designs", which nobody said."""
     removed = load(store, sample_export, without=("scenelet-2",))
     ingest_files(store, SAMPLE_ID, [LEGACY])
     shots = stored_shots(store, "scenelet-2")
     assert len(shots) == 3
     for shot, original in zip(shots, removed):
-        expected = dict(original["storyboard_payload"], referencedDesigns={"characters": [], "environments": []})
-        assert list(shot["storyboard_payload"]) == PAYLOAD_KEYS
+        expected = {k: v for k, v in original["storyboard_payload"].items() if k != "referencedDesigns"}
+        assert list(shot["storyboard_payload"]) == [k for k in PAYLOAD_KEYS if k != "referencedDesigns"]
         assert shot["storyboard_payload"] == expected
+
+
+def test_ingest_null_referenced_designs_is_stored_as_absent(tmp_path, store, sample_export):
+    load(store, sample_export, without=("scenelet-2",))
+    data = json.loads(WITH_REFS.read_text())
+    data["shots"][0]["storyboard_entry"]["referenced_designs"] = None
+    del data["shots"][1]["storyboard_entry"]["referenced_designs"]
+    data["shots"][1]["storyboard_entry"]["referencedDesigns"] = None
+    path = tmp_path / "null-refs.json"
+    path.write_text(json.dumps(data))
+    ingest_files(store, SAMPLE_ID, [path])
+    payloads = [s["storyboard_payload"] for s in stored_shots(store, "scenelet-2")]
+    assert "referencedDesigns" not in payloads[0] and "referencedDesigns" not in payloads[1]
+    assert payloads[2]["referencedDesigns"] == {
+        "characters": ["wren-quillfeather", "the-cloud-shepherd"], "environments": ["puffwick-cloud-pasture"]}
 
 
 def test_ingested_story_exports_and_reimports(tmp_path, store, sample_export):
@@ -305,8 +322,10 @@ INVALID = [
     ("no-framing", without("framing_and_angle"), {}, r"storyboard_entry\.framing_and_angle must be a non-empty string"),
     ("blank-continuity", response(entry(continuity_notes="  ")), {}, r"continuity_notes must be a non-empty string"),
     ("number-camera", response(entry(camera_dynamics=5)), {}, r"camera_dynamics must be a non-empty string"),
-    ("refs-null", response(entry(referenced_designs=None)), {}, r"referenced_designs must be an object"),
     ("refs-list", response(entry(referenced_designs=["finn"])), {}, r"referenced_designs must be an object"),
+    ("refs-string", response(entry(referenced_designs="finn")), {}, r"referenced_designs must be an object"),
+    ("refs-camel-number", response(entry(referenced_designs=None) | {"referencedDesigns": 3}), {},
+     r"referenced_designs must be an object"),
     ("chars-string", response(entry(referenced_designs={"characters": "finn"})), {},
      r"referenced_designs\.characters must be an array when provided"),
     ("chars-number", response(entry(referenced_designs={"characters": [123]})), {},
@@ -391,12 +410,30 @@ def test_absent_reference_lists_and_empty_audio_are_fine():
     out = parse(response(entry(referenced_designs={"characters": None}, audio_and_narrative=[])))
     assert out[0]["referencedDesigns"] == {"characters": [], "environments": []}
     assert out[0]["audioAndNarrative"] == []
+    out = parse(response(entry(referenced_designs={"characters": ["finn"], "environments": None})))
+    assert out[0]["referencedDesigns"] == {"characters": ["finn"], "environments": []}
 
 
-def test_legacy_entry_without_referenced_designs():
+def test_legacy_entry_without_referenced_designs_omits_the_key():
     e = entry()
     del e["referenced_designs"]
-    assert parse(response(e))[0]["referencedDesigns"] == {"characters": [], "environments": []}
+    out = parse(response(e))[0]
+    assert "referencedDesigns" not in out
+    assert list(out) == [k for k in PAYLOAD_KEYS if k != "referencedDesigns"]
+
+
+@pytest.mark.parametrize("key", ["referenced_designs", "referencedDesigns"])
+def test_null_referenced_designs_is_treated_as_absent(key):
+    e = entry()
+    del e["referenced_designs"]
+    e[key] = None
+    assert "referencedDesigns" not in parse(response(e))[0]
+
+
+def test_a_non_object_referenced_designs_keeps_the_original_error_text():
+    with pytest.raises(ShotProductionError) as info:
+        parse(response(entry(referenced_designs="finn, lab")))
+    assert str(info.value) == "resp.json: scenelet-1 shot 1: referenced_designs must be an object."
 
 
 def test_unknown_environment_allowed_when_roster_is_empty():

@@ -4,8 +4,8 @@ the same questions without loading image bytes."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,20 @@ if TYPE_CHECKING:  # the prompt machinery (jinja2) is imported when a prompt is 
     from ..core.prompts import PromptRenderer
     from ..core.story import StoryView
 
-log = logging.getLogger("storytree")
+
+def reference_log_lines(target: Target, references: Iterable[ReferenceImage]) -> list[str]:
+    """The original shot-image task's verbose lines (facts doc §6.7), character for character."""
+    assert target.shot is not None
+    lines = [f"[Shot {target.shot.scenelet_id} #{target.shot.shot_index}] Using reference images:"]
+    return lines + [f"  - {r.kind}: {r.id} -> {r.path}" for r in references]
+
+
+def print_reference_log(target: Target, references: Iterable[ReferenceImage]) -> None:
+    """On stdout, without the `storytree: ` prefix of the logger (the original used console.log). doit does not
+    capture task output at the verbosity storytree runs it with, so the lines reach the terminal. One write per
+    shot, so parallel threads (`-n N -P thread`) never interleave lines inside a block."""
+    sys.stdout.write("\n".join(reference_log_lines(target, references)) + "\n")
+    sys.stdout.flush()
 
 
 def stale(target: Target, why: str) -> InputError:
@@ -41,8 +54,15 @@ class RequestFactory:
         """(user prompt, system instruction), re-rendered from the store; must match the manifest's hash."""
         from ..core.prompts import StaleTarget
 
+        view = self._view()
+        if target.shot is not None:
+            # A manifest written before the shot lost its referencedDesigns (or by an older storytree that drew
+            # such shots from text) may still hash the same: refuse, as `storytree manifest` now does.
+            shot = view.shot(target.shot.scenelet_id, target.shot.shot_index)
+            if shot is not None and shot.payload.designs_unknown:
+                raise stale(target, f"shot {shot.scenelet_id}#{shot.shot_index} has no referencedDesigns")
         try:
-            prompt = self._renderer().for_target(self._view(), target, self.max_key_frame_references)
+            prompt = self._renderer().for_target(view, target, self.max_key_frame_references)
         except StaleTarget as exc:
             raise stale(target, str(exc)) from None
         if prompt.sha256 != target.prompt_sha256:
@@ -67,10 +87,7 @@ class RequestFactory:
                 raise InputError(f"{target.task}: reference image {path} is empty or not PNG/JPEG/WebP.")
             loaded.append(ReferenceImage(ref.kind, ref.id, ref.path, mime, data))
         if self.verbose and target.kind == "key_frame" and loaded:
-            assert target.shot is not None
-            lines = [f"[Shot {target.shot.scenelet_id} #{target.shot.shot_index}] Using reference images:"]
-            lines += [f"  - {r.kind}: {r.id} -> {r.path}" for r in loaded if r.kind in ("CHARACTER", "ENVIRONMENT")]
-            log.info("\n".join(lines))
+            print_reference_log(target, loaded)
         return tuple(loaded)
 
     def image(self, target: Target) -> ImageRequest:

@@ -232,6 +232,17 @@ def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRender
         except InputError as exc:
             problems.append(str(exc))
             continue
+        if shot.payload.designs_unknown:
+            # The original shot image and video tasks threw here; drawing from text alone would silently send no
+            # model sheets, so the shot is refused until someone says which designs it shows (possibly none).
+            problems.append(
+                f"{where}: storyboard_payload has no referencedDesigns (absent or null), so nothing says which "
+                "model sheets and environment keyframes its key frame and video need. Fix: add "
+                '"referencedDesigns": {"characters": [], "environments": []} to the payload if the shot shows no '
+                f"designs (or list their ids there): `storytree export {sid} > story.json`, edit, "
+                f"`storytree import story.json`; or re-run shot production for {shot.scenelet_id} and ingest a "
+                "response that includes referenced_designs.")
+            continue
         refs = shot.payload.referenced()
         for cid in refs.characters:
             if story.vdd is not None and cid not in vdd_chars:

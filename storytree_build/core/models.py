@@ -280,7 +280,8 @@ class AudioNarrativeEntry(BaseModel):
 
 
 class StoryboardPayload(BaseModel):
-    """`shots.storyboard_payload`: exactly these 8 camelCase keys (legacy rows may lack referencedDesigns)."""
+    """`shots.storyboard_payload`: at most these 8 camelCase keys. `referencedDesigns` may be absent or null (legacy
+    rows, responses that did not say): such a row still loads, but the shot cannot be built (`designs_unknown`)."""
 
     model_config = ConfigDict(extra="forbid")
     framingAndAngle: str = Field(min_length=1)
@@ -292,7 +293,14 @@ class StoryboardPayload(BaseModel):
     referencedDesigns: ReferencedDesigns | None = None
     audioAndNarrative: list[AudioNarrativeEntry] = Field(default_factory=list)
 
+    @property
+    def designs_unknown(self) -> bool:
+        """No `referencedDesigns` (absent or null): the original shot image and video tasks refused such a shot."""
+        return self.referencedDesigns is None
+
     def referenced(self) -> ReferencedDesigns:
+        """The named designs, empty when unknown: fine for checks that look ids up, but whoever builds the shot must
+        refuse it first when `designs_unknown` (the manifest does)."""
         return self.referencedDesigns or ReferencedDesigns()
 
 

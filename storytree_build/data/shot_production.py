@@ -1,13 +1,15 @@
 """Parse Gemini shot-production responses (facts doc §2.6) into `shots` rows.
 
-Conversion: snake_case Gemini form → the 8 camelCase keys of `shots.storyboard_payload`.
-`referenced_designs` becomes `referencedDesigns` (absent in legacy responses → empty lists);
-`audio_and_narrative` becomes `audioAndNarrative`. Every error names the file, scenelet, shot and field.
+Conversion: snake_case Gemini form → the (at most 8) camelCase keys of `shots.storyboard_payload`.
+`referenced_designs` becomes `referencedDesigns`; when a response has none (absent or `null`) the key is left out, so
+"unknown" stays distinguishable from "explicitly no designs" and the manifest can refuse the shot as the original
+build did. `audio_and_narrative` becomes `audioAndNarrative`. Every error names the file, scenelet, shot and field.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +113,23 @@ def parse_response(raw: str, *, expected_scenelet: str, vdd: VisualDesignDocumen
             if not isinstance(value, str) or not value.strip():
                 raise fail(f"{at}: storyboard_entry.{snake} must be a non-empty string.")
             payload[camel] = value.strip()
-        payload["referencedDesigns"] = _referenced(entry, at, characters, environments, fail)
+        referenced = _referenced(entry, at, characters, environments, fail)
+        if referenced is not None:
+            payload["referencedDesigns"] = referenced
         payload["audioAndNarrative"] = _audio(entry, at, characters, fail)
         payloads.append(payload)
     return payloads
 
 
-def _referenced(entry, at, characters, environments, fail) -> dict[str, list[str]]:
-    if "referenced_designs" not in entry and "referencedDesigns" not in entry:
-        return {"characters": [], "environments": []}  # legacy response: generated from text alone
-    refs = _pick(entry, "referenced_designs", "referencedDesigns")
+def _referenced(entry: dict[str, Any], at: str, characters: set[str], environments: set[str],
+                fail: Callable[[str], ShotProductionError]) -> dict[str, list[str]] | None:
+    """The shot's designs, or None when the response does not say (absent or null): storing empty lists would claim
+    "no designs" for a shot nobody checked."""
+    refs = entry.get("referenced_designs")
+    if refs is None:  # null-coalescing like the original (`a ?? b`): a null snake key falls back to the camel one
+        refs = entry.get("referencedDesigns")
+    if refs is None:
+        return None
     if not isinstance(refs, dict):
         raise fail(f"{at}: referenced_designs must be an object.")
     out: dict[str, list[str]] = {}
