@@ -21,6 +21,7 @@ from .build.outputs import Outputs
 from .build.claims import Claims, owner_name
 from .build.recovery import Recovery
 from .build.renames import Renamer
+from .build.review_gate import ReviewGate
 from .build.requests import RequestFactory
 from .build.space import SpaceGuard
 from .build.spend import Budget, SpendGate
@@ -60,9 +61,12 @@ class Session:
         self.records = _open_records(settings, self.store)
         import_legacy_records(settings, self.records)
         self.hasher = FileHasher()
+        self.reviews = Lazy(lambda: _open_reviews(settings, self.store))
+        self.review_gate = ReviewGate(settings.review.key_frames == "required", self.story_id, self.reviews,
+                                      self._file_hash_of)
         self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider, self.hasher,
                                      Here(self.checkout, settings.build.adopt_existing), self.owner,
-                                     self._points_here)
+                                     self._points_here, self.review_gate.rejections)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))
         self.claims = Claims(self.records, self.story_id, self.owner, settings.build.claim_lease_seconds,
@@ -81,7 +85,7 @@ class Session:
         self.video_flow = VideoFlow(self.story_id, provider, self.records, self.checker, self.requests, self.outputs,
                                     self.gate, self.videos, self.cost_of, settings.video_poll_interval_seconds,
                                     settings.video_poll_deadline_seconds, settings.video_retention_hours,
-                                    self.room_for)
+                                    self.room_for, self.review_gate)
         self.builder = Builder(manifest, self.checker, self.requests, self.outputs, self.gate, self.images,
                                self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
                                self.cost_of, self.room_for, Recovery(settings.recovery_dir / self.story_id),
@@ -103,7 +107,9 @@ class Session:
             self.settings, self.manifest, self.checker, self.provider_name,
             operations=lambda: self.records.all_operations(self.story_id),
             failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
-            story_view=self.view, render=self.requests.render)
+            story_view=self.view, render=self.requests.render,
+            reviews=lambda: self.review_gate.reviews(fresh=True),
+            story_fingerprint=lambda: self.store().fingerprint(self.story_id))
 
     def target(self, task: str) -> Target:
         return self.builder.targets[task]
@@ -112,6 +118,10 @@ class Session:
         """Writable asset and state folders and free space for the target's result (see build/space.py)."""
         return self.space.room_for(target.task, self.outputs.path(target),
                                    self.settings.storage.bound_bytes(target.units), self.settings.data_dir)
+
+    def _file_hash_of(self, task: str) -> str | None:
+        target = self.builder.targets.get(task)
+        return self.checker.file_hash(target.output) if target is not None else None
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""
@@ -124,7 +134,10 @@ class Session:
     def _load_view(self):  # noqa: ANN202 - core.story.StoryView
         from .core.story import StoryView
 
-        return StoryView.from_snapshot(self.store().load_story(self.story_id))
+        from .store.reviews import director_notes
+
+        notes = director_notes(self.reviews().reviews(self.story_id))  # the prompts must match the manifest's
+        return StoryView.from_snapshot(self.store().load_story(self.story_id), notes)
 
     def _make_renderer(self):  # noqa: ANN202 - core.prompts.PromptRenderer (jinja2 is imported only when needed)
         from .core.prompts import PromptRenderer
@@ -132,7 +145,7 @@ class Session:
         return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
 
     def close(self) -> None:
-        for lazy in (self.images, self.videos, self.limiter, self.store):
+        for lazy in (self.images, self.videos, self.limiter, self.reviews, self.store):
             made = lazy.peek()
             if made is not None:
                 made.close()
@@ -143,6 +156,12 @@ def _open_store(settings: Settings):  # noqa: ANN202 - store.StoryStore
     from .store import open_store
 
     return open_store(settings)
+
+
+def _open_reviews(settings: Settings, store: Lazy):  # noqa: ANN202 - store.reviews.ReviewsPort
+    from .store import open_reviews
+
+    return open_reviews(settings, store)
 
 
 def _open_limiter(settings: Settings):  # noqa: ANN202 - providers.rate_limit.RateLimiter

@@ -10,11 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from .atomic import private_folder, write_text_atomic
-from .core.manifest import Manifest, build_manifest, summary
-from .core.manifest_file import dump_manifest, load_manifest_file, manifest_path, remember_manifest, unified_diff
-from .core.story import StoryView
+from .atomic import write_text_atomic
+from .core.manifest import summary
+from .core.manifest_file import load_manifest_file, manifest_path, unified_diff
 from .errors import InputError, StorytreeError
+from .manifests import render_manifest, write_manifest
 from .settings import Settings, load_settings
 from .store import open_store
 
@@ -23,8 +23,9 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from .data.transfer import import_file
 
     store = open_store(settings)
-    counts = import_file(Path(args.file), store, _records(settings, store))
+    counts = import_file(Path(args.file), store, _records(settings, store), _reviews(settings, store))
     built = f", {counts['records']} build records" if counts.get("records") else ""
+    built += f", {counts['reviews']} reviews" if counts.get("reviews") else ""
     print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots{built} "
           f"into {settings.store}", file=sys.stderr)
     return 0
@@ -34,7 +35,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from .data.transfer import export_story
 
     store = open_store(settings)
-    text = export_story(store, args.story_id, _records(settings, store))
+    text = export_story(store, args.story_id, _records(settings, store), _reviews(settings, store))
     if args.output:
         write_text_atomic(Path(args.output), text)
     else:
@@ -48,13 +49,6 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     rows = ingest_files(open_store(settings), args.story_id, [Path(f) for f in args.files])
     print(f"ingested {len(rows)} shots into story {args.story_id}", file=sys.stderr)
     return 0
-
-
-def render_manifest(settings: Settings, story_id: str) -> tuple[str, "Manifest"]:
-    store = open_store(settings)
-    view = StoryView.from_snapshot(store.load_story(story_id))
-    manifest = build_manifest(view, settings)
-    return dump_manifest(manifest), manifest
 
 
 def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
@@ -78,11 +72,8 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
     if not story_ids:
         raise InputError("name at least one story id (see `storytree export --help` for the ids you have).")
     for story_id in story_ids:
-        text, manifest = render_manifest(settings, story_id)
+        manifest = write_manifest(settings, story_id)
         path = manifest_path(settings, story_id)
-        write_text_atomic(path, text)
-        private_folder(settings.state_dir)
-        remember_manifest(path, manifest, settings.state_dir / "cache")  # the next build skips the YAML parse
         counts = summary(manifest)
         print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
               file=sys.stderr)
@@ -124,6 +115,12 @@ def _records(settings: Settings, store=None):  # noqa: ANN001, ANN202 - StorySto
     return open_records(settings, lambda: store if store is not None else open_store(settings))
 
 
+def _reviews(settings: Settings, store):  # noqa: ANN001, ANN202 - StoryStore → store.ReviewsPort
+    from .store import open_reviews
+
+    return open_reviews(settings, lambda: store)
+
+
 def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
     records = _records(settings)
     op = records.get_operation(args.story_id, args.task)
@@ -147,10 +144,48 @@ def cmd_release(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(settings: Settings, args: argparse.Namespace) -> int:
+    from .review import ReviewDesk
+
+    desk = ReviewDesk(settings, args.story_id)
+    try:
+        if args.verdict == "list":
+            rows = desk.list()
+            if args.json:
+                print(json.dumps([row.__dict__ for row in rows], indent=2))
+                return 0
+            for row in rows:
+                note = f"  note: {row.note}" if row.note else ""
+                print(f"{row.state:<11} {row.task}  {row.output}{note}")
+            waiting = sum(1 for r in rows if r.kind == "key_frame" and r.state != "approved")
+            print(f"{len(rows)} targets; {waiting} key frame(s) not approved "
+                  f"([review] key_frames = \"{settings.review.key_frames}\")", file=sys.stderr)
+            return 0
+        if not args.task:
+            raise InputError(f"`storytree review {args.verdict}` needs the target, e.g. "
+                             f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`.")
+        if args.verdict == "approve":
+            if args.note:
+                raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
+            outcome = desk.approve(args.task)
+        else:
+            outcome = desk.reject(args.task, args.note)
+    finally:
+        desk.close()
+    review = outcome.review
+    said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
+    print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
+    if outcome.now_out_of_date:
+        print(f"rewrote manifests/{args.story_id}.yaml: the director's note changed the prompt of "
+              f"{', '.join(outcome.now_out_of_date)}; `doit dryrun story:{args.story_id}` shows what the next build "
+              "pays for.", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .gallery.serve import serve
 
-    return serve(settings, port=args.port)
+    return serve(settings, port=args.port, read_only=args.read_only)
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -214,8 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("story_id")
     p.add_argument("task")
     p.set_defaults(func=cmd_release)
+    p = sub.add_parser("review", help="approve or reject built assets (a video waits for its approved key frame when "
+                                      "[review] key_frames = \"required\")")
+    p.add_argument("verdict", choices=["approve", "reject", "list"])
+    p.add_argument("story_id")
+    p.add_argument("task", nargs="?", help="the target, e.g. image:scenelet-1_1 (not for list)")
+    p.add_argument("--note", help="why it is rejected: becomes the director's note of the shot's next key frame")
+    p.add_argument("--json", action="store_true", help="list: print JSON")
+    p.set_defaults(func=cmd_review)
     p = sub.add_parser("serve", help="serve apps/story-tree-ui/public/ (the review pages and assets) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    p.add_argument("--read-only", action="store_true", help="show reviews, never change them (for sharing a screen)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
     p.add_argument("story_id")

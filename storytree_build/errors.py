@@ -12,6 +12,7 @@ which exit code it implies for the run:
     ├── ClaimedElsewhere           another worker (any machine) is building the target right now: not paid here
     ├── BuiltElsewhere             another checkout built the target; this one lacks the file: sync, not pay
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
+    ├── AwaitingReview             a video whose key frame is not approved yet ([review] key_frames): not paid (exit 4)
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
@@ -82,6 +83,18 @@ class GenerationRefused(ProviderError):
 
 class BudgetExceeded(StorytreeError):
     kind = "budget"
+
+
+class AwaitingReview(StorytreeError):
+    """`[review] key_frames = "required"` and the shot's key frame is not approved: its video is held back."""
+
+    kind = "review"
+    retry_safe = True  # once the frame is approved
+    exit_code = 4
+
+    def __init__(self, message: str, frame_task: str):
+        super().__init__(message)
+        self.frame_task = frame_task
 
 
 class QuotaExhausted(ProviderError):

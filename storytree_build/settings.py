@@ -157,6 +157,14 @@ class BuildSettings(BaseModel):
     claim_poll_seconds: float = Field(1.0, gt=0)  # how often a waiting worker looks again
 
 
+class ReviewSettings(BaseModel):
+    """Human review between the cheap and the expensive step (`[review]` in storytree.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # "required": a shot's video is not submitted until its key frame (that exact file) is approved.
+    key_frames: Literal["off", "required"] = "off"
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: Path
@@ -166,6 +174,7 @@ class Settings(BaseModel):
     state_dir: Path  # caches only: doit's database, the manifest cache, locks — deleting it pays nothing
     data_dir: Path  # what must be kept: the default story database, paid results waiting to be written
     build: BuildSettings = Field(default_factory=BuildSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     provider: str = "gemini"
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     gemini_api_key: SecretStr | None = None

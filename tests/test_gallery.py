@@ -18,7 +18,10 @@ from storytree_build.build.summary import Failure
 from storytree_build.doit.tasks import GalleryCheck, task_dicts
 from storytree_build.gallery import page as gallery
 from storytree_build.store.records import Operation, utc_now
+from storytree_build.store import SqliteStoryStore
+from storytree_build.store.reviews import Review
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_reviews import SqliteReviews
 
 PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
 
@@ -208,7 +211,7 @@ def test_page_text_is_escaped(tmp_path):
     root = new_project(tmp_path / "project", export)
     gallery.build_gallery(context(root).gallery())
     html = (root / PAGE_REL).read_text()
-    assert "<script>" not in html
+    assert "<script>alert" not in html and html.count("<script>") == 1  # only the page's own review script
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; friends" in html
 
 
@@ -249,7 +252,7 @@ def test_building_the_page_never_touches_the_provider(proj):
     assert (proj / PAGE_REL).is_file() and gallery.is_current(ctx.gallery())
 
 
-def test_noop_check_reuses_cached_records_and_never_opens_the_store(proj, monkeypatch):
+def test_noop_check_reuses_cached_records_and_never_loads_the_story(proj, monkeypatch):
     calls = []
     original = RecordStore.all_for_story
 
@@ -257,13 +260,17 @@ def test_noop_check_reuses_cached_records_and_never_opens_the_store(proj, monkey
         calls.append(story_id)
         return original(self, story_id)
 
+    def no_load(self, story_id):
+        raise AssertionError("a no-op build parsed the whole story")
+
     monkeypatch.setattr(RecordStore, "all_for_story", counting)
+    monkeypatch.setattr(SqliteStoryStore, "load_story", no_load)
     ctx = context(proj)
     for target in ctx.manifest.targets:  # what the assets' RecordChecks do first in a no-op build
         assert ctx.checker.status(target.task).current
-    assert GalleryCheck(ctx)() is True
+    assert GalleryCheck(ctx)() is True  # the page shows story text: it reads the story's fingerprint, not the story
     assert calls == [SAMPLE_ID]
-    assert not (ctx.store.made or ctx.images.made or ctx.videos.made)
+    assert not (ctx.view.made or ctx.images.made or ctx.videos.made)
 
 
 def test_check_sees_every_kind_of_input_change(proj):
@@ -286,6 +293,13 @@ def test_check_sees_every_kind_of_input_change(proj):
     records = RecordStore(settings.db_path)
     rec = records.get(SAMPLE_ID, "image:scenelet-4_1")
     changed(lambda: records.put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
+    store = SqliteStoryStore(settings.db_path)  # story text only (no prompt shows it): the page shows it
+    changed(lambda: store.import_rows({"stories": [], "scenelets": [
+        {**store.load_story(SAMPLE_ID).scenelets[0], "choice_prompt": "A new question for the reader?"}],
+        "shots": []}))
+    reviews = SqliteReviews(settings.db_path)
+    changed(lambda: reviews.put_review(Review(SAMPLE_ID, "image:scenelet-4_1", rec.output_sha256, "approved", "",
+                                              "someone@here", "2030-01-01T00:00:00+00:00")))
     changed(lambda: page.write_text(page.read_text().replace("Scenelet tree", "Edited by hand")))
     changed(page.unlink)
     changed((proj / "apps/story-tree-ui/public/index.html").unlink)

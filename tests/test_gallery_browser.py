@@ -136,3 +136,72 @@ def test_missing_browser_is_a_loud_skip_or_a_failure_in_ci(monkeypatch, tmp_path
     monkeypatch.setenv("REQUIRE_BROWSER_TESTS", "1")
     with pytest.raises(pytest.fail.Exception, match="REQUIRE_BROWSER_TESTS=1"):
         me.require_browser()
+
+
+def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
+    """`[review] key_frames = "required"`: the build stops before the videos; a reviewer opens the address `storytree
+    serve` prints, approves one key frame and rejects another with a note; the approved shot's video becomes
+    buildable and the rejected frame's next prompt carries the note."""
+    import json
+
+    from storytree_build.gallery.review_api import ReviewApi
+
+    sync_playwright = require_browser()
+    root = new_project(tmp_path / "project")
+    (root / "storytree.toml").write_text('[review]\nkey_frames = "required"\n')
+    assert build_sample_unchecked(root).returncode == 4
+    settings = settings_for(root)
+    token = "browser-test-token"
+    server = make_server(settings.public_root, 0, quiet=True, api=ReviewApi(settings, token))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/stories/{SAMPLE_ID}/"
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(30_000)
+                page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+
+                page.goto(base)  # without the token: the forms stay hidden and the page says why
+                page.wait_for_function("document.body.dataset.review === 'no-token'")
+                assert page.locator("form.review:visible").count() == 0
+                assert "open the address with the token" in page.inner_text("#review-help")
+
+                page.goto(f"{base}?token={token}")
+                page.wait_for_function("document.body.dataset.review === 'on'")
+                assert "token" not in page.url  # taken out of the address bar (and out of the history)
+                assert page.locator("form.review:visible").count() == 12
+                approve = page.locator("form.review[data-task='image:scenelet-1_1']")
+                with page.expect_navigation():
+                    approve.locator("button[data-verdict='approve']").click()
+                page.wait_for_function("document.body.dataset.review === 'on'")
+                badge = page.locator(".target[data-task='image:scenelet-1_1'] .badge[data-review]")
+                assert badge.inner_text().strip().lower() == "approved"
+
+                reject = page.locator("form.review[data-task='image:scenelet-1_2']")
+                reject.locator("textarea").fill("Wren's scarf must be red.")
+                with page.expect_navigation():
+                    reject.locator("button[data-verdict='reject']").click()
+                page.wait_for_function("document.body.dataset.review === 'on'")
+                assert "Director's note: Wren's scarf must be red." in page.inner_text(
+                    ".target[data-task='image:scenelet-1_2']")
+                page.screenshot(path=str(ARTIFACTS / "gallery-review.png"), full_page=False)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert errors == []
+    plan = run_doit(root, "dryrun", "--json", f"story:{SAMPLE_ID}", "provider=stub")
+    items = {item["task"]: item for item in json.loads(plan.stdout)["targets"]}
+    assert items["video:scenelet-1_1"]["action"] == "run"  # approved: its video may be paid for now
+    assert items["image:scenelet-1_2"]["action"] == "run" and items["video:scenelet-1_2"]["action"] == "wait"
+    assert items["video:scenelet-1_3"]["action"] == "wait"
+
+
+def build_sample_unchecked(root):  # noqa: ANN001, ANN201
+    return run_doit(root, "--continue", f"story:{SAMPLE_ID}", "provider=stub", check=False)

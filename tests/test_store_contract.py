@@ -287,3 +287,16 @@ def test_an_import_during_a_build_loses_no_path(any_store, sample_export):
         (sc, i): f"{sc}-{i}.png" for sc, i in locations}
     plates = snapshot.story["visual_reference_package"]["character_model_sheets"]
     assert [plates[n]["reference_plates"][0]["image_path"] for n in range(2)] == ["plate-0.png", "plate-1.png"]
+
+
+def test_the_fingerprint_changes_with_any_row_and_only_then(any_store, sample_export):
+    import_export(any_store, sample_export)
+    first = any_store.fingerprint(SAMPLE_ID)
+    assert first and any_store.fingerprint(SAMPLE_ID) == first
+    scenelet = any_store.load_story(SAMPLE_ID).scenelets[0]
+    any_store.import_rows({"stories": [], "shots": [],
+                           "scenelets": [{**scenelet, "choice_prompt": "Which way, Wren?"}]})
+    second = any_store.fingerprint(SAMPLE_ID)
+    assert second != first
+    any_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "audio_file_path", "x/audio.wav")
+    assert any_store.fingerprint(SAMPLE_ID) not in (first, second)

@@ -23,7 +23,8 @@ from .files import read_provenance
 class StatusChecker:
     def __init__(self, manifest: Manifest, assets_root: Path, records: RecordsPort, provider: str,
                  hasher: FileHasher | None = None, here: Here = Here(), owner: str = "",
-                 points_here: Callable[[Target], bool] = lambda target: False):
+                 points_here: Callable[[Target], bool] = lambda target: False,
+                 rejections: Callable[[], dict[str, tuple[str, str]]] = dict):
         self.manifest = manifest
         self.assets_root = assets_root
         self.records = records
@@ -32,6 +33,7 @@ class StatusChecker:
         self.here = here
         self.owner = owner  # this process's claims are not "another worker's"
         self._points_here = points_here  # reads the story database: asked only for unrecorded files
+        self.rejections = rejections  # task → (sha256, note) of files rejected in review (read once, cached)
         self._by_task = manifest.by_task()
         self._by_output = {t.output: t.task for t in manifest.targets}
         self._cache: dict[str, Record] | None = None
@@ -125,4 +127,5 @@ class StatusChecker:
         return decide(self.manifest.story_id, task, self.file_hash(target.output), record,
                       lambda: self.current_inputs(target, unknown_ok=unknown), pending,
                       lambda: read_provenance(self.assets_root / target.output), self.here,
-                      lambda: self._points_here(target), lambda: self.claim(task))
+                      lambda: self._points_here(target), lambda: self.claim(task),
+                      lambda: self.rejections().get(task))

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from ..errors import StorytreeError
 
-ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date", "failed")
+ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date",
+         "waiting for review", "failed")
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,23 @@ class RunSummary:
         for outcome in self.outcomes:
             counts[outcome.action] = counts.get(outcome.action, 0) + 1
         counts["up to date"] = counts.get("up to date", 0) + skipped
-        counts["failed"] = len(self.failures)
+        waiting = len(self.waiting_for_review)
+        if waiting:
+            counts["waiting for review"] = waiting
+        counts["failed"] = len(self.failures) - waiting
         return counts
 
     def exit_code(self, runner_code: int) -> int:
-        """doit's own code unless a failure implies a more specific one (75: a per-day quota ran out)."""
-        special = [f.exit_code for f in self.failures.values() if f.exit_code not in (0, 1, 2)]
-        return max(special) if special else runner_code
+        """doit's own code unless a failure implies a more specific one (75: a per-day quota ran out; 4: only videos
+        waiting for review, everything else built)."""
+        failures = list(self.failures.values())
+        special = [f.exit_code for f in failures if f.exit_code not in (0, 1, 2) and f.kind != "review"]
+        if special:
+            return max(special)
+        if failures and all(f.kind == "review" for f in failures):
+            return failures[0].exit_code
+        return runner_code
+
+    @property
+    def waiting_for_review(self) -> list[Failure]:
+        return [f for f in self.failures.values() if f.kind == "review"]

@@ -25,6 +25,7 @@ from .checker import StatusChecker
 from .outputs import Outputs
 from ..store.records import Operation, RecordsPort, utc_now
 from .requests import RequestFactory
+from .review_gate import ReviewGate
 from .spend import SpendGate
 from .summary import Outcome
 
@@ -35,7 +36,7 @@ class VideoFlow:
     def __init__(self, story_id: str, provider_name: str, records: RecordsPort, checker: StatusChecker,
                  requests: RequestFactory, outputs: Outputs, gate: SpendGate, videos: Callable[[], VideoProvider],
                  cost_of: Callable[[Target], float | None], poll_interval: float, poll_deadline: float,
-                 retention_hours: float, room_for: Callable[[Target], ContextManager[None]]):
+                 retention_hours: float, room_for: Callable[[Target], ContextManager[None]], review: ReviewGate):
         self.story_id = story_id
         self.provider_name = provider_name
         self.records = records
@@ -50,6 +51,7 @@ class VideoFlow:
         self.retention_hours = retention_hours
         self.room_for = room_for  # writable folders and free space, held from before the submit to the download
         self.in_flight: dict[str, float] = {}  # video task → monotonic start, for progress lines
+        self.review = review  # asked before a new submit (never before resuming one that is paid for)
 
     def build(self, target: Target) -> Outcome:
         pending = self.records.get_operation(self.story_id, target.task)
@@ -63,6 +65,8 @@ class VideoFlow:
                 f"{target.task}: a video operation submitted with provider {pending.provider} is pending; build with "
                 f"provider={pending.provider} to collect it, or abandon it with "
                 f"`storytree resubmit {self.story_id} {target.task}`.")
+        if pending is None:
+            self.review.check(target)
         with self.room_for(target):
             return self._build(target, pending)
 

@@ -17,7 +17,7 @@ class PlanItem:
     task: str
     kind: str
     output: str
-    action: str  # run | publish | adopt | skip
+    action: str  # run | publish | adopt | skip | wait (a video held back until its key frame is approved)
     reason: str
     references: list[str]
     units: dict[str, Any]
@@ -33,16 +33,26 @@ class Plan:
 
     @property
     def to_run(self) -> list[PlanItem]:
-        return [i for i in self.items if i.action != "skip"]
+        return [i for i in self.items if i.action not in ("skip", "wait")]
+
+    @property
+    def waiting(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action == "wait"]
 
     @property
     def total(self) -> float:
-        return round(sum(i.cost or 0.0 for i in self.items), 4)
+        """What this run would spend (videos held back for review cost nothing now)."""
+        return round(sum(i.cost or 0.0 for i in self.items if i.action != "wait"), 4)
+
+    @property
+    def held_back(self) -> float:
+        return round(sum(i.cost or 0.0 for i in self.waiting), 4)
 
     def subtotals(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for item in self.items:
-            out[item.kind] = round(out.get(item.kind, 0.0) + (item.cost or 0.0), 4)
+            if item.action != "wait":
+                out[item.kind] = round(out.get(item.kind, 0.0) + (item.cost or 0.0), 4)
         return out
 
     @property
@@ -54,9 +64,12 @@ class Plan:
 
 
 def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: Callable[[Target], float | None],
-              forced: set[str] | None = None) -> Plan:
+              forced: set[str] | None = None,
+              held_back: Callable[[Target, set[str]], str | None] = lambda target, will_run: None) -> Plan:
     """`entries` in build order (dependencies first). A target runs when it is forced, not current, or when something
-    it depends on runs; a built target whose path is not yet in the story database is only published (free)."""
+    it depends on runs; a built target whose path is not yet in the story database is only published (free).
+    `held_back(target, will_run)` says why a target that would run waits instead (a video whose key frame is not
+    approved); it costs nothing this run."""
     forced = forced or set()
     plan = Plan(story_id)
     will_run: set[str] = set()
@@ -76,11 +89,13 @@ def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: 
             action, reason = "run", "upstream will run: " + ", ".join(upstream)
         else:
             action, reason = "skip", "up to date"
+        if action == "run" and (waits := held_back(target, will_run)):
+            action, reason = "wait", waits
         if action == "run":
             will_run.add(task)
         item = PlanItem(task, target.kind, target.output, action, reason,
                         [r.path for r in target.references], dict(target.units))
-        if action == "run" and not reason.endswith("(no new cost)"):
+        if action in ("run", "wait") and not reason.endswith("(no new cost)"):
             item.cost = cost_of(target)
         plan.items.append(item)
     return plan

@@ -153,7 +153,8 @@ class PromptRenderer:
         }
         scene.update({k: v for k, v in shot.raw_payload.items() if k != "audioAndNarrative"})
         user = self._template(template).render(
-            scenelet_id=shot.scenelet_id, shot_index=shot.shot_index, references=references, scene=scene)
+            scenelet_id=shot.scenelet_id, shot_index=shot.shot_index, references=references, scene=scene,
+            director_note=story.director_notes.get(naming.image_task(shot.key), ""))
         system_file = "create_shot_images.md"
         return RenderedPrompt(template=template, user=user, system=self._system(system_file), system_file=system_file)
 

@@ -119,13 +119,18 @@ def decide(story_id: str, task: str, output_sha256: str | None, record: RecordFa
            current_inputs: Callable[[], dict[str, Any] | None], operation: OperationFacts | None = None,
            provenance: Callable[[], dict[str, str]] = dict, here: Here = Here(),
            points_here: Callable[[], bool] = lambda: False,
-           claim: Callable[[], ClaimFacts | None] = lambda: None) -> Status:
+           claim: Callable[[], ClaimFacts | None] = lambda: None,
+           rejection: Callable[[], tuple[str, str] | None] = lambda: None) -> Status:
     """The status of one target. The callables are asked only when needed: `current_inputs()` hashes reference
     files (None when one is missing: not built yet); `provenance()` reads what an unrecorded file says about how it
     was made; `points_here()` reads whether the story database points at the file; `claim()` is another worker's
-    live claim on the target."""
+    live claim on the target; `rejection()` is (sha256, note) of a file a reviewer rejected."""
     status = _decide(story_id, task, output_sha256, record, current_inputs, operation, provenance, here,
                      points_here)
+    if status.current or status.publish_only:
+        rejected = rejection()
+        if rejected is not None and rejected[0] == output_sha256:  # a person said no to this very file
+            status = Status(False, "rejected in review" + (f": {rejected[1]}" if rejected[1] else ""))
     held = None if status.current else claim()
     if held is not None:
         return Status(False, f"being built by {held.owner} since {held.claimed_at}: this build would wait for it "

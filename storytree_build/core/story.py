@@ -102,6 +102,8 @@ class StoryView:
     nodes: dict[str, SceneletNode]
     shots: list[ShotView]
     problems: list[str]
+    # key-frame task → a reviewer's note on an earlier frame, rendered into that shot's next key-frame prompt
+    director_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def story_id(self) -> str:
@@ -115,7 +117,7 @@ class StoryView:
         return index.get((scenelet_id, shot_index))
 
     @classmethod
-    def from_snapshot(cls, snapshot: StorySnapshot) -> "StoryView":
+    def from_snapshot(cls, snapshot: StorySnapshot, director_notes: dict[str, str] | None = None) -> "StoryView":
         problems: list[str] = []
         story = snapshot.story
 
@@ -152,7 +154,7 @@ class StoryView:
                 problems.extend(f"shot {row['scenelet_id']}#{row['shot_index']} storyboard_payload.{d}" for d in details)
                 continue
             shots.append(ShotView(row, payload))
-        return cls(snapshot, vdd_raw, vdd, vrp_raw, vrp, add, add_raw, nodes, shots, problems)
+        return cls(snapshot, vdd_raw, vdd, vrp_raw, vrp, add, add_raw, nodes, shots, problems, director_notes or {})
 
 
 def _camel(snake: str) -> str:

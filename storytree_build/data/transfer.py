@@ -23,11 +23,13 @@ from ..core.models import (
 )
 from ..store import StoryStore
 from ..store.records import Operation, Record, RecordsPort
+from ..store.reviews import VERDICTS, Review, ReviewsPort, clean_note
 from .input_files import MAX_EXPORT_BYTES, read_json_file
 from ..core.tree import derive_tree
 
 TABLES = ("stories", "scenelets", "shots")
-BUILD_TABLES = ("storytree_records", "storytree_operations")  # optional: what was built, so it stays paid for
+# optional: what was built (so it stays paid for) and how reviewers judged it
+BUILD_TABLES = ("storytree_records", "storytree_operations", "storytree_reviews")
 
 
 def describe_validation(exc: ValidationError) -> list[str]:
@@ -185,41 +187,56 @@ def referenced_design_problems(refs: Any, vdd: VisualDesignDocument) -> list[str
 
 
 def build_rows(data: dict[str, list[dict[str, Any]]], story_ids: set[str],
-               source: str) -> tuple[list[Record], list[Operation]]:
-    """The records and operations of an export, checked (every row parses and belongs to a known story)."""
+               source: str) -> tuple[list[Record], list[Operation], list[Review]]:
+    """The records, operations and reviews of an export, checked (every row parses and belongs to a known story)."""
     problems: list[str] = []
-    found: dict[str, list[Any]] = {"storytree_records": [], "storytree_operations": []}
-    for table, kind in (("storytree_records", Record), ("storytree_operations", Operation)):
+    found: dict[str, list[Any]] = {table: [] for table in BUILD_TABLES}
+    for table, kind in (("storytree_records", Record), ("storytree_operations", Operation),
+                        ("storytree_reviews", Review)):
         for i, row in enumerate(data.get(table) or []):
             try:
                 item = kind.from_row(row)
-            except (TypeError, ValueError) as exc:
+                if isinstance(item, Review):
+                    if item.verdict not in VERDICTS:
+                        raise ValueError(f"verdict {item.verdict!r} is not one of {', '.join(VERDICTS)}")
+                    clean_note(item.task, item.note)
+            except (TypeError, ValueError, InputError) as exc:
                 problems.append(f"{table}[{i}]: {exc}")
                 continue
             if item.story_id not in story_ids:
                 problems.append(f"{table}[{i}]: story_id {item.story_id} is neither in this file nor in the store.")
             found[table].append(item)
     collect(problems, f"{source}: nothing was imported")
-    return found["storytree_records"], found["storytree_operations"]
+    return found["storytree_records"], found["storytree_operations"], found["storytree_reviews"]
 
 
-def import_file(path: Path, store: StoryStore, records: RecordsPort | None = None) -> dict[str, int]:
-    """Story rows first, then the build's records and operations (so a story moved between stores stays paid for)."""
+def import_file(path: Path, store: StoryStore, records: RecordsPort | None = None,
+                reviews: ReviewsPort | None = None) -> dict[str, int]:
+    """Story rows first, then the build's records, operations and reviews (so a story moved between stores stays
+    paid for and reviewed)."""
     data = read_export_file(path)
     clean = validate_export(data, store, str(path))
     story_ids = {row["id"] for row in clean["stories"]} | set(store.list_story_ids())
-    built, operations = build_rows(data, story_ids, str(path))
+    built, operations, verdicts = build_rows(data, story_ids, str(path))
     store.import_rows(clean)
     if records is not None and (built or operations):
         records.import_records(built, operations)
+    if reviews is not None and verdicts:
+        reviews.import_reviews(verdicts)
     counts = {t: len(clean[t]) for t in TABLES}
-    return {**counts, "records": len(built)} if built else counts
+    extra = {"records": len(built), "reviews": len(verdicts)}
+    return {**counts, **{k: v for k, v in extra.items() if v}}
 
 
-def export_story(store: StoryStore, story_id: str, records: RecordsPort | None = None) -> str:
+def export_story(store: StoryStore, story_id: str, records: RecordsPort | None = None,
+                 reviews: ReviewsPort | None = None) -> str:
     snapshot = store.load_story(story_id)
     export: dict[str, Any] = snapshot.to_export()
     if records is not None:
         export["storytree_records"] = [r.to_row() for r in records.all_for_story(story_id).values()]
         export["storytree_operations"] = [o.to_row() for o in records.all_operations(story_id).values()]
+    if reviews is not None:
+        found = reviews.reviews(story_id)
+        if found:
+            export["storytree_reviews"] = [found[task].to_row() for task in sorted(found)]
     return json.dumps(export, ensure_ascii=False, indent=2) + "\n"

@@ -59,8 +59,10 @@ class DryRun(DoitCmdBase):
                 "provider": session.provider_name,
                 "targets": [item.__dict__ for item in plan.items],
                 "would_run": len(plan.to_run),
+                "waiting_for_review": len(plan.waiting),
                 "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
-                             "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced]},
+                             "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
+                             "held_back": plan.held_back},
                 "renames": [m.__dict__ for m in moves],
                 "problems": plan.problems,
             }, indent=2) + "\n")
@@ -71,7 +73,7 @@ class DryRun(DoitCmdBase):
             if moves:
                 self.outstream.write("  (the statuses below are from before these renames, which the build does first)\n")
             for item in plan.items:
-                mark = {"run": "R", "publish": "P", "adopt": "A", "move": "M", "skip": "U"}[item.action]
+                mark = {"run": "R", "publish": "P", "adopt": "A", "move": "M", "skip": "U", "wait": "W"}[item.action]
                 if item.action == "skip":
                     continue
                 self.outstream.write(f"{mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
@@ -92,14 +94,19 @@ class DryRun(DoitCmdBase):
             if plan.unpriced:
                 self.outstream.write(f"  no price known for: {', '.join(sorted({session.target(i.task).model for i in plan.unpriced}))}"
                                      " (add it to [prices] in storytree.toml)\n")
-            skipped = len(plan.items) - len(plan.to_run)
-            self.outstream.write(f"dryrun: {len(plan.to_run)} would run, {skipped} up to date "
+            if plan.waiting:
+                self.outstream.write(f"  held back for review: {len(plan.waiting)} video(s), "
+                                     f"{_money(plan.held_back, prices.currency)} (not in the total; approve their key "
+                                     f"frames: `storytree review list {plan.story_id}`)\n")
+            skipped = len(plan.items) - len(plan.to_run) - len(plan.waiting)
+            waiting = f", {len(plan.waiting)} waiting for review" if plan.waiting else ""
+            self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}, {skipped} up to date "
                                  f"(provider {session.provider_name}); nothing was called or written.\n")
             for problem in plan.problems:
                 sys.stderr.write(f"dryrun: problem: {problem}\n")
         if plan.problems:
             return 2
-        if check and plan.to_run:
+        if check and (plan.to_run or plan.waiting):
             return 1
         return 0
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from doit.task import Task
 
+from ..build.review_gate import frame_of
 from ..core.plan import Plan, make_plan
 from .selection import expand, named
 
@@ -28,7 +29,24 @@ def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[st
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
     entries = ((targets[n], session.checker.status(n)) for n in names)
-    return make_plan(session.story_id, entries, session.cost_of, forced)
+    return make_plan(session.story_id, entries, session.cost_of, forced, held_back(session))
+
+
+def held_back(session: "Session"):  # noqa: ANN201 - Callable[[Target, set[str]], str | None]
+    """Videos the review gate holds back: the reason, or None (the gate is off: always None)."""
+    gate = session.review_gate
+    if not gate.required:
+        return lambda target, will_run: None
+
+    def reason(target, will_run: set[str]) -> str | None:  # noqa: ANN001 - Target
+        frame = gate.waiting_for(target, frame_rebuilt=frame_of(target.task) in will_run)
+        if frame is None:
+            return None
+        if frame in will_run:
+            return f"waiting for review of {frame} (built first in this run; nothing is paid for the video)"
+        return gate.reason(target, frame)
+
+    return reason
 
 
 def check_plan(session: "Session", plan: Plan) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from doit.reporter import ConsoleReporter
 
+from ..build.review_gate import frame_of
 from ..build.summary import ORDER
 from ..core import naming
 
@@ -45,8 +46,15 @@ class SummaryReporter(ConsoleReporter):
                                               ("built", "up to date", "failed")) + "\n")
         self.write(f"storytree: estimated spend this run: {session.gate.budget.spent:.2f} "
                    f"{session.settings.prices.currency} (provider {session.provider_name})\n")
+        waiting = session.summary.waiting_for_review
         for failure in session.summary.failures.values():
-            self.write(f"  failed {failure.task}: {failure.first_line}\n")
+            if failure.kind != "review":
+                self.write(f"  failed {failure.task}: {failure.first_line}\n")
+        if waiting:
+            held = sum(session.cost_of(session.target(f.task)) or 0.0 for f in waiting)
+            self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
+                       f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
+                       + f" (`storytree review list {session.story_id}`)\n")
         limiter = session.limiter.peek()
         for line in limiter.summary_lines() if limiter is not None else ():
             self.write(f"storytree: {line}\n")

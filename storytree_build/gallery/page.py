@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storytree")
 
-FORMAT = 1
+FORMAT = 2  # 2: review state and the story's fingerprint are inputs of the page
 SIDECAR_NAME = ".gallery.json"
 TEMPLATE_FOLDER = "gallery"
 STATE_LABELS = {"current": "up to date", "stale": "stale", "missing": "missing", "failed": "failed"}
@@ -130,8 +130,12 @@ def gallery_inputs(src: GallerySource, failures: dict[str, dict[str, Any]]) -> d
         targets.append([target.task, checker.file_hash(target.output),
                         [rec.signature, rec.output_sha256, rec.provider, rec.published, rec.built_at] if rec else None])
     operations = src.operations()
+    reviews = src.reviews()
     return {
         "format": FORMAT,
+        "story": _fingerprint(src),
+        "reviews": sorted([r.task, r.output_sha256, r.verdict, r.note, r.reviewed_by, r.reviewed_at]
+                          for r in reviews.values()),
         "code": _source_sha(),
         "templates": _template_hashes(src.settings),
         "manifest": _manifest_sha(src),
@@ -140,6 +144,13 @@ def gallery_inputs(src: GallerySource, failures: dict[str, dict[str, Any]]) -> d
         "operations": sorted([op.task, op.state, op.submitted_at, op.error] for op in operations.values()),
         "failures": {task: entry["message"] for task, entry in failures.items()},
     }
+
+
+def _fingerprint(src: GallerySource) -> str:
+    try:
+        return src.story_fingerprint()
+    except StorytreeError as exc:  # the page says the store could not be read; the next build tries again
+        return f"unavailable: {exc}"
 
 
 def inputs_hash(src: GallerySource, failures: dict[str, dict[str, Any]]) -> str:
@@ -198,7 +209,14 @@ class TargetView:
     references: list[RefView] = field(default_factory=list)
     note: str | None = None
     origin: str | None = None  # built | recovered | adopted | downloaded (from the record)
+    review: str | None = None  # approved | rejected | unreviewed (None: not built, or not a reviewed kind)
+    review_note: str = ""  # the standing director's note (a rejection's, or one this frame was made with)
+    reviewed_by: str = ""
 
+    @property
+    def reviewable(self) -> bool:
+        """Key frames get the approve / reject form (their videos wait for it under [review] key_frames)."""
+        return self.kind == "key_frame" and self.exists
     @property
     def origin_title(self) -> str:
         return {"adopted": "an existing file, recorded without generating it",
@@ -256,7 +274,7 @@ class SceneletCard:
 
 
 def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[str, Any]],
-                 operations: dict[str, Any], render: bool) -> TargetView:
+                 operations: dict[str, Any], reviews: dict[str, Any], render: bool) -> TargetView:
     checker, sid = src.checker, src.manifest.story_id
     digest = checker.file_hash(target.output)
     rec = checker.record(target.task)
@@ -285,6 +303,12 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         origin=rec.origin if rec is not None and rec.output_sha256 == digest else None,
         model=target.model, provider=rec.provider if rec else None, built_at=rec.built_at if rec else None,
         command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note)
+    review = reviews.get(target.task)
+    if digest is not None and review is not None and review.holds_for(digest):
+        view.review, view.reviewed_by = review.verdict, f"{review.reviewed_by} at {review.reviewed_at}"
+    elif digest is not None and target.kind == "key_frame":
+        view.review = "unreviewed"
+    view.review_note = review.note if review is not None else ""
     for ref in target.references:
         ref_digest = checker.file_hash(ref.path)
         producer = ref.task if ref.task in src.manifest.by_task() else None
@@ -399,7 +423,8 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[
                         f"are missing: {exc}")
     operations = src.operations()
     by_task = manifest.by_task()
-    views = [_target_view(src, t, failures, operations, render=view is not None) for t in manifest.targets]
+    reviews = src.reviews()
+    views = [_target_view(src, t, failures, operations, reviews, render=view is not None) for t in manifest.targets]
     shot_targets: dict[tuple[str, int], dict[str, TargetView]] = {}
     for target, tv in zip(manifest.targets, views):
         if target.shot is not None:
@@ -467,6 +492,7 @@ def build_gallery(src: GallerySource) -> Path:
     sidecar = {
         "format": FORMAT, "inputs": digest, "page": [st.st_size, st.st_mtime_ns], "story_id": sid,
         "display_name": model["display_name"], "counts": model["counts"], "stub_count": model["stub_count"],
+        "provider": src.provider_name,
         "total": model["total"], "thumbnail": model["thumbnail"], "rendered_at": model["rendered_at"],
         "failures": failures,
     }

@@ -3,6 +3,7 @@
 Binds 127.0.0.1 only and serves nothing outside the public folder: `..` segments (also percent-encoded), NUL bytes,
 backslashes and dot-files are refused, and every path is resolved (symlinks included) and must stay inside the folder.
 Byte ranges are honoured (206 / 416) so browsers can seek in MP4 videos; directories serve their index.html.
+`/api/…` are the review endpoints (review_api.py): approve / reject on the page, with the token printed at start.
 Under load: a listen queue of 1,024 connections, a bounded pool of worker threads, and connections idle for more than
 10 seconds are closed (a worker is never held forever by a client that sends nothing).
 """
@@ -10,8 +11,10 @@ Under load: a listen queue of 1,024 connections, a bounded pool of worker thread
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import posixpath
+import secrets
 import sys
 from http import HTTPStatus
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import InputError
 from ..mime import content_type
+from .review_api import MAX_BODY, ReviewApi
 
 CHUNK = 256 * 1024
 LISTEN_QUEUE = 1024
@@ -60,10 +64,40 @@ class PublicHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root: Path  # set on the subclass made by make_server (already resolved)
     quiet = False
+    api: "ReviewApi | None" = None  # the review endpoints (None: static files only)
 
     # -- request handling ---------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        if urlsplit(self.path).path == "/api/session":  # a server without the review endpoints is read-only
+            self._send_json(*(self.api.session() if self.api is not None else (HTTPStatus.OK, {"read_only": True})))
+            return
         self._serve(send_body=True)
+
+    def do_POST(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path != "/api/review" or self.api is None:
+            self.close_connection = True  # the body was not read
+            self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "only /api/review accepts POST")
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a review is at most {MAX_BODY} bytes"})
+            return
+        body = self.rfile.read(length)
+        self._send_json(*self.api.review(self.headers, body, self.server.server_address[1]))
+
+    def _send_json(self, status: HTTPStatus, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(send_body=False)
@@ -178,7 +212,10 @@ class PublicHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server signature
         if not self.quiet:
-            sys.stderr.write(f"storytree serve: {self.address_string()} {format % args}\n")
+            line = format % args
+            if self.api is not None:  # the token is a secret: never in a log line (it is in a page's first URL)
+                line = line.replace(self.api.token, "***")
+            sys.stderr.write(f"storytree serve: {self.address_string()} {line}\n")
 
 
 class PooledHTTPServer(HTTPServer):
@@ -208,27 +245,32 @@ class PooledHTTPServer(HTTPServer):
 
 
 def make_server(root: Path, port: int = 8000, quiet: bool = False, workers: int = WORKERS,
-                idle_timeout: float = IDLE_TIMEOUT) -> PooledHTTPServer:
+                idle_timeout: float = IDLE_TIMEOUT, api: ReviewApi | None = None) -> PooledHTTPServer:
     """A server bound to 127.0.0.1 (port 0 picks a free port); call serve_forever() on it."""
     resolved = Path(root).resolve(strict=True)
     # `timeout` is the socket timeout of each connection: a client silent for that long is disconnected.
-    handler = type("Handler", (PublicHandler,), {"root": resolved, "quiet": quiet, "timeout": idle_timeout})
+    handler = type("Handler", (PublicHandler,), {"root": resolved, "quiet": quiet, "timeout": idle_timeout,
+                                                 "api": api})
     return PooledHTTPServer(("127.0.0.1", port), handler, workers)
 
 
-def serve(settings, port: int = 8000) -> int:  # noqa: ANN001 - Settings
+def serve(settings, port: int = 8000, read_only: bool = False) -> int:  # noqa: ANN001 - Settings
     root = settings.public_root
     if not root.is_dir():
         raise InputError(f"{root} does not exist: build a story first (`doit story:<story-id>`).")
+    api = ReviewApi(settings, secrets.token_urlsafe(24), read_only)
     try:
-        server = make_server(root, port)
+        server = make_server(root, port, api=api)
     except OSError as exc:
         raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another with --port.") from None
     host, bound = server.server_address[:2]
-    print(f"storytree: serving {root} at http://{host}:{bound}/ (Ctrl-C to stop)", file=sys.stderr)
+    mode = "read-only: reviews are shown, not changed" if read_only else \
+        "open a page with its ?token= address below to approve or reject key frames"
+    print(f"storytree: serving {root} at http://{host}:{bound}/ ({mode}; Ctrl-C to stop)", file=sys.stderr)
     stories = sorted(p.parent.name for p in (root / "stories").glob("*/index.html"))
     for sid in stories:
-        print(f"  http://{host}:{bound}/stories/{sid}/", file=sys.stderr)
+        suffix = "" if read_only else f"?token={api.token}"
+        print(f"  http://{host}:{bound}/stories/{sid}/{suffix}", file=sys.stderr)
     if not (root / "index.html").exists():
         print("  (no review pages yet: `doit story:<story-id>` renders them)", file=sys.stderr)
     try:

@@ -1,5 +1,5 @@
 """What the review page is made from, handed over by the composition root: the manifest, the status of every target,
-in-flight operations, this run's failures, and (lazily, it opens the story store) the story and its prompts."""
+in-flight operations, this run's failures, reviews, and (lazily, it opens the story store) the story and its prompts."""
 
 from __future__ import annotations
 
@@ -23,3 +23,5 @@ class GallerySource:
     failures: Callable[[], dict[str, str]]  # task → message, this run
     story_view: Callable[[], StoryView]
     render: Callable[[Target], tuple[str, str | None]]  # (user prompt, system instruction) from the store
+    reviews: Callable[[], dict[str, Any]]  # task → store.reviews.Review of the story
+    story_fingerprint: Callable[[], str]  # changes with any story text the page shows

@@ -13,9 +13,11 @@ from ..core.story import StorySnapshot
 from ..errors import ConfigError
 from .base import JsonPath, StoryStore
 from .records import RecordsPort
+from .reviews import ReviewsPort
 from .sqlite import SqliteStoryStore
 
-__all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "RecordsPort", "open_store", "open_records"]
+__all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "RecordsPort", "ReviewsPort", "open_store",
+           "open_records", "open_reviews"]
 
 log = logging.getLogger("storytree")
 
@@ -43,6 +45,19 @@ def open_records(settings, store: Callable[[], StoryStore]) -> RecordsPort:  # n
     move_legacy_database(settings)
     private_folder(settings.db_path.parent)
     return SqliteRecords(settings.db_path)
+
+
+def open_reviews(settings, store: Callable[[], StoryStore]) -> ReviewsPort:  # noqa: ANN001
+    """Reviews of built assets, in the same store as the stories."""
+    if settings.store == "supabase":
+        from .supabase_reviews import SupabaseReviews
+
+        return SupabaseReviews(store())  # type: ignore[arg-type]
+    from .sqlite_reviews import SqliteReviews
+
+    move_legacy_database(settings)
+    private_folder(settings.db_path.parent)
+    return SqliteReviews(settings.db_path)
 
 
 def move_legacy_database(settings) -> None:  # noqa: ANN001

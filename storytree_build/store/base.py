@@ -32,6 +32,10 @@ class StoryStore(Protocol):
         """Raise InputError naming the id when no such story exists."""
         ...
 
+    def fingerprint(self, story_id: str) -> str:
+        """A digest that changes whenever any row of the story changes (the review page shows story text)."""
+        ...
+
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
         """Upsert every row in one transaction (rows were validated by the caller)."""
         ...

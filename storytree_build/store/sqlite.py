@@ -7,6 +7,7 @@ which never loses a concurrent update. Plain deferred transactions upgrade readâ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -155,6 +156,23 @@ class SqliteStoryStore:
         finally:
             conn.execute("commit")
         return StorySnapshot(story=story, scenelets=scenelets, shots=shots)
+
+    def fingerprint(self, story_id: str) -> str:
+        """Hashes the stored text of every row, without parsing it (cheap enough for every no-op build)."""
+        digest = hashlib.sha256()
+        conn = self._conn()
+        conn.execute("begin")
+        try:
+            for table, cols, order in (("stories", STORY_COLS, "id"), ("scenelets", SCENELET_COLS, "id"),
+                                       ("shots", SHOT_COLS, "id")):
+                key = "id" if table == "stories" else "story_id"
+                for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by {order}",
+                                        (story_id,)):
+                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
+                digest.update(b"|")
+        finally:
+            conn.execute("commit")
+        return digest.hexdigest()
 
     # -- writes --------------------------------------------------------------------------------
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:

@@ -49,7 +49,7 @@ OPERATION_COLS = [f.name for f in fields(Operation)]
 
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(method)
-    def wrapper(self: "SqliteRecords", *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: "SqliteTables", *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
@@ -68,7 +68,11 @@ def _record_values(record: Record) -> list[Any]:
     return [row[c] for c in RECORD_COLS]
 
 
-class SqliteRecords:
+class SqliteTables:
+    """The build's own tables in the story's SQLite file: one connection per thread, explicit transactions."""
+
+    schema = ""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
@@ -76,7 +80,7 @@ class SqliteRecords:
 
     @_guarded
     def _init(self) -> None:
-        self._conn().executescript(SCHEMA)
+        self._conn().executescript(self.schema)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -102,6 +106,10 @@ class SqliteRecords:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class SqliteRecords(SqliteTables):
+    schema = SCHEMA
 
     # -- records -------------------------------------------------------------------------------
     @_guarded

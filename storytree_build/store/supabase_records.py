@@ -19,7 +19,13 @@ RECORD_COLS = list(Record.__dataclass_fields__)
 OPERATION_COLS = list(Operation.__dataclass_fields__)
 
 
-class SupabaseRecords:
+class SupabaseTables:
+    """The build's own tables in Supabase: reads through the story store's client, writes as RPCs; a database
+    without them gets a message naming the migration to apply."""
+
+    migration = MIGRATION
+    tables = "records tables"
+
     def __init__(self, store: SupabaseStoryStore):
         self._store = store
 
@@ -29,8 +35,8 @@ class SupabaseRecords:
     def _missing(self, exc: APIError) -> Exception | None:
         if exc.code in ("PGRST202", "PGRST205", "42P01"):
             return ConfigError(
-                f"The Supabase database behind SUPABASE_URL lacks storytree's records tables or functions "
-                f"({exc.code}). Apply {MIGRATION} (Supabase SQL editor or `supabase db push`); a self-hosted "
+                f"The Supabase database behind SUPABASE_URL lacks storytree's {self.tables} or functions "
+                f"({exc.code}). Apply {self.migration} (Supabase SQL editor or `supabase db push`); a self-hosted "
                 "PostgREST then needs NOTIFY pgrst, 'reload schema'.")
         return None
 
@@ -45,8 +51,11 @@ class SupabaseRecords:
             return self._store.select_all(what, table, columns, ["task"], filters)
         except ConfigError as exc:
             if "missing" in str(exc) or "out of date" in str(exc):
-                raise ConfigError(f"{exc} The records tables come with {MIGRATION}.") from None
+                raise ConfigError(f"{exc} The {self.tables} come with {self.migration}.") from None
             raise
+
+
+class SupabaseRecords(SupabaseTables):
 
     # -- records -------------------------------------------------------------------------------
     def all_for_story(self, story_id: str) -> dict[str, Record]:

@@ -47,7 +47,7 @@ def settings_for(root: Path, **env: str) -> Settings:
 
 def import_story(root: Path, export: dict[str, Any] | None = None, story_id: str = SAMPLE_ID) -> Path:
     """Import an export (default: the sample story) into the project's store and write its manifest, in-process."""
-    from storytree_build.cli import render_manifest
+    from storytree_build.manifests import render_manifest
     from storytree_build.core.manifest_file import manifest_path
     from storytree_build.data.transfer import validate_export
     from storytree_build.store import SqliteStoryStore

@@ -1,0 +1,41 @@
+"""Reviews in the embedded SQLite story store's own file (table `storytree_reviews`)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from .reviews import Review
+from .sqlite_records import SqliteTables, _guarded
+
+COLUMNS = [f.name for f in fields(Review)]
+SCHEMA = """
+create table if not exists storytree_reviews (
+  story_id text not null, task text not null, output_sha256 text not null, verdict text not null,
+  note text not null default '', reviewed_by text not null default '', reviewed_at text not null,
+  primary key (story_id, task)
+);
+"""
+
+
+class SqliteReviews(SqliteTables):
+    schema = SCHEMA
+
+    @_guarded
+    def reviews(self, story_id: str) -> dict[str, Review]:
+        rows = self._conn().execute("select * from storytree_reviews where story_id = ?", (story_id,))
+        return {r["task"]: Review.from_row(dict(r)) for r in rows}
+
+    def _put(self, review: Review, verb: str) -> None:
+        row = review.to_row()
+        self._conn().execute(f"{verb} into storytree_reviews ({', '.join(COLUMNS)}) values "
+                             f"({', '.join('?' for _ in COLUMNS)})", [row[c] for c in COLUMNS])
+
+    @_guarded
+    def put_review(self, review: Review) -> None:
+        self._put(review, "insert or replace")
+
+    @_guarded
+    def import_reviews(self, reviews: list[Review]) -> None:
+        with self._transaction():
+            for review in reviews:
+                self._put(review, "insert or ignore")
