@@ -14,6 +14,7 @@ import os
 import socket
 from typing import ContextManager
 
+from .build.batches import BatchFlow
 from .build.builder import Builder
 from .build.checker import StatusChecker
 from .build.files import TargetLocks
@@ -48,7 +49,7 @@ class Session:
 
     def __init__(self, settings: Settings, manifest: Manifest, provider_name: str | None = None,
                  store=None, images=None, videos=None):  # noqa: ANN001 - ports, for tests that swap the edge
-        from .providers.registry import make_images, make_videos
+        from .providers.registry import make_batches, make_images, make_videos
 
         self.settings = settings
         self.manifest = manifest
@@ -90,6 +91,13 @@ class Session:
                                self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
                                self.cost_of, self.room_for, Recovery(settings.recovery_dir / self.story_id),
                                self.claims)
+        self.batches = Lazy(lambda: make_batches(settings, provider, self.limiter()))
+        self.batch_flow = BatchFlow(
+            self.builder.targets, self.story_id, provider, self.records, self.checker, self.requests, self.gate,
+            self.claims, self.summary, self.builder.recovery, self.batches, self.batch_cost_of, self.room_for,
+            self.builder.write_paid_image, self.builder.finish_image, settings.generation.batch_max_requests,
+            settings.generation.batch_wait_minutes * 60, settings.generation.batch_poll_seconds)
+        self.builder.batch_wait = lambda target: self.batch_flow.refusal(target, settings.generation.batch)
         self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
                                settings.state_dir)
         self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
@@ -129,7 +137,14 @@ class Session:
         return any(naming.from_stored(stored_value(snapshot, loc)) == target.output for loc in target.db)
 
     def cost_of(self, target: Target) -> float | None:
+        """What building `target` in this run costs: images at the batch price in batch mode."""
+        return estimate(target, self.settings.prices, self.provider_name, self.settings.generation.batch)
+
+    def interactive_cost_of(self, target: Target) -> float | None:
         return estimate(target, self.settings.prices, self.provider_name)
+
+    def batch_cost_of(self, target: Target) -> float | None:
+        return estimate(target, self.settings.prices, self.provider_name, batch=True)
 
     def _load_view(self):  # noqa: ANN202 - core.story.StoryView
         from .core.story import StoryView
@@ -145,7 +160,7 @@ class Session:
         return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
 
     def close(self) -> None:
-        for lazy in (self.images, self.videos, self.limiter, self.reviews, self.store):
+        for lazy in (self.images, self.videos, self.batches, self.limiter, self.reviews, self.store):
             made = lazy.peek()
             if made is not None:
                 made.close()

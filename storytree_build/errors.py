@@ -13,6 +13,7 @@ which exit code it implies for the run:
     ├── BuiltElsewhere             another checkout built the target; this one lacks the file: sync, not pay
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     ├── AwaitingReview             a video whose key frame is not approved yet ([review] key_frames): not paid (exit 4)
+    ├── BatchPending               an image waits in a batch job that is still running: collect it later (exit 75)
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
@@ -95,6 +96,15 @@ class AwaitingReview(StorytreeError):
     def __init__(self, message: str, frame_task: str):
         super().__init__(message)
         self.frame_task = frame_task
+
+
+class BatchPending(StorytreeError):
+    """An image is in a batch job that has not finished (or batch mode left it for the next run): never paid for
+    again interactively; the next run collects it."""
+
+    kind = "batch"
+    retry_safe = True
+    exit_code = 75  # EX_TEMPFAIL: run the same command again later
 
 
 class QuotaExhausted(ProviderError):

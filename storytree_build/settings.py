@@ -68,6 +68,12 @@ class GenerationSettings(BaseModel):
     key_frame: ImageTargetConfig = Field(default_factory=ImageTargetConfig)
     video: VideoTargetConfig = Field(default_factory=VideoTargetConfig)
     max_key_frame_references: int = 5
+    # Batch mode (`batch=1`, STORYTREE_BATCH): out-of-date images go into Gemini Batch API jobs at half the price,
+    # with a turnaround of minutes to 24 hours. Same request per target; the manifest does not change.
+    batch: bool = False
+    batch_max_requests: int = Field(50, ge=1, le=500)  # per job: large inline image batches were unretrievable
+    batch_wait_minutes: float = Field(60.0, ge=0)  # a run waits this long for its jobs, then ends (exit 75)
+    batch_poll_seconds: float = Field(30.0, ge=0)
 
 
 RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
@@ -240,7 +246,7 @@ def find_root(start: Path | None = None) -> Path:
 
 
 # doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1`).
-RUN_VARIABLES = ("provider", "story", "max_cost", "verbose")
+RUN_VARIABLES = ("provider", "story", "max_cost", "verbose", "batch")
 
 
 def _flag(value: str) -> bool:
@@ -262,6 +268,8 @@ def run_variable_overrides(variables: Mapping[str, str | None]) -> dict[str, Any
             raise ConfigError(f"max_cost={max_cost!r} is not a number (e.g. max_cost=12.50).") from None
     if variables.get("verbose") is not None:
         out["verbose"] = _flag(variables["verbose"] or "")
+    if variables.get("batch") is not None:
+        out["batch"] = _flag(variables["batch"] or "")
     return out
 
 
@@ -324,11 +332,17 @@ def load_settings(root: Path | None = None, env: dict[str, str] | None = None,
         data["video_poll_interval_seconds"] = float(env["STORYTREE_VIDEO_POLL_INTERVAL"])
     if env.get("STORYTREE_VIDEO_POLL_DEADLINE"):
         data["video_poll_deadline_seconds"] = float(env["STORYTREE_VIDEO_POLL_DEADLINE"])
+    if env.get("STORYTREE_BATCH"):
+        generation["batch"] = _flag(env["STORYTREE_BATCH"])
+    if env.get("STORYTREE_BATCH_POLL"):
+        generation["batch_poll_seconds"] = float(env["STORYTREE_BATCH_POLL"])
     if env.get("STORYTREE_VERBOSE"):
         data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
     if env.get("CI"):
         data["ci"] = _flag(env["CI"])
     data.update(run_variable_overrides(variables or {}))
+    if "batch" in data:  # the doit variable `batch=1` sets [generation] batch
+        generation["batch"] = data.pop("batch")
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["root"] = root
     if isinstance(data.get("prices"), dict):

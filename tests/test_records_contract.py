@@ -67,6 +67,17 @@ def test_operations_round_trip(records) -> None:
     assert records.get_operation(SAMPLE_ID, op.task) is None
 
 
+def test_a_batch_jobs_operations_are_written_together(records) -> None:
+    tasks = ["ref:character.a.character-model-sheet-1", "image:scenelet-1_1", "image:scenelet-1_2"]
+    submitting = [Operation(SAMPLE_ID, t, f"sig-{t}", "gemini", "m", "submitting", None, utc_now(), None, None)
+                  for t in tasks]
+    records.put_operations(submitting)
+    assert records.all_operations(SAMPLE_ID) == {op.task: op for op in submitting}
+    submitted = [Operation(**{**op.to_row(), "state": "submitted", "operation": "batches/b1"}) for op in submitting]
+    records.put_operations(submitted)  # replaces
+    assert records.all_operations(SAMPLE_ID) == {op.task: op for op in submitted}
+
+
 def test_import_keeps_what_is_there(records) -> None:
     records.put(record(signature="mine"))
     records.import_records([record(signature="theirs"), record("image:scenelet-2_1")], [])

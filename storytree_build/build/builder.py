@@ -49,6 +49,9 @@ class Builder:
         self.room_for = room_for  # writable folders and free space, held while a result is paid for and written
         self.recovery = recovery
         self.claims = claims
+        # Set by the composition root: why an image must not be paid for interactively (it is in a batch job, or
+        # this is a batch-mode run); None when it may be.
+        self.batch_wait: Callable[[Target], Exception | None] = lambda target: None
 
     def build(self, task: str, force: bool = False) -> Outcome:
         """Build `task` unless it is current (or only needs a free step); `force` rebuilds a current target.
@@ -97,6 +100,9 @@ class Builder:
             return self.summary.add(self.videos.download_link(target, link))
 
     def _build_image(self, target: Target) -> Outcome:
+        waiting = self.batch_wait(target)  # an image in a batch job is collected, never paid for again here
+        if waiting is not None:
+            raise waiting
         request = self.requests.image(target)
         inputs = self.checker.current_inputs(target)
         assert inputs is not None  # references were just read
@@ -109,10 +115,24 @@ class Builder:
                 with self.gate.paid_call(target.task, target.model, self.cost_of(target)):
                     data, action = self._images().generate(request).data, "built"
             self._write_or_keep(target, data, signature, kept is not None)
-        self.outputs.record(target, inputs, origin="recovered" if kept is not None else "built")
+        return self.finish_image(target, inputs, signature, action, kept is not None)
+
+    def finish_image(self, target: Target, inputs: dict, signature: str, action: str, recovered: bool = False,
+                     detail: str = "") -> Outcome:
+        """After the file is in place: record it (the signature it was paid for), forget a kept copy, publish."""
+        recorded = inputs if signature_of(inputs) == signature else {**inputs, "submitted_signature": signature}
+        # Reference hashes unknown here (collected on a machine without them): recorded as what is known.
+        unknown = any(digest is None for _, digest in inputs.get("references") or [])
+        self.outputs.record(target, recorded, signature_of(inputs) if unknown else signature,
+                            origin="recovered" if recovered else "built")
         self.recovery.discard(target.task)
         self.outputs.publish(target)
-        return Outcome(target.task, action, target.output)
+        return Outcome(target.task, action, detail or target.output)
+
+    def write_paid_image(self, target: Target, data: bytes, signature: str) -> None:
+        """Write a paid result (temp + rename); when that fails it is kept in the recovery folder (see below)."""
+        with self.room_for(target):
+            self._write_or_keep(target, data, signature, False)
 
     def _write_or_keep(self, target: Target, data: bytes, signature: str, already_kept: bool) -> None:
         try:

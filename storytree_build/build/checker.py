@@ -120,7 +120,7 @@ class StatusChecker:
 
     def status(self, task: str) -> Status:
         target = self._by_task[task]
-        pending = self.operation(task) if target.kind == "video" else None
+        pending = self.operation(task)  # a video job, or an image in a batch job
         record = self.record(task)
         unknown = frozenset(path for path, digest in (record.inputs.get("references") or []) if digest is None) \
             if record is not None else frozenset()

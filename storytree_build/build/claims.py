@@ -30,8 +30,10 @@ class Claims:
         self.wait = True  # False under `doit --continue`: report a claimed target instead of waiting for it
 
     @contextmanager
-    def hold(self, task: str) -> Iterator[None]:
-        self._take(task)
+    def hold(self, task: str, wait: bool | None = None) -> Iterator[None]:
+        """Hold the claim on `task` while the body pays for it (renewed in the background). `wait` overrides
+        `self.wait` (False: raise ClaimedElsewhere at once when another worker holds it)."""
+        self._take(task, self.wait if wait is None else wait)
         done = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(task, done), name=f"claim {task}", daemon=True)
         renewer.start()
@@ -42,7 +44,7 @@ class Claims:
             renewer.join()
             self.records.release(self.story_id, task, self.owner)
 
-    def _take(self, task: str) -> None:
+    def _take(self, task: str, wait: bool) -> None:
         told = False
         while True:
             held = self.records.claim(self.story_id, task, self.owner, self.lease)
@@ -52,7 +54,7 @@ class Claims:
                 log.info("%s: taking over the claim of %s, which is no longer running", task, held.owner)
                 self.records.release(self.story_id, task, held.owner)
                 continue
-            if not self.wait:
+            if not wait:
                 raise ClaimedElsewhere(
                     f"{task}: being built by {held.owner} since {held.claimed_at}; not paid for here. Build again "
                     "later (without --continue a build waits for it); if that worker is gone for good, "

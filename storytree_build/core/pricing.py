@@ -30,6 +30,9 @@ class PriceTable(BaseModel):
         "gemini-3.1-flash-lite-image": {"*": 0.0336},
         "gemini-2.5-flash-image": {"*": 0.039},
     })
+    # Batch API price as a share of the interactive one, for images (pricing page: "Batch API (50% cost
+    # reduction)", e.g. 0.0195 instead of 0.039 USD per 2.5-flash image; docs/gemini-api.md §5).
+    image_batch_factor: float = Field(0.5, gt=0, le=1)
     video_per_second: dict[str, dict[str, float]] = Field(default_factory=lambda: {
         "gemini-omni-1.1-flash": {"720p": 0.40, "1080p": 0.40, "4k": 0.60, "*": 0.60},
         "veo-3.1-generate-001": {"720p": 0.40, "1080p": 0.40, "4k": 0.60, "*": 0.60},
@@ -41,8 +44,9 @@ class PriceTable(BaseModel):
 FREE_PROVIDERS = {"stub"}
 
 
-def estimate(target: "Target", prices: PriceTable, provider: str) -> float | None:
-    """Estimated cost of building `target` once; None when the price table does not know the model."""
+def estimate(target: "Target", prices: PriceTable, provider: str, batch: bool = False) -> float | None:
+    """Estimated cost of building `target` once (`batch`: an image through the Batch API); None when the price table
+    does not know the model."""
     if provider in FREE_PROVIDERS:
         return 0.0
     units: dict[str, Any] = target.units
@@ -51,6 +55,8 @@ def estimate(target: "Target", prices: PriceTable, provider: str) -> float | Non
         if count_key in units:
             table = tables.get(target.model) or {}
             price = table.get(str(units.get(tier_key)), table.get("*"))
+            if price is not None and batch and count_key == "images":
+                price *= prices.image_batch_factor
             return None if price is None else round(price * units[count_key], 4)
     return None
 

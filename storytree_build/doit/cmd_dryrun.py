@@ -53,6 +53,7 @@ class DryRun(DoitCmdBase):
             sys.stderr.write(f"dryrun: {exc}\n")
             return 2
         prices = session.settings.prices
+        modes = _mode_totals(session, plan)
         if json_output:
             self.outstream.write(json.dumps({
                 "story_id": plan.story_id,
@@ -62,7 +63,8 @@ class DryRun(DoitCmdBase):
                 "waiting_for_review": len(plan.waiting),
                 "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
                              "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
-                             "held_back": plan.held_back},
+                             "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
+                             "interactive_total": modes[0], "batch_total": modes[1]},
                 "renames": [m.__dict__ for m in moves],
                 "problems": plan.problems,
             }, indent=2) + "\n")
@@ -91,6 +93,11 @@ class DryRun(DoitCmdBase):
                     self.outstream.write(f"  subtotal {kind}: {_money(subtotal, prices.currency)}\n")
             self.outstream.write(f"  estimated total: {_money(plan.total, prices.currency)} "
                                  f"(estimate from the price table of {prices.as_of}; the provider bills the real amount)\n")
+            if modes[0] != modes[1]:
+                now = "batch" if session.settings.generation.batch else "interactive"
+                self.outstream.write(f"  interactive: {_money(modes[0], prices.currency)} · batch mode (batch=1, images "
+                                     f"at {prices.image_batch_factor:.0%} through the Batch API, minutes to 24 h): "
+                                     f"{_money(modes[1], prices.currency)} — this run: {now}\n")
             if plan.unpriced:
                 self.outstream.write(f"  no price known for: {', '.join(sorted({session.target(i.task).model for i in plan.unpriced}))}"
                                      " (add it to [prices] in storytree.toml)\n")
@@ -109,6 +116,17 @@ class DryRun(DoitCmdBase):
         if check and (plan.to_run or plan.waiting):
             return 1
         return 0
+
+
+def _mode_totals(session, plan) -> tuple[float, float]:  # noqa: ANN001 - Session, Plan
+    """The plan's total in interactive mode and in batch mode (images at the batch price)."""
+    interactive = batch = 0.0
+    for item in plan.items:
+        if item.action == "run" and item.cost is not None and not item.reason.endswith("(no new cost)"):
+            target = session.target(item.task)
+            interactive += session.interactive_cost_of(target) or 0.0
+            batch += session.batch_cost_of(target) or 0.0
+    return round(interactive, 4), round(batch, 4)
 
 
 def _money(value: float | None, currency: str) -> str:

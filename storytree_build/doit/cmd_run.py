@@ -3,7 +3,8 @@ pyproject.toml; for a project without storytree tasks it is exactly doit's `run`
 
 Pre-flight, with the options doit parsed and the tasks doit loaded: renames of assets whose scenelet labels shifted
 (before anything is judged out of date), the `max_cost` refusal (exit 3) over doit's own selection, and the targets
-`-a` names. After the run, the exit code comes from the typed summary (75 when a per-day quota ran out).
+`-a` names; then the batch phase (batch mode, or batch jobs recorded earlier: build/batches.py). After the run, the
+exit code comes from the typed summary (75 when a per-day quota ran out or batch jobs are still running).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from doit.exceptions import InvalidCommand
 from ..build.spend import budget_refusal
 from ..errors import StorytreeError
 from .planning import forced_targets, plan_selection
+from .selection import expand
 from .reporter import SummaryReporter
 from .tasks import session_of
 
@@ -44,10 +46,24 @@ class Run(DoitRun):
                 raise InvalidCommand(str(exc)) from None
             if always:
                 session.forced = forced_targets(session, self.task_list, selection)
+            self._batch_phase(session, selection, single)
         if reporter is SummaryReporter:
             reporter = SummaryReporter.bound(session)
         code = run(outfile, reporter=reporter, **kwargs)
         return session.summary.exit_code(code)
+
+    def _batch_phase(self, session: Any, selection: list[str], single: bool) -> None:
+        """Batch mode: the selection's out-of-date images go into batch jobs before doit runs the rest; any mode:
+        jobs recorded earlier are collected first (an image in a job is never paid for again)."""
+        batch_mode = session.settings.generation.batch
+        if not batch_mode and not session.batch_flow.recorded_jobs():
+            return
+        targets = session.builder.targets
+        chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
+        try:
+            session.batch_flow.run(chosen, submit=batch_mode, forced=session.forced)
+        except StorytreeError as exc:
+            raise InvalidCommand(f"batch mode: {exc}") from None
 
     def _refuse_over_budget(self, session: Any, selection: list[str], single: bool, always: bool) -> None:
         limit = session.gate.budget.limit

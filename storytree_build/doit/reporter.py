@@ -34,7 +34,8 @@ class SummaryReporter(ConsoleReporter):
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions and naming.split_task(task.name)[0] in naming.ASSET_STAGES:  # assets only, not the page
-            self.skipped += 1
+            if self.session is None or task.name not in self.session.batch_flow.collected:  # counted as built
+                self.skipped += 1
 
     def complete_run(self) -> None:
         super().complete_run()
@@ -55,6 +56,11 @@ class SummaryReporter(ConsoleReporter):
             self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
                        f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
                        + f" (`storytree review list {session.story_id}`)\n")
+        pending = session.batch_flow.jobs
+        if pending:
+            self.write(f"storytree: {len(pending)} batch job(s) still running with "
+                       f"{sum(len(t) for t in pending.values())} image(s): {', '.join(sorted(pending))}; run the same "
+                       "command again later to collect them (nothing is paid again).\n")
         limiter = session.limiter.peek()
         for line in limiter.summary_lines() if limiter is not None else ():
             self.write(f"storytree: {line}\n")

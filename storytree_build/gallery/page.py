@@ -295,7 +295,8 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
             reason = (op.error or f"a paid submit at {op.submitted_at} may have reached the provider but no operation "
                       f"name came back; check the provider's console, then `storytree resubmit {sid} {target.task}`.")
         elif op.state in ("submitting", "submitted"):
-            note = f"video operation {op.operation or '(submitting)'} in flight since {op.submitted_at}"
+            what = "batch job" if (op.operation or "").startswith("batches/") else "video operation"
+            note = f"{what} {op.operation or '(submitting)'} in flight since {op.submitted_at}"
     view = TargetView(
         task=target.task, kind=target.kind, output=target.output,
         url=asset_url(target.output, digest) if digest else None, state=state, reason=reason,

@@ -86,3 +86,35 @@ class VideoProvider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request's outcome in a finished batch job: an image, or why there is none (that target fails alone)."""
+
+    result: ImageResult | None = None
+    error: str | None = None
+    refused: bool = False  # withheld on policy grounds: never retried as-is
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch job as last seen. `items` (task → outcome) is filled once the job is done."""
+
+    done: bool
+    state: str
+    items: dict[str, BatchItem] = field(default_factory=dict)
+    error: str | None = None  # the whole job failed, expired or was cancelled: every task without an item fails
+
+
+class ImageBatchProvider(Protocol):
+    """Images through a batch API: many requests in one paid job, collected later (half the price, hours)."""
+
+    name: str
+
+    def submit_batch(self, model: str, requests: list[ImageRequest], display_name: str) -> str:
+        """Start one paid job for `requests` (one model) and return its name. Never retried after it may have
+        reached the server."""
+        ...
+
+    def poll_batch(self, name: str) -> BatchStatus: ...

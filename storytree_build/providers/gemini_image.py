@@ -157,8 +157,9 @@ class GeminiImages:
     def supports_image_size(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.options.image_size_models)
 
-    def build_call(self, request: ImageRequest, timeout: float) -> tuple[Any, Any]:
-        """The `contents` and `config` of one generateContent call: references first, then the text."""
+    def build_call(self, request: ImageRequest, timeout: float | None) -> tuple[Any, Any]:
+        """The `contents` and `config` of one generateContent call: references first, then the text. Without a
+        timeout (a request inside a batch job) the config carries no HTTP options."""
         types = self._types
         parts = [types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type) for ref in request.references]
         parts.append(types.Part.from_text(text=request.prompt))
@@ -168,7 +169,7 @@ class GeminiImages:
             response_modalities=["IMAGE"],
             image_config=types.ImageConfig(aspect_ratio=request.aspect_ratio, image_size=size),
             candidate_count=1,
-            http_options=types.HttpOptions(timeout=max(1, int(timeout * 1000))),
+            http_options=types.HttpOptions(timeout=max(1, int(timeout * 1000))) if timeout is not None else None,
         )
         return [types.Content(role="user", parts=parts)], config
 

@@ -35,7 +35,7 @@ from ..settings import GeminiSettings, VideoTargetConfig
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
 from .google_http import (UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,
-                          daily_reset_hint, endpoint, is_loopback, short)
+                          close_quietly, daily_reset_hint, endpoint, is_loopback, short)
 from .rate_limit import RateLimiter
 from .video_download import VideoDownloader, json_or_text
 
@@ -80,11 +80,7 @@ class GeminiVideos:
         return f"GeminiVideos(base_url={self.base_url!r})"
 
     def close(self) -> None:
-        for client in (self._http, self._submit_http, *self._sdk.values()):
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+        close_quietly(self._http, self._submit_http, *self._sdk.values())
 
     # -- clients ----------------------------------------------------------------------------------
     def _client(self, role: str) -> Any:

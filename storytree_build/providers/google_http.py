@@ -242,6 +242,15 @@ def was_sent(exc: BaseException) -> bool:
     return True
 
 
+def close_quietly(*clients: Any) -> None:
+    """Close HTTP / SDK clients; closing is best effort (a client that fails to close holds nothing we need)."""
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def transport_errors() -> tuple[type[BaseException], ...]:
     """Timeouts and connection failures of whichever httpx flavour the SDK uses (3.x: httpx2)."""
     found: list[type[BaseException]] = []

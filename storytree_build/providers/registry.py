@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .base import ImageProvider, VideoProvider
+from .base import ImageBatchProvider, ImageProvider, VideoProvider
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class ProviderEntry:
     images: Callable[[Any, Any], ImageProvider]  # (settings, rate limiter) → provider
     videos: Callable[[Any, Any], VideoProvider]
     needs_key: bool
+    batches: Callable[[Any, Any], ImageBatchProvider] | None = None  # images through a batch API (batch=1)
 
 
 PROVIDERS: dict[str, ProviderEntry] = {}
@@ -41,6 +42,14 @@ def make_images(settings: Any, name: str, limiter: Any = None) -> ImageProvider:
     return entry(name).images(settings, limiter)
 
 
+def make_batches(settings: Any, name: str, limiter: Any = None) -> ImageBatchProvider:
+    found = entry(name)
+    if found.batches is None:
+        raise ConfigError(f"provider {name!r} has no batch mode; build without batch=1 (or choose "
+                          f"{', '.join(sorted(n for n, e in PROVIDERS.items() if e.batches))}).")
+    return found.batches(settings, limiter)
+
+
 def make_videos(settings: Any, name: str, limiter: Any = None) -> VideoProvider:
     return entry(name).videos(settings, limiter)
 
@@ -48,13 +57,20 @@ def make_videos(settings: Any, name: str, limiter: Any = None) -> VideoProvider:
 def _stub_images(settings: Any, limiter: Any) -> ImageProvider:
     from .stub import StubImages
 
-    return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
+    return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log,
+                      batch_dir=settings.state_dir / "stub-batches")
 
 
 def _stub_videos(settings: Any, limiter: Any) -> VideoProvider:
     from .stub import StubVideos
 
     return StubVideos(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
+
+
+def _gemini_batches(settings: Any, limiter: Any) -> ImageBatchProvider:
+    from .gemini_batch import GeminiImageBatches
+
+    return GeminiImageBatches.from_settings(settings, limiter)
 
 
 def _gemini_images(settings: Any, limiter: Any) -> ImageProvider:
@@ -70,6 +86,6 @@ def _gemini_videos(settings: Any, limiter: Any) -> VideoProvider:
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False))
+                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))  # type: ignore[arg-type]
 register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
-                       _gemini_images, _gemini_videos, needs_key=True))
+                       _gemini_images, _gemini_videos, needs_key=True, batches=_gemini_batches))

@@ -171,6 +171,12 @@ class SqliteRecords(SqliteTables):
         self._put_operation(self._conn(), op)
 
     @_guarded
+    def put_operations(self, ops: list[Operation]) -> None:
+        with self._transaction() as conn:
+            for op in ops:
+                self._put_operation(conn, op)
+
+    @_guarded
     def delete_operation(self, story_id: str, task: str) -> None:
         self._conn().execute("delete from storytree_operations where story_id = ? and task = ?", (story_id, task))
 

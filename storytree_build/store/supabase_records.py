@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .records import Claim, Operation, Record
 from .supabase import SupabaseStoryStore, _is_uuid
 
-MIGRATION = "supabase/migrations/000014_storytree_records.sql"
+MIGRATION = "supabase/migrations/000014_storytree_records.sql (and 000016_storytree_put_operations.sql)"
 RECORD_COLS = list(Record.__dataclass_fields__)
 OPERATION_COLS = list(Operation.__dataclass_fields__)
 
@@ -91,6 +91,10 @@ class SupabaseRecords(SupabaseTables):
 
     def put_operation(self, op: Operation) -> None:
         self._rpc(f"record the operation of {op.task}", "storytree_put_operation", {"p_operation": op.to_row()})
+
+    def put_operations(self, ops: list[Operation]) -> None:
+        self._rpc(f"record {len(ops)} operations", "storytree_put_operations",
+                  {"p_operations": [op.to_row() for op in ops]})
 
     def delete_operation(self, story_id: str, task: str) -> None:
         self._rpc(f"forget the operation of {task}", "storytree_delete_operation",

@@ -214,6 +214,9 @@ class FakeGemini:
             "slow": lambda c: Reply(body=image_response(tiny_image("PNG"), "image/png"), delay=self.slow_seconds),
         }
         self.video = FakeVideo(self)  # the video routes (interactions, predictLongRunning, operations, files)
+        from .batch_server import FakeBatches  # the Batch API routes (batchGenerateContent, batches/…)
+
+        self.batches = FakeBatches(self)
 
     # -- scripting --------------------------------------------------------------------------------
     def add_route(self, method: str, pattern: str | re.Pattern[str],
