@@ -95,7 +95,8 @@ class Session:
         self.batch_flow = BatchFlow(
             self.builder.targets, self.story_id, provider, self.records, self.checker, self.requests, self.gate,
             self.claims, self.summary, self.builder.recovery, self.batches, self.batch_cost_of, self.room_for,
-            self.builder.write_paid_image, self.builder.finish_image, settings.generation.batch_max_requests,
+            self.builder.write_paid_image, self.builder.finish_image, self._asset_size,
+            settings.generation.batch_max_requests,
             settings.generation.batch_wait_minutes * 60, settings.generation.batch_poll_seconds)
         self.builder.batch_wait = lambda target: self.batch_flow.refusal(target, settings.generation.batch)
         self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
@@ -126,6 +127,12 @@ class Session:
         """Writable asset and state folders and free space for the target's result (see build/space.py)."""
         return self.space.room_for(target.task, self.outputs.path(target),
                                    self.settings.storage.bound_bytes(target.units), self.settings.data_dir)
+
+    def _asset_size(self, rel: str) -> int:
+        try:
+            return (self.settings.assets_root / rel).stat().st_size
+        except OSError:
+            return 0
 
     def _file_hash_of(self, task: str) -> str | None:
         target = self.builder.targets.get(task)

@@ -36,6 +36,8 @@ from .summary import Failure, Outcome, RunSummary
 
 log = logging.getLogger("storytree")
 BATCH_PREFIX = "batches/"
+MAX_JOB_BYTES = 18 * 1024 * 1024  # under the API's 20 MB for inline requests, with room for the JSON around them
+PROMPT_BYTES = 64 * 1024  # a generous bound for one request's text and config
 
 
 class BatchFlow:
@@ -45,6 +47,7 @@ class BatchFlow:
                  recovery: Recovery, provider: Callable[[], ImageBatchProvider],
                  batch_cost_of: Callable[[Target], float | None], room_for: Callable[[Target], ContextManager[None]],
                  write: Callable[[Target, bytes, str], None], finish: Callable[..., Outcome],
+                 file_size: Callable[[str], int],
                  max_requests: int, wait_seconds: float, poll_seconds: float):
         self.targets = targets
         self.story_id = story_id
@@ -61,6 +64,7 @@ class BatchFlow:
         self.room_for = room_for
         self._write = write  # Builder.write_paid_image: temp + rename, or the recovery folder
         self._finish = finish  # Builder.finish_image: record, forget a kept copy, publish
+        self._file_size = file_size  # bytes of an asset file (0 when missing), to keep jobs under the size limit
         self.max_requests = max_requests
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
@@ -152,11 +156,26 @@ class BatchFlow:
             by_model.setdefault(entry[0].model, []).append(entry)
         submitted: dict[str, list[str]] = {}
         for model, entries in by_model.items():
-            for start in range(0, len(entries), self.max_requests):
-                job = self._submit_job(model, entries[start:start + self.max_requests])
+            for chunk in self._chunks(entries):
+                job = self._submit_job(model, chunk)
                 if job is not None:
                     submitted[job[0]] = job[1]
         return submitted
+
+    def _chunks(self, entries: list[tuple[Target, dict, str]]) -> Iterable[list[tuple[Target, dict, str]]]:
+        """Jobs of at most `max_requests` requests and about MAX_JOB_BYTES of inline data (the API takes inline
+        requests only up to 20 MB; reference images travel base64-encoded, a third larger)."""
+        chunk: list[tuple[Target, dict, str]] = []
+        size = 0
+        for entry in entries:
+            estimate = PROMPT_BYTES + sum(self._file_size(ref.path) * 4 // 3 for ref in entry[0].references)
+            if chunk and (len(chunk) >= self.max_requests or size + estimate > MAX_JOB_BYTES):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += estimate
+        if chunk:
+            yield chunk
 
     def _fail(self, task: str, error: StorytreeError, message: str | None = None) -> None:
         text = message or str(error)
