@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BUSY_SECONDS = 30.0
@@ -29,3 +31,16 @@ def connect(path: Path | str) -> sqlite3.Connection:
             time.sleep(0.01)
     conn.execute("pragma synchronous=full")  # a committed record survives a power cut
     return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken at once (BEGIN IMMEDIATE: whoever reads before writing holds the lock), rolled
+    back on any exception."""
+    conn.execute("begin immediate")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    conn.execute("commit")

@@ -11,16 +11,14 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from ..atomic import private_folder
 from ..errors import InputError, StoreError
 from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
-from ..sqlite_file import connect
+from ..sqlite_file import connect, immediate
 from .base import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
                    check_shot_column, keep_asset_paths)
 
@@ -108,17 +106,8 @@ class SqliteStoryStore:
             self._local.conn = conn
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("begin immediate")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("rollback")
-            raise
-        else:
-            conn.execute("commit")
+    def _transaction(self) -> ContextManager[sqlite3.Connection]:
+        return immediate(self._conn())
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -11,14 +11,13 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ContextManager, TypeVar
 
 from ..errors import EnvironmentFault
-from ..sqlite_file import connect
+from ..sqlite_file import connect, immediate
 from .records import Claim, Operation, Record, utc_in, utc_now
 
 T = TypeVar("T")
@@ -90,16 +89,8 @@ class SqliteTables:
             self._local.conn = conn
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("begin immediate")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("rollback")
-            raise
-        conn.execute("commit")
+    def _transaction(self) -> ContextManager[sqlite3.Connection]:
+        return immediate(self._conn())
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
