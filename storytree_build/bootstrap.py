@@ -99,6 +99,7 @@ class Session:
             settings.generation.batch_max_requests,
             settings.generation.batch_wait_minutes * 60, settings.generation.batch_poll_seconds)
         self.builder.batch_wait = lambda target: self.batch_flow.refusal(target, settings.generation.batch)
+        self.builder.batch_collected = self.batch_flow.collected
         self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
                                settings.state_dir)
         self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
@@ -117,7 +118,7 @@ class Session:
             operations=lambda: self.records.all_operations(self.story_id),
             failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
             story_view=self.view, render=self.requests.render,
-            reviews=lambda: self.review_gate.reviews(fresh=True),
+            reviews=self.review_gate.reviews,
             story_fingerprint=lambda: self.store().fingerprint(self.story_id))
 
     def target(self, task: str) -> Target:
@@ -158,7 +159,7 @@ class Session:
 
         from .store.reviews import director_notes
 
-        notes = director_notes(self.reviews().reviews(self.story_id))  # the prompts must match the manifest's
+        notes = director_notes(self.review_gate.reviews())  # the prompts must match the manifest's
         return StoryView.from_snapshot(self.store().load_story(self.story_id), notes)
 
     def _make_renderer(self):  # noqa: ANN202 - core.prompts.PromptRenderer (jinja2 is imported only when needed)

@@ -207,6 +207,44 @@ def test_a_run_ends_with_jobs_pending_and_the_next_one_collects_them(project: Pa
     assert interactive_calls(fake) == [] and len(fake.batches.jobs) == 1 and len(records_of(project)) == REFS
 
 
+def test_an_image_named_with_dash_a_is_batched_once_and_not_paid_again(project: Path, fake: FakeGemini):
+    assert build(project, fake, "ref").returncode == 0
+    forced = "ref:character.captain-clank.character-model-sheet-1"
+    run = doit(project, "-a", forced, "provider=gemini", "batch=1", env=env(project, fake), timeout=300)
+    assert run.returncode == 0, output(run)
+    assert fake.batches.submitted_keys().count(forced) == 2 and len(fake.batches.jobs) == 2  # the first build + -a
+    assert interactive_calls(fake) == [] and "1 built" in run.stdout and "0 failed" in run.stdout
+
+
+def test_a_result_kept_in_the_recovery_folder_is_written_free_in_batch_mode(project: Path, fake: FakeGemini):
+    from storytree_build.build.recovery import Recovery
+    from storytree_build.core.status import signature_of
+    from support.project import session_for
+
+    task = "ref:character.captain-clank.character-model-sheet-1"
+    session = session_for(project, "gemini")
+    try:
+        target = session.target(task)
+        signature = signature_of(session.checker.current_inputs(target))
+        Recovery(session.settings.recovery_dir / SAMPLE_ID).keep(task, signature, tiny_png())
+    finally:
+        session.close()
+    run = build(project, fake, task)
+    assert run.returncode == 0, output(run)
+    assert fake.batches.jobs == {} and interactive_calls(fake) == []  # nothing paid: the kept image was written
+    assert records_of(project)[task].origin == "recovered"
+
+
+def tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_the_dry_run_shows_interactive_and_batch_totals_and_max_cost_uses_the_batch_price(project: Path,
                                                                                          fake: FakeGemini):
     dry = doit(project, "dryrun", "ref", "provider=gemini", "batch=1", env=env(project, fake))

@@ -101,11 +101,11 @@ def test_a_regenerated_key_frame_needs_a_new_review(built: Path, monkeypatch: py
     assert storytree(built, "review", "approve", SAMPLE_ID, frame(video), monkeypatch=monkeypatch) == 0
     run = build(built, "-a", frame(video))  # forced: a new file for the same key frame
     assert run.returncode == 0, run.stdout + run.stderr
-    listed = doit_review_list(built, monkeypatch)
+    listed = review_states(built)
     assert listed[frame(video)]["state"] == "unreviewed"
 
 
-def doit_review_list(root: Path, monkeypatch: pytest.MonkeyPatch, capsys=None) -> dict[str, dict]:  # noqa: ANN001
+def review_states(root: Path) -> dict[str, dict]:
     from storytree_build.review import ReviewDesk
 
     desk = ReviewDesk(settings_for(root), SAMPLE_ID)
@@ -163,7 +163,7 @@ def test_a_frame_rejected_without_a_note_is_out_of_date(built: Path, monkeypatch
     calls = tmp_path / "calls.log"
     assert build(built, calls=calls).returncode == 0
     assert sorted(paid(calls)) == sorted([frame(video), video])
-    assert doit_review_list(built, monkeypatch)[frame(video)]["state"] == "unreviewed"
+    assert review_states(built)[frame(video)]["state"] == "unreviewed"
 
 
 # -- bad input -------------------------------------------------------------------------------------

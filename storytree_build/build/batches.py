@@ -75,7 +75,7 @@ class BatchFlow:
     # -- what is pending --------------------------------------------------------------------------------
     def recorded_jobs(self) -> dict[str, list[str]]:
         jobs: dict[str, list[str]] = {}
-        for op in self.records.all_operations(self.story_id).values():
+        for op in self.checker.operations().values():  # the status check reads them anyway
             if op.state == "submitted" and (op.operation or "").startswith(BATCH_PREFIX):
                 jobs.setdefault(op.operation or "", []).append(op.task)
         return jobs
@@ -108,6 +108,7 @@ class BatchFlow:
         targets `doit -a` names, batched even when current)."""
         images = [t for t in selection if t.kind != "video"]
         deadline = time.monotonic() + self.wait_seconds
+        self.checker.refresh()  # the operations as they are now, not as a dry-run of this process saw them
         jobs = self.recorded_jobs()
         started = time.monotonic()
         while True:

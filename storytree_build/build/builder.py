@@ -52,6 +52,7 @@ class Builder:
         # Set by the composition root: why an image must not be paid for interactively (it is in a batch job, or
         # this is a batch-mode run); None when it may be.
         self.batch_wait: Callable[[Target], Exception | None] = lambda target: None
+        self.batch_collected: set[str] = set()  # tasks the batch phase of this run built (BatchFlow.collected)
 
     def build(self, task: str, force: bool = False) -> Outcome:
         """Build `task` unless it is current (or only needs a free step); `force` rebuilds a current target.
@@ -59,6 +60,8 @@ class Builder:
         The local lock keeps this machine's workers apart cheaply; the claim in the store keeps every worker on every
         machine apart, and is taken only when money may be spent."""
         target = self.targets[task]
+        if task in self.batch_collected:  # built from a batch job in this run (also when `-a` named it)
+            return Outcome(task, "up to date", "built from a batch job in this run")
         with self.locks.hold(task):
             remove_leftovers(self.outputs.path(target))
             done = self._without_paying(target, force)
@@ -100,14 +103,15 @@ class Builder:
             return self.summary.add(self.videos.download_link(target, link))
 
     def _build_image(self, target: Target) -> Outcome:
-        waiting = self.batch_wait(target)  # an image in a batch job is collected, never paid for again here
-        if waiting is not None:
-            raise waiting
         request = self.requests.image(target)
         inputs = self.checker.current_inputs(target)
         assert inputs is not None  # references were just read
         signature = signature_of(inputs)
         kept = self.recovery.find(target.task, signature)
+        if kept is None:  # a paid call: never for an image in a batch job, nor one batch mode left for later
+            waiting = self.batch_wait(target)
+            if waiting is not None:
+                raise waiting
         with self.room_for(target):
             if kept is not None:
                 data, action = kept.data_path.read_bytes(), "recovered"

@@ -71,9 +71,13 @@ class StatusChecker:
             self._claims.pop(task, None)
 
     def operation(self, task: str) -> Operation | None:
+        return self.operations().get(task)
+
+    def operations(self) -> dict[str, Operation]:
+        """The story's in-flight operations (video jobs, images in batch jobs), read once until refreshed."""
         if self._operations is None:
             self._operations = self.records.all_operations(self.manifest.story_id)
-        return self._operations.get(task)
+        return self._operations
 
     def all_records(self) -> dict[str, Record]:
         """The story's records, loaded once per process (the no-op path reads them for every target anyway)."""

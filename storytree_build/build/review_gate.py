@@ -25,15 +25,20 @@ class ReviewGate:
         self._reviews = reviews  # the port, opened on first use (a build without the gate never opens it)
         self._frame_hash = frame_hash  # task → sha256 of its file now (None when missing)
         self._known: dict[str, Review] | None = None
+        self._rejected: dict[str, tuple[str, str]] = {}
 
     def reviews(self, fresh: bool = False) -> dict[str, Review]:
         if fresh or self._known is None:
             self._known = self._reviews().reviews(self.story_id)
+            self._rejected = {task: (r.output_sha256, r.note) for task, r in self._known.items()
+                              if r.verdict == "rejected"}
         return self._known
 
     def rejections(self) -> dict[str, tuple[str, str]]:
-        """task → (sha256, note) of every file a reviewer rejected: such a file is out of date (see core/status)."""
-        return {task: (r.output_sha256, r.note) for task, r in self.reviews().items() if r.verdict == "rejected"}
+        """task → (sha256, note) of every file a reviewer rejected: such a file is out of date (see core/status).
+        Asked for every current target of a build, so it is derived once per read of the reviews."""
+        self.reviews()
+        return self._rejected
 
     def waiting_for(self, video: Target, frame_rebuilt: bool = False, fresh: bool = False) -> str | None:
         """The key frame this video waits for, or None when it may be paid for. `frame_rebuilt`: the plan builds a

@@ -54,6 +54,22 @@ def read_export_file(path: Path) -> dict[str, list[dict[str, Any]]]:
     return data
 
 
+def _parsed(model: Any, row: dict[str, Any], where: str, id_field: str | None, id_label: str,
+            problems: list[str]) -> Any:
+    """The row as `model`, with its id checked to be path-safe; None (and the problems noted) when it is not valid."""
+    try:
+        parsed = model.model_validate(row)
+        if id_field is not None:
+            require_safe_id(getattr(parsed, id_field), f"{where}: {id_label}")
+    except ValidationError as exc:
+        problems += [f"{where}: {m}" for m in describe_validation(exc)]
+        return None
+    except InputError as exc:
+        problems.append(str(exc))
+        return None
+    return parsed
+
+
 def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, source: str) -> dict[str, list[dict[str, Any]]]:
     """Check every row; return the rows normalised for storage (JSON-string documents parsed)."""
     problems: list[str] = []
@@ -62,14 +78,8 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
 
     for i, row in enumerate(data["stories"]):
         where = f"stories[{i}] (id {row.get('id')!r})"
-        try:
-            story = StoryRow.model_validate(row)
-            require_safe_id(story.id, f"{where}: story id")
-        except ValidationError as exc:
-            problems += [f"{where}: {m}" for m in describe_validation(exc)]
-            continue
-        except InputError as exc:
-            problems.append(str(exc))
+        story = _parsed(StoryRow, row, where, "id", "story id", problems)
+        if story is None:
             continue
         normalised = story.model_dump(exclude={"display_name_upper"})
         vdd = None
@@ -111,10 +121,8 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
     scenelet_story: dict[str, str] = {}
     for i, row in enumerate(data["scenelets"]):
         where = f"scenelets[{i}] (id {row.get('id')!r})"
-        try:
-            scenelet = SceneletRow.model_validate(row)
-        except ValidationError as exc:
-            problems += [f"{where}: {m}" for m in describe_validation(exc)]
+        scenelet = _parsed(SceneletRow, row, where, None, "", problems)
+        if scenelet is None:
             continue
         if scenelet.story_id not in known_stories:
             problems.append(f"{where}: story_id {scenelet.story_id} is neither in this file nor in the store.")
@@ -137,14 +145,8 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
 
     for i, row in enumerate(data["shots"]):
         where = f"shots[{i}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r})"
-        try:
-            shot = ShotRow.model_validate(row)
-            require_safe_id(shot.scenelet_id, f"{where}: scenelet_id")
-        except ValidationError as exc:
-            problems += [f"{where}: {m}" for m in describe_validation(exc)]
-            continue
-        except InputError as exc:
-            problems.append(str(exc))
+        shot = _parsed(ShotRow, row, where, "scenelet_id", "scenelet_id", problems)
+        if shot is None:
             continue
         if shot.story_id not in known_stories:
             problems.append(f"{where}: story_id {shot.story_id} is neither in this file nor in the store.")

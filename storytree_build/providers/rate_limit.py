@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from ..atomic import private_folder
 from ..errors import QuotaExhausted, RetryableProviderError
 from ..settings import RateLimit
-from ..sqlite_file import connect
+from ..sqlite_file import connect, immediate
 from .google_http import daily_reset_hint
 
 log = logging.getLogger("storytree")
@@ -94,12 +94,11 @@ class RateLimiter:
         if conn is None:
             private_folder(self.path.parent)
             conn = connect(self.path)
-            conn.execute("begin immediate")
-            if conn.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
-                conn.execute("drop table if exists models")
-                conn.execute(SCHEMA)
-                conn.execute(f"pragma user_version = {SCHEMA_VERSION}")
-            conn.execute("commit")
+            with immediate(conn):
+                if conn.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
+                    conn.execute("drop table if exists models")
+                    conn.execute(SCHEMA)
+                    conn.execute(f"pragma user_version = {SCHEMA_VERSION}")
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -108,9 +107,7 @@ class RateLimiter:
     @contextmanager
     def _state(self, model: str) -> Iterator[dict]:
         """The model's state, read and written in one transaction (processes take turns)."""
-        conn = self._conn()
-        conn.execute("begin immediate")
-        try:
+        with immediate(self._conn()) as conn:
             row = conn.execute(f"select {', '.join(FIELDS)} from models where model = ?", (model,)).fetchone()
             limit = self.limits.get(model, RateLimit())
             cap = limit.per_second or MAX_UNKNOWN_RATE
@@ -127,10 +124,6 @@ class RateLimiter:
             state["rate"] = max(MIN_RATE, min(state["rate"], cap))
             conn.execute(f"insert or replace into models (model, {', '.join(FIELDS)}) values (?,?,?,?,?,?,?,?,?,?)",
                          (model, *(state[name] for name in FIELDS)))
-        except BaseException:
-            conn.execute("rollback")
-            raise
-        conn.execute("commit")
 
     def _stats(self, model: str) -> ModelStats:
         with self._lock:
