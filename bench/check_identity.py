@@ -168,7 +168,7 @@ def mutate_manifest(data: dict, rng: random.Random) -> dict:
 
 
 def check_yaml(manifests: dict[str, dict], random_cases: int) -> None:
-    from storytree_build.core.manifest_file import _FastYaml, _load_resolvers, _Slow, dump_yaml, yaml_dump
+    from storytree_build.core.manifest.file import _FastYaml, _load_resolvers, _Slow, dump_yaml, yaml_dump
 
     _load_resolvers()
 
@@ -220,7 +220,7 @@ from storytree_build.settings import load_settings
 from storytree_build.store import open_store
 from storytree_build.core.story import StoryView
 from storytree_build.core.prompts import PromptRenderer
-from storytree_build.core.manifest_file import load_manifest_file, manifest_path
+from storytree_build.core.manifest.file import load_manifest_file, manifest_path
 import storytree_build
 export, story_id, out = sys.argv[1], sys.argv[2], sys.argv[3]
 assert main(["import", export]) == 0 and main(["manifest", story_id]) == 0
@@ -323,8 +323,8 @@ def real_manifests(sizes: list[int]) -> dict[str, dict]:
     """Manifest data of the sample story and the synthetic ones, built in-process with the working tree's code."""
     import noop
     from storytree_build.cli import main
-    from storytree_build.core.manifest import build_manifest
-    from storytree_build.core.manifest_file import dump_manifest, load_manifest_file
+    from storytree_build.core.manifest.build import build_manifest
+    from storytree_build.core.manifest.file import dump_manifest, load_manifest_file
     from storytree_build.core.story import StoryView
     from storytree_build.settings import load_settings
     from storytree_build.store import open_store

@@ -14,31 +14,31 @@ import os
 import socket
 from typing import ContextManager
 
-from .build.batches import BatchFlow
-from .build.builder import Builder
-from .build.checker import StatusChecker
-from .build.files import TargetLocks
-from .build.outputs import Outputs
-from .build.claims import Claims, owner_name
-from .build.recovery import Recovery
-from .build.renames import Renamer
-from .build.review_gate import ReviewGate
-from .build.requests import RequestFactory
-from .build.space import SpaceGuard
-from .build.spend import Budget, SpendGate
-from .build.summary import RunSummary
-from .build.verify import stored_value
-from .build.videos import VideoFlow
+from .building.batches import BatchFlow
+from .building.builder import Builder
+from .building.checker import StatusChecker
+from .building.files import TargetLocks
+from .building.outputs import Outputs
+from .building.claims import Claims, owner_name
+from .building.recovery import Recovery
+from .building.renames import Renamer
+from .review.gate import ReviewGate
+from .building.requests import RequestFactory
+from .building.space import SpaceGuard
+from .building.spend import Budget, SpendGate
+from .building.summary import RunSummary
+from .building.verify import stored_value
+from .building.videos import VideoFlow
 from .core.hashing import FileHasher
 from .core.manifest import Manifest, Target
-from .core.manifest_file import load_manifest_file, manifest_path
+from .core.manifest.file import load_manifest_file, manifest_path
 from .core import naming
 from .core.pricing import estimate
 from .core.status import Here
 from .gallery.source import GallerySource
-from .lazy import Lazy
+from .core.lazy import Lazy
 from .settings import Settings
-from .store.records import RecordsPort, read_legacy_records
+from .store.build_state import RecordsPort, read_legacy_records
 
 log = logging.getLogger("storytree")
 
@@ -157,7 +157,7 @@ class Session:
     def _load_view(self):  # noqa: ANN202 - core.story.StoryView
         from .core.story import StoryView
 
-        from .store.reviews import director_notes
+        from .review.verdicts import director_notes
 
         notes = director_notes(self.review_gate.reviews())  # the prompts must match the manifest's
         return StoryView.from_snapshot(self.store().load_story(self.story_id), notes)

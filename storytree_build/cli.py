@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from .files.atomic import write_text_atomic
 from .core.manifest import summary
-from .core.manifest_file import load_manifest_file, manifest_path, unified_diff
-from .errors import InputError, StorytreeError
+from .core.manifest.file import load_manifest_file, manifest_path, unified_diff
+from .core.errors import InputError, StorytreeError
 from .manifests import render_manifest, write_manifest
 from .settings import Settings, load_settings
 from .store import open_store
@@ -145,7 +145,7 @@ def cmd_release(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_review(settings: Settings, args: argparse.Namespace) -> int:
-    from .review import ReviewDesk
+    from .review.desk import ReviewDesk
 
     desk = ReviewDesk(settings, args.story_id)
     try:
@@ -190,7 +190,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from .bootstrap import Session
-    from .build.verify import verify
+    from .building.verify import verify
 
     provider = args.provider or settings.provider
     session = Session(settings, load_manifest_file(manifest_path(settings, args.story_id)), provider)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from .atomic import private_folder, write_text_atomic
-from .core.manifest import Manifest, build_manifest
-from .core.manifest_file import dump_manifest, manifest_path, remember_manifest
+from .files.atomic import private_folder, write_text_atomic
+from .core.manifest import Manifest
+from .core.manifest.build import build_manifest
+from .core.manifest.file import dump_manifest, manifest_path, remember_manifest
 from .core.story import StoryView
 from .settings import Settings
 from .store import StoryStore, open_reviews, open_store
-from .store.reviews import director_notes
+from .review.verdicts import director_notes
 
 
 def load_view(settings: Settings, store: StoryStore, story_id: str, notes: dict[str, str] | None = None) -> StoryView:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .core.pricing import PriceTable
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 TargetKind = Literal["character_plate", "environment_keyframe", "key_frame", "video"]
 

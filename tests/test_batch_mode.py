@@ -217,7 +217,7 @@ def test_an_image_named_with_dash_a_is_batched_once_and_not_paid_again(project: 
 
 
 def test_a_result_kept_in_the_recovery_folder_is_written_free_in_batch_mode(project: Path, fake: FakeGemini):
-    from storytree_build.build.recovery import Recovery
+    from storytree_build.building.recovery import Recovery
     from storytree_build.core.status import signature_of
     from support.project import session_for
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export, story_db
-from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.core.manifest.file import load_manifest_file
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 STORY = f"story:{SAMPLE_ID}"

@@ -10,7 +10,7 @@ import pytest
 
 from support.project import REPO, SAMPLE, SAMPLE_ID, story_db
 from storytree_build.cli import main
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 
 WITH_REFS = REPO / "samples" / "shot-production" / "scenelet-2-with-refs.json"
 LEGACY = REPO / "samples" / "shot-production" / "scenelet-2-legacy.json"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export
 from storytree_build.bootstrap import Session
-from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.core.manifest.file import load_manifest_file
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.settings import load_settings
-from storytree_build.build.verify import stored_value
+from storytree_build.building.verify import stored_value
 
 TRIALS = 30
 STORY = f"story:{SAMPLE_ID}"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.build.summary import Failure, RunSummary
-from storytree_build.errors import InputError, QuotaExhausted
+from storytree_build.building.summary import Failure, RunSummary
+from storytree_build.core.errors import InputError, QuotaExhausted
 from support.project import (ASSETS, SAMPLE_ID, doit, import_story, manifest_of, new_project, project_env, records_of,
                              run_doit)
 

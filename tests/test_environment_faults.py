@@ -119,7 +119,7 @@ def test_a_full_data_folder_is_refused_before_paying(root: Path, tmp_path: Path)
 
 def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_paying(
         root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storytree_build.build import outputs
+    from storytree_build.building import outputs
 
     log = tmp_path / "calls.log"
     for name, value in stub_env(root, log).items():
@@ -177,7 +177,7 @@ def test_a_lost_record_is_recovered_from_the_files_provenance_without_paying(
 
 def test_an_unexpected_error_is_reported_as_a_bug_and_counted(root: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from storytree_build.build.builder import Builder
+    from storytree_build.building.builder import Builder
 
     monkeypatch.setenv("STORYTREE_ROOT", str(root))
     monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))

@@ -14,12 +14,12 @@ import pytest
 from support.gallery import SAMPLE_ID, build_sample, context, new_project, parse_page, run_doit, settings_for
 from support.project import SAMPLE
 
-from storytree_build.build.summary import Failure
-from storytree_build.doit.tasks import GalleryCheck, task_dicts
+from storytree_build.building.summary import Failure
+from storytree_build.doit_glue.tasks import GalleryCheck, task_dicts
 from storytree_build.gallery import page as gallery
-from storytree_build.store.records import Operation, utc_now
+from storytree_build.store.build_state import Operation, utc_now
 from storytree_build.store import SqliteStoryStore
-from storytree_build.store.reviews import Review
+from storytree_build.review.verdicts import Review
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.store.sqlite_reviews import SqliteReviews
 
@@ -344,7 +344,7 @@ def test_parallel_build_ends_with_a_current_page(tmp_path):
 
 
 def test_missing_gallery_templates_are_a_clear_error(proj):
-    from storytree_build.errors import InputError
+    from storytree_build.core.errors import InputError
 
     shutil.rmtree(proj / "templates/gallery")
     with pytest.raises(InputError, match="story.html.j2 or index.html.j2"):

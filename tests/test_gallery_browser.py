@@ -144,7 +144,7 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
     buildable and the rejected frame's next prompt carries the note."""
     import json
 
-    from storytree_build.gallery.review_api import ReviewApi
+    from storytree_build.review.web_api import ReviewApi
 
     sync_playwright = require_browser()
     root = new_project(tmp_path / "project")

@@ -17,7 +17,7 @@ from PIL import Image
 
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 from storytree_build.core.manifest import Target
-from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.core.manifest.file import load_manifest_file
 from storytree_build.store import SqliteStoryStore
 from support.fakes.gemini_server import FakeGemini
 from support.project import (story_db, ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 from storytree_build.core.ids import normalize_name_for_path, normalize_name_to_id, require_safe_id
 
 # facts doc §3.3, verified against the original TypeScript functions

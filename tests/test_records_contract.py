@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from storytree_build.data.transfer import validate_export
-from storytree_build.store.records import Operation, Record, utc_now
+from storytree_build.store.build_state import Operation, Record, utc_now
 from support.project import SAMPLE_ID
 
 TASK = "image:scenelet-1_1"

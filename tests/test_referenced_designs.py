@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.core.models import StoryboardPayload
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 from support.project import (ASSETS, REPO, SAMPLE, SAMPLE_ID, doit, import_story, manifest_of, session_for,
                              storytree)
 

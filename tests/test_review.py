@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.core.manifest_file import load_manifest_file
+from storytree_build.core.manifest.file import load_manifest_file
 from support.gallery import SAMPLE_ID, new_project, settings_for
 from support.project import doit, manifest_of, project_env, storytree
 
@@ -106,7 +106,7 @@ def test_a_regenerated_key_frame_needs_a_new_review(built: Path, monkeypatch: py
 
 
 def review_states(root: Path) -> dict[str, dict]:
-    from storytree_build.review import ReviewDesk
+    from storytree_build.review.desk import ReviewDesk
 
     desk = ReviewDesk(settings_for(root), SAMPLE_ID)
     try:

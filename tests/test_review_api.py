@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.gallery.review_api import ReviewApi
+from storytree_build.review.web_api import ReviewApi
 from storytree_build.gallery.serve import make_server
 from support.gallery import SAMPLE_ID, parse_page, settings_for
 from test_review import built_template, review_rows, video_using_its_key_frame  # noqa: F401 - fixture

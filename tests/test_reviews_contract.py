@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from storytree_build.data.transfer import validate_export
-from storytree_build.store.reviews import Review
+from storytree_build.review.verdicts import Review
 from support.project import SAMPLE_ID
 
 TASK = "image:scenelet-1_1"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.project import REPO, SAMPLE_ID
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 from storytree_build.core.models import VisualDesignDocument
 from storytree_build.data.shot_production import ShotProductionError, ingest_files, parse_response
 from storytree_build.store import SqliteStoryStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from storytree_build.sqlite_file import connect
+from storytree_build.files.sqlite_file import connect
 
 
 def test_threads_opening_a_new_file_at_once_never_see_database_is_locked(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.project import SAMPLE_ID, story_db
-from storytree_build.errors import InputError, StoreError
+from storytree_build.core.errors import InputError, StoreError
 from storytree_build.settings import load_settings
 from storytree_build.store import SqliteStoryStore, open_store
 

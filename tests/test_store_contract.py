@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from support.project import SAMPLE_ID
-from storytree_build.errors import InputError, StoreError
+from storytree_build.core.errors import InputError, StoreError
 from storytree_build.data.transfer import validate_export
 
 NULL_DOCS_ID = "0b7d5c1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"

@@ -14,11 +14,11 @@ import pytest
 from support import pg_services
 from support.project import SAMPLE_ID, story_db
 from support.pg_services import free_port, mint_jwt
-from storytree_build.errors import ConfigError, InputError, StoreError
+from storytree_build.core.errors import ConfigError, InputError, StoreError
 from storytree_build.settings import load_settings
 from storytree_build.store import SqliteStoryStore, open_store
-from storytree_build.store import supabase as supabase_module
-from storytree_build.store.supabase import SupabaseStoryStore
+from storytree_build.store import supabase_stories as supabase_module
+from storytree_build.store.supabase_stories import SupabaseStoryStore
 from storytree_build.data.transfer import export_story, import_file
 
 FAKE_KEY = mint_jwt("service_role", secret="some-other-projects-jwt-secret-0123456789abcdef")

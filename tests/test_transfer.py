@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.project import SAMPLE, SAMPLE_ID
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 from storytree_build.store import SqliteStoryStore
 from storytree_build.data.transfer import export_story, import_file
 
@@ -297,7 +297,7 @@ def test_a_file_adding_scenelets_to_a_stored_story_is_checked_against_the_whole_
 
 
 def test_two_rows_for_the_same_shot_are_reported_not_silently_merged(store, sample_export):
-    from storytree_build.errors import InputError
+    from storytree_build.core.errors import InputError
     from storytree_build.data.transfer import validate_export
 
     sample_export["shots"].append(dict(sample_export["shots"][0], id="b7e4a2d0-6c1f-4e3a-9b58-1c2d3e4f5999"))

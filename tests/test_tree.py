@@ -2,7 +2,7 @@
 
 import pytest
 
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 from storytree_build.core.tree import derive_tree
 
 

@@ -84,7 +84,7 @@ class Machines:
     @contextmanager
     def records(self, clone: Clone | None = None):
         """The records port of the shared store, as storytree opens it."""
-        from storytree_build.lazy import Lazy
+        from storytree_build.core.lazy import Lazy
         from storytree_build.settings import load_settings
         from storytree_build.store import open_records, open_store
 
@@ -334,7 +334,7 @@ def killed_while_polling_by_hand(m: Machines) -> tuple[str, str, str]:
     from storytree_build.bootstrap import Session
     from storytree_build.core.status import signature_of
     from storytree_build.settings import load_settings
-    from storytree_build.store.records import Operation, utc_now
+    from storytree_build.store.build_state import Operation, utc_now
 
     settings = load_settings(root=m.a.root, env=m.a.env())
     session = Session(settings, manifest_of(m.a.root), "stub")

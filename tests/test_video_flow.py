@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from support.project import SAMPLE_ID, doit, storytree, write_export, story_db
-from storytree_build.store.records import Operation, utc_now
+from storytree_build.store.build_state import Operation, utc_now
 from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
 
 VIDEO = "video:scenelet-1_1"

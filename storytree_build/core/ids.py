@@ -3,7 +3,7 @@
 import re
 import unicodedata
 
-from ..errors import InputError
+from .errors import InputError
 
 _ID_DROP = re.compile(r"['\"`]")
 _ID_NON_ALLOWED = re.compile(r"[^a-z0-9\s-]")

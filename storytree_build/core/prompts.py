@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import orjson
 
-from ..errors import ConfigError, InputError
+from .errors import ConfigError, InputError
 from . import naming
 from .hashing import sha256_json
 from .story import ShotView, StoryView, global_aesthetic, raw_designs

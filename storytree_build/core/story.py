@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import InputError
+from .errors import InputError
 from .ids import normalize_name_to_id
 from .models import (
     AudioDesignDocument,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.models import loads_json
-from ..errors import InputError
+from ..core.errors import InputError
 
 MAX_EXPORT_BYTES = 256 * 1024 * 1024
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024

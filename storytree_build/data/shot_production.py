@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..core.models import MAX_REFERENCES, VisualDesignDocument, loads_json
 from ..store import StoryStore
 from ..core.tree import derive_tree

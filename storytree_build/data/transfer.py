@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import InputError, collect
+from ..core.errors import InputError, collect
 from ..core.ids import require_safe_id, safe_id_problem
 from ..core.models import (
     AudioDesignDocument,
@@ -22,8 +22,8 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
-from ..store.records import Operation, Record, RecordsPort
-from ..store.reviews import VERDICTS, Review, ReviewsPort, clean_note
+from ..store.build_state import Operation, Record, RecordsPort
+from ..review.verdicts import VERDICTS, Review, ReviewsPort, clean_note
 from .input_files import MAX_EXPORT_BYTES, read_json_file
 from ..core.tree import derive_tree
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..atomic import write_text_atomic
-from ..store.records import utc_now
+from ..files.atomic import write_text_atomic
+from ..store.build_state import utc_now
 from ..core import naming
 from ..core.hashing import sha256_json
 from ..core.manifest import Target
-from ..core.manifest_file import manifest_path
-from ..errors import InputError, StorytreeError
+from ..core.manifest.file import manifest_path
+from ..core.errors import InputError, StorytreeError
 from ..settings import Settings
 from .source import GallerySource
 

@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from ..errors import InputError
-from ..mime import content_type
-from .review_api import MAX_BODY, ReviewApi
+from ..core.errors import InputError
+from ..files.mime import content_type
+from ..review.web_api import MAX_BODY, ReviewApi
 
 CHUNK = 256 * 1024
 LISTEN_QUEUE = 1024

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..build.checker import StatusChecker
+from ..building.checker import StatusChecker
 from ..core.manifest import Manifest, Target
 from ..core.story import StoryView
 from ..settings import Settings

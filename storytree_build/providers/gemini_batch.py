@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import (ConfigError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
+from ..core.errors import (ConfigError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
                       SubmitUncertain)
 from .base import BatchItem, BatchStatus, ImageRequest
 from .gemini_image import GeminiImages, NoImage, read_image

@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
+from ..core.errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError)
 from ..settings import GeminiSettings, ImageTargetConfig
 from .base import ImageRequest, ImageResult

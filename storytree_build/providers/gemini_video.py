@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
+from ..core.errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError, SubmitUncertain)
 from ..settings import GeminiSettings, VideoTargetConfig
 from . import gemini_video_wire as wire

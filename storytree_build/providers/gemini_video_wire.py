@@ -15,7 +15,7 @@ import binascii
 import re
 from typing import Any
 
-from ..errors import ProviderError
+from ..core.errors import ProviderError
 from .base import VideoRequest, VideoStatus
 from .google_http import short
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import tenacity
 
-from ..errors import ConfigError, StorytreeError
+from ..core.errors import ConfigError, StorytreeError
 
 log = logging.getLogger("storytree")
 

@@ -28,10 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ..atomic import private_folder
-from ..errors import QuotaExhausted, RetryableProviderError
+from ..files.atomic import private_folder
+from ..core.errors import QuotaExhausted, RetryableProviderError
 from ..settings import RateLimit
-from ..sqlite_file import connect, immediate
+from ..files.sqlite_file import connect, immediate
 from .google_http import daily_reset_hint
 
 log = logging.getLogger("storytree")

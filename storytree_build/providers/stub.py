@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..atomic import write_text_atomic
-from ..errors import InputError
+from ..files.atomic import write_text_atomic
+from ..core.errors import InputError
 from .base import BatchItem, BatchStatus, ImageRequest, ImageResult, VideoRequest, VideoStatus
 
 _SIZES = {"16:9": (640, 360), "9:16": (360, 640), "1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640),

@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from ..errors import InputError, ProviderError
+from ..core.errors import InputError, ProviderError
 from .google_http import HttpFailure, is_loopback, origin, origin_text
 
 log = logging.getLogger("storytree")

@@ -8,13 +8,13 @@ import os
 import sqlite3
 from collections.abc import Callable
 
-from ..atomic import private_folder
+from ..files.atomic import private_folder
 from ..core.story import StorySnapshot
-from ..errors import ConfigError
-from .base import JsonPath, StoryStore
-from .records import RecordsPort
-from .reviews import ReviewsPort
-from .sqlite import SqliteStoryStore
+from ..core.errors import ConfigError
+from .ports import JsonPath, StoryStore
+from .build_state import RecordsPort
+from ..review.verdicts import ReviewsPort
+from .sqlite_stories import SqliteStoryStore
 
 __all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "RecordsPort", "ReviewsPort", "open_store",
            "open_records", "open_reviews"]
@@ -27,7 +27,7 @@ def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported laz
         move_legacy_database(settings)
         return SqliteStoryStore(settings.db_path)
     if settings.store == "supabase":
-        from .supabase import SupabaseStoryStore  # optional adapter, imported only when chosen
+        from .supabase_stories import SupabaseStoryStore  # optional adapter, imported only when chosen
 
         return SupabaseStoryStore.from_settings(settings)
     raise ConfigError(f"Unknown story store {settings.store!r}: set STORYTREE_STORE to 'sqlite' or 'supabase'.")

@@ -16,9 +16,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, ContextManager, TypeVar
 
-from ..errors import EnvironmentFault
-from ..sqlite_file import connect, immediate
-from .records import Claim, Operation, Record, utc_in, utc_now
+from ..core.errors import EnvironmentFault
+from ..files.sqlite_file import connect, immediate
+from .build_state import Claim, Operation, Record, utc_in, utc_now
 
 T = TypeVar("T")
 

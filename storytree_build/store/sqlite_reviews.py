@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .reviews import Review
+from ..review.verdicts import Review
 from .sqlite_records import SqliteTables, _guarded
 
 COLUMNS = [f.name for f in fields(Review)]

@@ -10,9 +10,9 @@ from typing import Any
 
 from postgrest.exceptions import APIError
 
-from ..errors import ConfigError
-from .records import Claim, Operation, Record
-from .supabase import SupabaseStoryStore, _is_uuid
+from ..core.errors import ConfigError
+from .build_state import Claim, Operation, Record
+from .supabase_stories import SupabaseStoryStore, _is_uuid
 
 MIGRATION = "supabase/migrations/000014_storytree_records.sql (and 000016_storytree_put_operations.sql)"
 RECORD_COLS = list(Record.__dataclass_fields__)

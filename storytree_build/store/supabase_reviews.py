@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .reviews import Review
+from ..review.verdicts import Review
 from .supabase_records import SupabaseTables
 
 MIGRATION = "supabase/migrations/000015_storytree_reviews.sql"

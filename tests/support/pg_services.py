@@ -437,7 +437,7 @@ def supabase_settings(project: Path, supabase_stack: SupabaseStack):
 @pytest.fixture
 def supabase_store(supabase_settings, supabase_stack: SupabaseStack):
     """A SupabaseStoryStore over empty story tables (truncated before each test); retries off for speed."""
-    from storytree_build.store.supabase import SupabaseStoryStore
+    from storytree_build.store.supabase_stories import SupabaseStoryStore
 
     supabase_stack.reset()
     store = SupabaseStoryStore.from_settings(supabase_settings, retry=False)

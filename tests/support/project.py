@@ -48,7 +48,7 @@ def settings_for(root: Path, **env: str) -> Settings:
 def import_story(root: Path, export: dict[str, Any] | None = None, story_id: str = SAMPLE_ID) -> Path:
     """Import an export (default: the sample story) into the project's store and write its manifest, in-process."""
     from storytree_build.manifests import render_manifest
-    from storytree_build.core.manifest_file import manifest_path
+    from storytree_build.core.manifest.file import manifest_path
     from storytree_build.data.transfer import validate_export
     from storytree_build.store import SqliteStoryStore
 
@@ -66,7 +66,7 @@ def import_story(root: Path, export: dict[str, Any] | None = None, story_id: str
 def session_for(root: Path, provider: str = "stub", story_id: str = SAMPLE_ID, **kwargs: Any):  # noqa: ANN201
     """A build session of the project's story (close it when done)."""
     from storytree_build.bootstrap import Session
-    from storytree_build.core.manifest_file import load_manifest_file, manifest_path
+    from storytree_build.core.manifest.file import load_manifest_file, manifest_path
 
     settings = settings_for(root)
     return Session(settings, load_manifest_file(manifest_path(settings, story_id)), provider, **kwargs)
@@ -92,7 +92,7 @@ def records_of(root: Path, story_id: str = SAMPLE_ID) -> dict:
 
 
 def manifest_of(root: Path, story_id: str = SAMPLE_ID):  # noqa: ANN201
-    from storytree_build.core.manifest_file import load_manifest_file
+    from storytree_build.core.manifest.file import load_manifest_file
 
     return load_manifest_file(root / "manifests" / f"{story_id}.yaml")
 

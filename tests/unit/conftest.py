@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from storytree_build.core.manifest import DbLocation, Manifest, Target, build_manifest
+from storytree_build.core.manifest import DbLocation, Manifest, Target
+from storytree_build.core.manifest.build import build_manifest
 from storytree_build.core.prompts import PromptRenderer
 from storytree_build.core.story import StorySnapshot, StoryView
 from storytree_build.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from storytree_build.build.batches import MAX_JOB_BYTES, BatchFlow
+from storytree_build.building.batches import MAX_JOB_BYTES, BatchFlow
 
 MB = 1024 * 1024
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from storytree_build.store.records import Record
-from storytree_build.build.renames import Move, planned_moves
+from storytree_build.store.build_state import Record
+from storytree_build.building.renames import Move, planned_moves
 from storytree_build.core.manifest import Manifest, ShotKey, Target
 from storytree_build.core.status import identity_of
 

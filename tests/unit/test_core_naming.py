@@ -6,7 +6,7 @@ import pytest
 
 from storytree_build.core import naming
 from storytree_build.core.ids import normalize_name_for_path
-from storytree_build.errors import InputError
+from storytree_build.core.errors import InputError
 
 STORY = "5e1f0c2a-7b3d-4c8e-9a61-0d2f4b6c8e10"
 

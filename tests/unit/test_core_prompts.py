@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from storytree_build.core import naming
-from storytree_build.core.manifest import Manifest, build_manifest
+from storytree_build.core.manifest import Manifest
+from storytree_build.core.manifest.build import build_manifest
 from storytree_build.core.prompts import (
     PromptRenderer,
     Reference,

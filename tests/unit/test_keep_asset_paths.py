@@ -3,7 +3,7 @@ store contract on a real Postgres)."""
 
 from __future__ import annotations
 
-from storytree_build.store.base import keep_asset_paths
+from storytree_build.store.ports import keep_asset_paths
 
 
 def test_paths_missing_null_or_blank_in_the_incoming_document_are_kept() -> None:

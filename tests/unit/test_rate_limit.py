@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.errors import ConfigError, QuotaExhausted, RetryableProviderError
+from storytree_build.core.errors import ConfigError, QuotaExhausted, RetryableProviderError
 from storytree_build.providers import rate_limit
 from storytree_build.providers.rate_limit import DECREASE, SLOW_START, RateLimiter
 from storytree_build.settings import GeminiSettings, RateLimit, load_settings

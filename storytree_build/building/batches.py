@@ -1,0 +1,291 @@
+"""Batch mode: out-of-date images of a selection go into batch jobs (half the price, minutes to hours) instead of one
+paid call each, before doit runs the rest of the build.
+
+    collect  jobs recorded earlier are polled first; finished results are written, recorded and published exactly as
+             an interactive build does (temp + fsync + rename, provenance, record, database path)
+    waves    images whose references exist go into jobs of at most `batch_max_requests` (one model per job);
+             after those jobs finish, the key frames whose references they built go into the next wave
+    money    before a job is submitted its targets are claimed, budgeted at the batch price and recorded as
+             `submitting`; the job name is recorded for all of them in one transaction before anything is
+             polled, so a re-run polls it and never submits those targets again. A submit whose answer was lost
+             leaves them `uncertain`: blocked until `storytree resubmit`.
+    waiting  a run waits `batch_wait_minutes` for its jobs, then ends with them pending (exit 75); the next run
+             collects them. An image in a pending job is never paid for interactively, in any mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from typing import ContextManager
+
+from ..core.manifest import Target
+from ..core.status import signature_of
+from ..core.errors import (BatchPending, ClaimedElsewhere, GenerationRefused, ProviderError, StorytreeError,
+                      SubmitUncertain)
+from ..providers.base import BatchStatus, ImageBatchProvider, ImageRequest
+from ..store.build_state import Operation, RecordsPort, utc_now
+from .checker import StatusChecker
+from .claims import Claims
+from .recovery import Recovery
+from .requests import RequestFactory
+from .spend import SpendGate
+from .summary import Failure, Outcome, RunSummary
+
+log = logging.getLogger("storytree")
+BATCH_PREFIX = "batches/"
+MAX_JOB_BYTES = 18 * 1024 * 1024  # under the API's 20 MB for inline requests, with room for the JSON around them
+PROMPT_BYTES = 64 * 1024  # a generous bound for one request's text and config
+
+
+class BatchFlow:
+    def __init__(self, targets: dict[str, Target], story_id: str, provider_name: str, records: RecordsPort,
+                 checker: StatusChecker,
+                 requests: RequestFactory, gate: SpendGate, claims: Claims, summary: RunSummary,
+                 recovery: Recovery, provider: Callable[[], ImageBatchProvider],
+                 batch_cost_of: Callable[[Target], float | None], room_for: Callable[[Target], ContextManager[None]],
+                 write: Callable[[Target, bytes, str], None], finish: Callable[..., Outcome],
+                 file_size: Callable[[str], int],
+                 max_requests: int, wait_seconds: float, poll_seconds: float):
+        self.targets = targets
+        self.story_id = story_id
+        self.provider_name = provider_name
+        self.records = records
+        self.checker = checker
+        self.requests = requests
+        self.gate = gate
+        self.claims = claims
+        self.summary = summary
+        self.recovery = recovery
+        self._provider = provider
+        self.batch_cost_of = batch_cost_of
+        self.room_for = room_for
+        self._write = write  # Builder.write_paid_image: temp + rename, or the recovery folder
+        self._finish = finish  # Builder.finish_image: record, forget a kept copy, publish
+        self._file_size = file_size  # bytes of an asset file (0 when missing), to keep jobs under the size limit
+        self.max_requests = max_requests
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
+        self.jobs: dict[str, list[str]] = {}  # job name → tasks still pending at the end of the batch phase
+        self.states: dict[str, str] = {}  # job name → last state seen
+        self.collected: set[str] = set()  # tasks built from a batch job in this run (doit then finds them current)
+
+    # -- what is pending --------------------------------------------------------------------------------
+    def recorded_jobs(self) -> dict[str, list[str]]:
+        jobs: dict[str, list[str]] = {}
+        for op in self.checker.operations().values():  # the status check reads them anyway
+            if op.state == "submitted" and (op.operation or "").startswith(BATCH_PREFIX):
+                jobs.setdefault(op.operation or "", []).append(op.task)
+        return jobs
+
+    def refusal(self, target: Target, batch_mode: bool) -> StorytreeError | None:
+        """Why `target` must not be paid for interactively right now (None when it may be)."""
+        if target.kind == "video":
+            return None
+        op = self.records.get_operation(self.story_id, target.task)
+        if op is not None and (op.operation or "").startswith(BATCH_PREFIX):
+            state = self.states.get(op.operation or "", "not looked at in this run")
+            return BatchPending(f"{target.task}: in batch job {op.operation} ({state}), submitted {op.submitted_at}; "
+                                "not paid for again. Run the same command later to collect it.")
+        if op is not None and op.state in ("submitting", "uncertain") and op.operation is None:
+            return SubmitUncertain(f"{target.task}: a batch submit at {op.submitted_at} may have reached the "
+                                   f"provider; blocked until `storytree resubmit {self.story_id} {target.task}`.")
+        failed = self.summary.failures.get(target.task)
+        if batch_mode and failed is not None:  # it failed in its batch job: reported, never paid for again here
+            error = StorytreeError(failed.message)
+            error.kind, error.retry_safe, error.exit_code = failed.kind, failed.retry_safe, failed.exit_code
+            return error
+        if batch_mode:
+            return BatchPending(f"{target.task}: not built in batch mode in this run (its references were not ready "
+                                "or its job is still running); run the same command again to batch it.")
+        return None
+
+    # -- the batch phase --------------------------------------------------------------------------------
+    def run(self, selection: Iterable[Target], submit: bool, forced: set[str] | frozenset[str] = frozenset()) -> None:
+        """Collect recorded jobs; with `submit`, batch every ready image of `selection` in waves (`forced`: the
+        targets `doit -a` names, batched even when current)."""
+        images = [t for t in selection if t.kind != "video"]
+        deadline = time.monotonic() + self.wait_seconds
+        self.checker.refresh()  # the operations as they are now, not as a dry-run of this process saw them
+        jobs = self.recorded_jobs()
+        started = time.monotonic()
+        while True:
+            jobs = self._collect(jobs, deadline, started)
+            wave = self._ready(images, forced) if submit else []
+            forced = frozenset()  # forced targets go into the first wave only
+            if not wave:
+                break
+            submitted = self._submit_wave(wave)
+            if not submitted:
+                break
+            jobs.update(submitted)
+        self.jobs = jobs
+        if jobs:
+            log.warning("batch: %d job(s) still running (%s); %d image(s) wait in them. Run the same command later "
+                        "to collect them: nothing is paid again.", len(jobs),
+                        ", ".join(f"{name} {self.states.get(name, '')}".strip() for name in sorted(jobs)),
+                        sum(len(tasks) for tasks in jobs.values()))
+
+    def _ready(self, images: list[Target], forced: set[str] | frozenset[str]) -> list[tuple[Target, dict, str]]:
+        """Images that need a paid call now and can have one: (target, inputs, signature)."""
+        ready = []
+        self.checker.refresh()
+        for target in images:
+            task = target.task
+            if task in self.summary.failures:
+                continue
+            status = self.checker.status(task)
+            free = status.current or status.publish_only or status.adoptable
+            if (free and task not in forced) or status.elsewhere or status.claimed_by:
+                continue  # doit handles these (free steps, or reports)
+            if self.records.get_operation(self.story_id, task) is not None:
+                continue  # in a job, or blocked
+            inputs = self.checker.current_inputs(target)
+            if inputs is None:
+                continue  # its references are not built yet: a later wave
+            signature = signature_of(inputs)
+            if self.recovery.find(task, signature) is not None:
+                continue  # paid before and kept: doit writes it for free
+            ready.append((target, inputs, signature))
+        return ready
+
+    def _submit_wave(self, wave: list[tuple[Target, dict, str]]) -> dict[str, list[str]]:
+        by_model: dict[str, list[tuple[Target, dict, str]]] = {}
+        for entry in wave:
+            by_model.setdefault(entry[0].model, []).append(entry)
+        submitted: dict[str, list[str]] = {}
+        for model, entries in by_model.items():
+            for chunk in self._chunks(entries):
+                job = self._submit_job(model, chunk)
+                if job is not None:
+                    submitted[job[0]] = job[1]
+        return submitted
+
+    def _chunks(self, entries: list[tuple[Target, dict, str]]) -> Iterable[list[tuple[Target, dict, str]]]:
+        """Jobs of at most `max_requests` requests and about MAX_JOB_BYTES of inline data (the API takes inline
+        requests only up to 20 MB; reference images travel base64-encoded, a third larger)."""
+        chunk: list[tuple[Target, dict, str]] = []
+        size = 0
+        for entry in entries:
+            estimate = PROMPT_BYTES + sum(self._file_size(ref.path) * 4 // 3 for ref in entry[0].references)
+            if chunk and (len(chunk) >= self.max_requests or size + estimate > MAX_JOB_BYTES):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += estimate
+        if chunk:
+            yield chunk
+
+    def _fail(self, task: str, error: StorytreeError, message: str | None = None) -> None:
+        text = message or str(error)
+        self.summary.fail(Failure(task, text, error.kind, error.retry_safe, error.exit_code))
+        log.error("%s", text)
+
+    def _choose(self, held: ExitStack, model: str,
+                entries: list[tuple[Target, dict, str]]) -> list[tuple[Target, ImageRequest, str]]:
+        """The entries that may go into the job: claimed here, room to write, a request, within the budget."""
+        chosen = []
+        for target, _inputs, signature in entries:
+            try:
+                held.enter_context(self.claims.hold(target.task, wait=False))
+                with self.room_for(target):  # writable folders and free space now, before paying
+                    pass
+                request = self.requests.image(target)
+                held.enter_context(self.gate.paid_call(target.task, model, self.batch_cost_of(target)))
+            except ClaimedElsewhere:
+                continue  # another worker builds it: doit reports it
+            except StorytreeError as exc:
+                self._fail(target.task, exc)
+                continue
+            chosen.append((target, request, signature))
+        return chosen
+
+    def _submit_job(self, model: str, entries: list[tuple[Target, dict, str]]) -> tuple[str, list[str]] | None:
+        """Claim, budget, record and submit one job: (its name, its tasks), or None when nothing was submitted.
+        A failed submit leaves the paid-call reservations unspent (the exception passes through them)."""
+        ops: list[Operation] = []
+        tasks: list[str] = []
+        try:
+            with ExitStack() as held:
+                chosen = self._choose(held, model, entries)
+                if not chosen:
+                    return None
+                tasks = [t.task for t, _, _ in chosen]
+                now = utc_now()
+                ops = [Operation(self.story_id, t.task, sig, self.provider_name, model, "submitting", None, now,
+                                 None, None) for t, _, sig in chosen]
+                self.records.put_operations(ops)  # before the paid call: a crash now is "uncertain", not "unpaid"
+                display = f"storytree {self.story_id[:8]} {len(chosen)} image(s)"
+                name = self._provider().submit_batch(model, [r for _, r, _ in chosen], display)
+                self.records.put_operations([_with(op, state="submitted", operation=name) for op in ops])
+        except SubmitUncertain as exc:
+            self.records.put_operations([_with(op, state="uncertain", error=str(exc)) for op in ops])
+            for task in tasks:
+                self._fail(task, exc, f"{task}: {exc}")
+            return None
+        except StorytreeError as exc:  # refused before a job existed: nothing charged, nothing stays recorded
+            for op in ops:
+                self.records.delete_operation(self.story_id, op.task)
+            for task in tasks:
+                self._fail(task, exc, f"{task}: {exc}")
+            return None
+        self.states[name] = "submitted"
+        log.info("batch: submitted %s with %d image(s) of %s at the batch price: %s", name, len(tasks), model,
+                 ", ".join(tasks))
+        return name, tasks
+
+    # -- collecting ---------------------------------------------------------------------------------------
+    def _collect(self, jobs: dict[str, list[str]], deadline: float, started: float) -> dict[str, list[str]]:
+        """Poll until every job is done or the deadline passes; write what finished. Returns what is pending."""
+        pending = dict(jobs)
+        while pending:
+            for name in sorted(pending):
+                try:
+                    status = self._provider().poll_batch(name)
+                except StorytreeError as exc:
+                    if not exc.retry_safe:  # the job is gone or unreadable: its targets stay recorded
+                        for task in pending.pop(name):
+                            self._fail(task, ProviderError(f"{task}: {exc}"))
+                    else:
+                        log.warning("batch: %s", exc)
+                    continue
+                self.states[name] = status.state
+                if status.done:
+                    self._write_results(name, pending.pop(name), status)
+            if not pending or time.monotonic() >= deadline:
+                break
+            log.info("batch: %d job(s) pending (%s), %.0fs elapsed", len(pending),
+                     ", ".join(f"{n} {self.states.get(n, '')}" for n in sorted(pending)), time.monotonic() - started)
+            time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+        return pending
+
+    def _write_results(self, name: str, tasks: list[str], status: BatchStatus) -> None:
+        for task in tasks:
+            target = self.targets.get(task)
+            op = self.records.get_operation(self.story_id, task)
+            if target is None or op is None or op.operation != name:
+                continue  # collected by another worker meanwhile, or no longer a target of the manifest
+            item = status.items.get(task)
+            if item is not None and item.result is not None:
+                try:
+                    self._write(target, item.result.data, op.signature)
+                    inputs = self.checker.current_inputs(target) or self.checker.current_inputs(
+                        target, unknown_ok=frozenset(r.path for r in target.references))
+                    self.summary.add(self._finish(target, inputs, op.signature, "built", detail=f"batch {name}"))
+                    self.collected.add(task)
+                except StorytreeError as exc:  # a failed write keeps the paid image in the recovery folder
+                    self._fail(task, exc)
+                self.records.delete_operation(self.story_id, task)  # the job has nothing more to give
+                continue
+            self.records.delete_operation(self.story_id, task)  # nothing to collect any more
+            why = (item.error if item is not None else None) or status.error or "the job returned nothing for it"
+            refused = item is not None and item.refused
+            hint = "change the story text behind it and build again" if refused else "build again to batch it again"
+            kind = GenerationRefused if refused else ProviderError
+            self._fail(task, kind(f"{task}: {why} (batch job {name}). Nothing was saved; {hint}."))
+
+
+def _with(op: Operation, **changes: object) -> Operation:
+    return Operation(**{**op.to_row(), **changes})  # type: ignore[arg-type]

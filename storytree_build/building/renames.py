@@ -1,0 +1,146 @@
+"""Stable identity: when scenelet labels shift (a branch was added), a shot's assets follow the shot.
+
+A record remembers what its target *is* (kind, scenelet uuid, shot index). When the manifest names that
+same target differently, the files are renamed to the new names and the records follow, before anything
+is built, so nothing is paid for twice. Renames can form chains (scenelet-3 → 4 while 4 → 5), so they go
+through temporary names, driven by a journal that a re-run finishes after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files.atomic import write_text_atomic
+from ..core.manifest import Manifest
+from ..core.status import content_key, identity_of, signature_of
+from .checker import StatusChecker
+from .outputs import Outputs
+from ..store.build_state import Record, RecordsPort, utc_now
+
+log = logging.getLogger("storytree")
+
+
+@dataclass(frozen=True)
+class Move:
+    old_task: str
+    new_task: str
+    old_output: str
+    new_output: str
+
+
+def planned_moves(manifest: Manifest, checker: StatusChecker) -> list[Move]:
+    """Records whose target now has another name. Cheap: one pass over the already loaded records."""
+    by_identity = {identity_of(t): t for t in manifest.targets}
+    moves = []
+    for rec in checker.all_records().values():
+        target = by_identity.get(rec.identity) if rec.identity else None
+        if target is not None and target.task != rec.task:
+            moves.append(Move(rec.task, target.task, rec.output, target.output))
+    return sorted(moves, key=lambda m: m.new_task)
+
+
+class Renamer:
+    def __init__(self, manifest: Manifest, checker: StatusChecker, records: RecordsPort, outputs: Outputs,
+                 assets_root: Path, state_dir: Path):
+        self.manifest, self.checker, self.records, self.outputs = manifest, checker, records, outputs
+        self.assets_root, self.state_dir = assets_root, state_dir
+        self.targets = manifest.by_task()
+
+    @property
+    def journal(self) -> Path:
+        return self.state_dir / f"moves-{self.manifest.story_id}.json"
+
+    def planned(self) -> list[Move]:
+        return planned_moves(self.manifest, self.checker)
+
+    def reconcile(self) -> list[Move]:
+        """Apply (or finish) the renames. Returns what was moved."""
+        moves = self._journal_moves() if self.journal.exists() else None
+        if moves is None:
+            moves = self.planned()
+            if not moves:
+                return []
+            write_text_atomic(self.journal, json.dumps([m.__dict__ for m in moves]))
+        self._move_files(moves)
+        self._move_records(moves)
+        for move in moves:
+            log.info("%s: renamed from %s (%s → %s), no cost", move.new_task, move.old_task, move.old_output,
+                     move.new_output)
+        self.journal.unlink(missing_ok=True)
+        for move in moves:
+            if self.checker.status(move.new_task).publish_only:
+                self.outputs.publish(self.targets[move.new_task])
+        return moves
+
+    def _journal_moves(self) -> list[Move] | None:
+        """The journal of an interrupted rename, if it still fits the manifest; otherwise it is set aside (None)."""
+        try:
+            moves = [Move(**m) for m in json.loads(self.journal.read_text())]
+        except (OSError, ValueError, TypeError) as exc:
+            self._set_aside([], f"it cannot be read ({exc})")
+            return None
+        unknown = [m.new_task for m in moves if self.targets.get(m.new_task) is None
+                   or self.targets[m.new_task].output != m.new_output]
+        if unknown or len({m.new_output for m in moves}) != len(moves):
+            self._set_aside(moves, "it names targets or files the manifest no longer has: " + ", ".join(unknown[:5]))
+            return None
+        return moves
+
+    def _set_aside(self, moves: list[Move], why: str) -> None:
+        """Put the files an interrupted rename had parked back under their old names (their records still point
+        there, so nothing is paid again) and move the journal out of the way."""
+        restored = 0
+        for move in moves:
+            parked, old = self._temp(move), self.assets_root / move.old_output
+            if parked.exists() and not old.exists():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(parked, old)
+                restored += 1
+        aside = self.journal.with_name(f"{self.journal.name}.stale-{utc_now().replace(':', '')}")
+        os.replace(self.journal, aside)
+        log.warning("set aside the rename journal %s (%s); %d parked file(s) went back to their old names; "
+                    "nothing was moved to an unknown name and nothing will be paid again. It is kept as %s.",
+                    self.journal.name, why, restored, aside.name)
+
+    def _temp(self, move: Move) -> Path:
+        return self.assets_root / f"{move.new_output}.storytree-moving"
+
+    def _move_files(self, moves: list[Move]) -> None:
+        root = self.assets_root
+        temp = self._temp
+
+        for move in moves:  # phase 1: every old file out of the way (a chain may reuse its name)
+            old = root / move.old_output
+            if old.exists() and not temp(move).exists():
+                temp(move).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(old, temp(move))
+        for move in moves:  # phase 2: into the new names
+            if temp(move).exists():
+                os.replace(temp(move), root / move.new_output)
+
+    def _move_records(self, moves: list[Move]) -> None:
+        sid = self.manifest.story_id
+        records = self.records.all_for_story(sid)
+        self.checker.refresh()
+        remove: list[str] = []
+        add: list[Record] = []
+        for move in moves:
+            rec = records.get(move.old_task)
+            target = self.targets[move.new_task]
+            if rec is None or rec.identity != identity_of(target):
+                continue  # already applied by an earlier, interrupted run
+            st = os.stat(self.assets_root / move.new_output)
+            moved = {**rec.__dict__, "task": move.new_task, "output": move.new_output, "output_size": st.st_size,
+                     "output_mtime_ns": st.st_mtime_ns, "published": False}
+            current = self.checker.current_inputs(target)
+            if current is not None and content_key(current) == content_key(rec.inputs):
+                # Same request, new reference paths: the asset stays current under its new name.
+                moved.update(inputs=current, signature=signature_of(current))
+            remove.append(move.old_task)
+            add.append(Record(**moved))
+        self.records.replace(sid, remove, add)
+        self.checker.refresh()

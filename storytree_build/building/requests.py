@@ -1,0 +1,124 @@
+"""What a target sends: its prompt re-rendered from the story store (and checked against the manifest's hash, so a
+stale manifest never spends money) and its reference images read from disk, as a provider request. The dry-run asks
+the same questions without loading image bytes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.manifest import Target
+from ..core.errors import InputError, StorytreeError
+from ..files.mime import reference_image_type
+from ..providers.base import ImageRequest, ReferenceImage, VideoRequest
+
+if TYPE_CHECKING:  # the prompt machinery (jinja2) is imported when a prompt is rendered, never on a no-op build
+    from ..core.prompts import PromptRenderer
+    from ..core.story import StoryView
+
+
+def reference_log_lines(target: Target, references: Iterable[ReferenceImage]) -> list[str]:
+    """The original shot-image task's verbose lines (facts doc §6.7), character for character."""
+    assert target.shot is not None
+    lines = [f"[Shot {target.shot.scenelet_id} #{target.shot.shot_index}] Using reference images:"]
+    return lines + [f"  - {r.kind}: {r.id} -> {r.path}" for r in references]
+
+
+def print_reference_log(target: Target, references: Iterable[ReferenceImage]) -> None:
+    """On stdout, without the `storytree: ` prefix of the logger (the original used console.log). doit does not
+    capture task output at the verbosity storytree runs it with, so the lines reach the terminal. One write per
+    shot, so parallel threads (`-n N -P thread`) never interleave lines inside a block."""
+    sys.stdout.write("\n".join(reference_log_lines(target, references)) + "\n")
+    sys.stdout.flush()
+
+
+def stale(target: Target, why: str) -> InputError:
+    story = target.output.split("/", 1)[0]
+    return InputError(f"{target.task}: the manifest is out of date ({why}). Run `storytree manifest {story}` "
+                      "and check the dry-run before building.")
+
+
+class RequestFactory:
+    def __init__(self, root: Path, assets_root: Path, story_view: Callable[[], "StoryView"],
+                 renderer: Callable[[], "PromptRenderer"], max_key_frame_references: int, verbose: bool = False):
+        self.root = root
+        self.assets_root = assets_root
+        self._view = story_view
+        self._renderer = renderer
+        self.max_key_frame_references = max_key_frame_references
+        self.verbose = verbose
+
+    def render(self, target: Target) -> tuple[str, str | None]:
+        """(user prompt, system instruction), re-rendered from the store; must match the manifest's hash."""
+        from ..core.prompts import StaleTarget
+
+        view = self._view()
+        if target.shot is not None:
+            # A manifest written before the shot lost its referencedDesigns (or by an older storytree that drew
+            # such shots from text) may still hash the same: refuse, as `storytree manifest` now does.
+            shot = view.shot(target.shot.scenelet_id, target.shot.shot_index)
+            if shot is not None and shot.payload.designs_unknown:
+                raise stale(target, f"shot {shot.scenelet_id}#{shot.shot_index} has no referencedDesigns")
+        try:
+            prompt = self._renderer().for_target(view, target, self.max_key_frame_references)
+        except StaleTarget as exc:
+            raise stale(target, str(exc)) from None
+        if prompt.sha256 != target.prompt_sha256:
+            raise stale(target, "its prompt changed")
+        return prompt.user, prompt.system
+
+    def missing_reference(self, target: Target, ref: Any) -> InputError:
+        path = self.assets_root / ref.path
+        return InputError(f"{target.task}: reference image for {ref.kind} {ref.id} is missing; expected "
+                          f"{path.relative_to(self.root)} (built by `doit {ref.task}`).")
+
+    def references(self, target: Target) -> tuple[ReferenceImage, ...]:
+        loaded = []
+        for ref in target.references:
+            path = self.assets_root / ref.path
+            mime = reference_image_type(path)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise self.missing_reference(target, ref) from None
+            if not data or mime is None:
+                raise InputError(f"{target.task}: reference image {path} is empty or not PNG/JPEG/WebP.")
+            loaded.append(ReferenceImage(ref.kind, ref.id, ref.path, mime, data))
+        if self.verbose and target.kind == "key_frame" and loaded:
+            print_reference_log(target, loaded)
+        return tuple(loaded)
+
+    def image(self, target: Target) -> ImageRequest:
+        user, system = self.render(target)
+        return ImageRequest(
+            task=target.task, model=target.model, prompt=user, prompt_sha256=target.prompt_sha256,
+            system_instruction=system, references=self.references(target),
+            aspect_ratio=target.config.get("aspect_ratio", "16:9"), image_size=target.config.get("image_size"),
+            kind=target.kind)
+
+    def video(self, target: Target) -> VideoRequest:
+        user, _ = self.render(target)
+        return VideoRequest(task=target.task, model=target.model, prompt=user, prompt_sha256=target.prompt_sha256,
+                            references=self.references(target), config=target.config)
+
+    def preview(self, target: Target, will_run: set[str]) -> tuple[list[str], dict[str, Any] | None]:
+        """What the dry-run shows and checks: the request that would be sent (prompt rendered from the store) and
+        the problems that would stop it (stale prompt, missing reference files not built in the same run)."""
+        problems = []
+        request = None
+        try:
+            user, system = self.render(target)
+            request = {"model": target.model, "config": target.config, "system_instruction": system,
+                       "prompt": user, "references": [r.model_dump() for r in target.references]}
+        except StorytreeError as exc:
+            problems.append(str(exc))
+        for ref in target.references:
+            if ref.task in will_run:
+                continue
+            path = self.assets_root / ref.path
+            if not path.is_file() or path.stat().st_size == 0:
+                problems.append(f"{target.task}: reference image for {ref.kind} {ref.id} is missing: expected "
+                                f"{path.relative_to(self.root)} (built by `doit {ref.task}`).")
+        return problems, request

@@ -1,0 +1,78 @@
+"""What a run did: one outcome per target that was looked at, typed failures, and the exit code they imply."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..core.errors import StorytreeError
+
+ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date",
+         "waiting for review", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task: str
+    action: str  # built | recovered | resumed | downloaded | adopted | published | up to date
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Failure:
+    task: str
+    message: str
+    kind: str
+    retry_safe: bool
+    exit_code: int
+
+    @classmethod
+    def of(cls, task: str, error: StorytreeError) -> "Failure":
+        return cls(task, str(error), error.kind, error.retry_safe, error.exit_code)
+
+    @property
+    def first_line(self) -> str:
+        return self.message.splitlines()[0] if self.message else ""
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, outcome: Outcome) -> Outcome:
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
+    def fail(self, failure: Failure) -> None:
+        with self._lock:
+            self.failures[failure.task] = failure
+
+    def counts(self, skipped: int = 0) -> dict[str, int]:
+        """Outcomes by action; `skipped` adds targets doit found current without calling us."""
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        counts["up to date"] = counts.get("up to date", 0) + skipped
+        waiting = len(self.waiting_for_review)
+        if waiting:
+            counts["waiting for review"] = waiting
+        counts["failed"] = len(self.failures) - waiting
+        return counts
+
+    def exit_code(self, runner_code: int) -> int:
+        """doit's own code unless a failure implies a more specific one (75: a per-day quota ran out; 4: only videos
+        waiting for review, everything else built)."""
+        failures = list(self.failures.values())
+        special = [f.exit_code for f in failures if f.exit_code not in (0, 1, 2) and f.kind != "review"]
+        if special:
+            return max(special)
+        if failures and all(f.kind == "review" for f in failures):
+            return failures[0].exit_code
+        return runner_code
+
+    @property
+    def waiting_for_review(self) -> list[Failure]:
+        return [f for f in self.failures.values() if f.kind == "review"]

@@ -1,0 +1,94 @@
+"""`storytree verify STORY_ID`: files ↔ records ↔ manifest ↔ story database, and a safe repair.
+
+Never calls a provider. The only repair is writing a recorded asset's path into the story database
+(what a build does after a successful generation), so it is safe to run at any time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import naming
+from ..core.manifest import DbLocation, Manifest
+from ..core.story import StorySnapshot
+from .checker import StatusChecker
+from .outputs import Outputs
+from ..store.build_state import RecordsPort
+
+
+@dataclass
+class VerifyReport:
+    ok: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def stored_value(snapshot: StorySnapshot, location: DbLocation) -> Any:
+    if location.path is None:
+        for shot in snapshot.shots:
+            if shot["scenelet_id"] == location.scenelet_id and shot["shot_index"] == location.shot_index:
+                return shot.get(location.column)
+        return None
+    node: Any = snapshot.story.get(location.column)
+    for segment in location.path:
+        try:
+            node = node[segment]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, records: RecordsPort,
+           outputs: Outputs, repair: bool = True) -> VerifyReport:
+    report = VerifyReport()
+    sid = manifest.story_id
+    recorded = records.all_for_story(sid)
+    elsewhere: list[str] = []
+    for target in manifest.targets:
+        rec = recorded.get(target.task)
+        digest = checker.file_hash(target.output)
+        where = f"{target.task} ({target.output})"
+        if digest is None:
+            status = checker.status(target.task)
+            if status.elsewhere:
+                elsewhere.append(f"{where}: {status.reason}.")
+                continue
+            if rec is not None:
+                report.problems.append(f"{where}: recorded as built but the file is missing; the next build "
+                                       "regenerates it (check the dry-run first).")
+            for loc in target.db:
+                value = naming.from_stored(stored_value(snapshot, loc))
+                if value == target.output:
+                    report.problems.append(f"{where}: the story database points at the missing file ({loc.column}).")
+            continue
+        if rec is None:
+            status = checker.status(target.task)
+            report.notes.append(f"{where}: a file exists but has no record; " + (
+                "the next build adopts it (no cost)." if status.adoptable else "the next build would replace it."))
+            continue
+        if rec.output_sha256 != digest:
+            report.problems.append(f"{where}: the file changed since it was recorded; the next build regenerates it.")
+            continue
+        status = checker.status(target.task)
+        if not status.current and not status.publish_only:
+            report.notes.append(f"{where}: stale ({status.reason}); the recorded file stays in use until rebuilt.")
+        stale_locations = [loc for loc in target.db if naming.from_stored(stored_value(snapshot, loc)) != target.output]
+        if stale_locations and repair:
+            outputs.publish(target)
+            report.repaired.append(f"{where}: wrote the path into " +
+                                   ", ".join(loc.column for loc in stale_locations))
+        elif stale_locations:
+            report.problems.append(f"{where}: the story database does not point at it "
+                                   f"({', '.join(loc.column for loc in stale_locations)}); run verify with repair.")
+        else:
+            report.ok.append(target.task)
+    report.problems += elsewhere  # built by another checkout: sync the asset folder (a build would not pay for them)
+    known = {t.task for t in manifest.targets}
+    for task in sorted(set(recorded) - known):
+        report.notes.append(f"{task}: a record for a target that is no longer in the manifest ({recorded[task].output}).")
+    for task, op in sorted(records.all_operations(sid).items()):
+        report.notes.append(f"{task}: video operation {op.operation or '(no name)'} is {op.state} since "
+                            f"{op.submitted_at}; the next build {'resumes it' if op.state == 'submitted' else 'asks you to resolve it'}.")
+    return report

@@ -1,0 +1,137 @@
+"""`doit dryrun [SELECTION]`: every target a build would run, with its reason; calls no provider and
+writes nothing. (doit's own `-n` is its worker count, not a dry run.)
+
+Exit codes: 0 listed; 1 with --check when something would run; 2 when a prompt, reference or manifest
+problem would stop the build.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from doit.cmd_base import DoitCmdBase
+
+from ..core.pricing import describe_units
+from ..core.errors import StorytreeError
+from .planning import check_plan, plan_selection
+from .tasks import session_of
+
+opt_json = {"name": "json_output", "long": "json", "type": bool, "default": False,
+            "help": "print only JSON on stdout"}
+opt_check = {"name": "check", "long": "check", "type": bool, "default": False,
+             "help": "exit 1 when anything would run (for CI)"}
+opt_requests = {"name": "requests", "long": "requests", "type": bool, "default": False,
+                "help": "print the full request (prompt, references, config) of every target that would run"}
+opt_always = {"name": "always", "short": "a", "long": "always-execute", "type": bool, "default": False,
+              "help": "show what `doit -a` would force"}
+
+
+class DryRun(DoitCmdBase):
+    name = "dryrun"
+    doc_purpose = "list what a build would do, and why, without spending anything"
+    doc_usage = "[TASK ...]"
+    doc_description = __doc__
+    cmd_options = (opt_json, opt_check, opt_always, opt_requests)
+
+    def _execute(self, pos_args=None, json_output=False, check=False, always=False, requests=False):  # noqa: ANN001
+        from doit.exceptions import InvalidCommand
+
+        session = session_of(self.task_list)
+        if session is None:
+            self.outstream.write("dryrun: no story manifest is loaded (run `storytree manifest <story-id>`).\n")
+            return 2
+        selection = list(pos_args or [])
+        if not selection:
+            sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
+            return 2
+        moves = session.renamer.planned()
+        try:
+            plan = plan_selection(session, self.task_list, selection, always=always)
+            check_plan(session, plan)
+        except (StorytreeError, InvalidCommand) as exc:
+            sys.stderr.write(f"dryrun: {exc}\n")
+            return 2
+        prices = session.settings.prices
+        modes = _mode_totals(session, plan)
+        if json_output:
+            self.outstream.write(json.dumps({
+                "story_id": plan.story_id,
+                "provider": session.provider_name,
+                "targets": [item.__dict__ for item in plan.items],
+                "would_run": len(plan.to_run),
+                "waiting_for_review": len(plan.waiting),
+                "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
+                             "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
+                             "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
+                             "interactive_total": modes[0], "batch_total": modes[1]},
+                "renames": [m.__dict__ for m in moves],
+                "problems": plan.problems,
+            }, indent=2) + "\n")
+        else:
+            for move in moves:
+                self.outstream.write(f"M {move.new_task}  [renamed from {move.old_task}: scenelet labels shifted; "
+                                     "no cost]\n")
+            if moves:
+                self.outstream.write("  (the statuses below are from before these renames, which the build does first)\n")
+            for item in plan.items:
+                mark = {"run": "R", "publish": "P", "adopt": "A", "move": "M", "skip": "U", "wait": "W"}[item.action]
+                if item.action == "skip":
+                    continue
+                self.outstream.write(f"{mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
+                                     f"{_money(item.cost, prices.currency)}\n    → {item.output}\n")
+                for ref in item.references:
+                    self.outstream.write(f"    ref {ref}\n")
+                if requests and item.request:
+                    req = item.request
+                    self.outstream.write(f"    model {req['model']} {json.dumps(req['config'])}\n")
+                    if req["system_instruction"]:
+                        self.outstream.write("    system instruction:\n" + _indent(req["system_instruction"]))
+                    self.outstream.write("    prompt:\n" + _indent(req["prompt"]))
+            for kind, subtotal in plan.subtotals().items():
+                if subtotal:
+                    self.outstream.write(f"  subtotal {kind}: {_money(subtotal, prices.currency)}\n")
+            self.outstream.write(f"  estimated total: {_money(plan.total, prices.currency)} "
+                                 f"(estimate from the price table of {prices.as_of}; the provider bills the real amount)\n")
+            if modes[0] != modes[1]:
+                now = "batch" if session.settings.generation.batch else "interactive"
+                self.outstream.write(f"  interactive: {_money(modes[0], prices.currency)} · batch mode (batch=1, images "
+                                     f"at {prices.image_batch_factor:.0%} through the Batch API, minutes to 24 h): "
+                                     f"{_money(modes[1], prices.currency)} — this run: {now}\n")
+            if plan.unpriced:
+                self.outstream.write(f"  no price known for: {', '.join(sorted({session.target(i.task).model for i in plan.unpriced}))}"
+                                     " (add it to [prices] in storytree.toml)\n")
+            if plan.waiting:
+                self.outstream.write(f"  held back for review: {len(plan.waiting)} video(s), "
+                                     f"{_money(plan.held_back, prices.currency)} (not in the total; approve their key "
+                                     f"frames: `storytree review list {plan.story_id}`)\n")
+            skipped = len(plan.items) - len(plan.to_run) - len(plan.waiting)
+            waiting = f", {len(plan.waiting)} waiting for review" if plan.waiting else ""
+            self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}, {skipped} up to date "
+                                 f"(provider {session.provider_name}); nothing was called or written.\n")
+            for problem in plan.problems:
+                sys.stderr.write(f"dryrun: problem: {problem}\n")
+        if plan.problems:
+            return 2
+        if check and (plan.to_run or plan.waiting):
+            return 1
+        return 0
+
+
+def _mode_totals(session, plan) -> tuple[float, float]:  # noqa: ANN001 - Session, Plan
+    """The plan's total in interactive mode and in batch mode (images at the batch price)."""
+    interactive = batch = 0.0
+    for item in plan.items:
+        if item.action == "run" and item.cost is not None and not item.reason.endswith("(no new cost)"):
+            target = session.target(item.task)
+            interactive += session.interactive_cost_of(target) or 0.0
+            batch += session.batch_cost_of(target) or 0.0
+    return round(interactive, 4), round(batch, 4)
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "price unknown" if value is None else f"{value:,.2f} {currency}"
+
+
+def _indent(text: str) -> str:
+    return "".join(f"      {line}\n" for line in text.splitlines())

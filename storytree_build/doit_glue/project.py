@@ -1,0 +1,118 @@
+"""A storytree project as doit sees it: `dodo.py` gets its DOIT_CONFIG and its task creator from here.
+
+At task-load time (after doit has read its command line) the settings are built with doit's variables, the story is
+chosen, and a `Session` (bootstrap.py) is opened; the session rides along on the `story:<id>` task's `meta`, which
+is how the `run` and `dryrun` commands and the reporter reach it — no module global.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from doit.exceptions import InvalidCommand
+
+from ..files.atomic import private_folder
+from ..bootstrap import Session
+from ..core.errors import StorytreeError
+from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
+from . import argv
+from .reporter import SummaryReporter
+
+log = logging.getLogger("storytree")
+
+DOIT_COMMANDS = {"run", "list", "info", "forget", "ignore", "help", "clean", "dumpdb", "strace", "reset-dep",
+                 "tabcompletion", "dryrun"}
+
+
+class DoitProject:
+    def __init__(self) -> None:
+        self.session: Session | None = None
+
+    def doit_config(self) -> dict[str, Any]:
+        """doit opens its database before it loads any task, so its folder must exist first."""
+        folder = private_folder(state_dir())
+        return {
+            "default_tasks": [],  # a bare `doit` builds nothing: every paid build is asked for by name
+            "backend": "sqlite3",
+            "dep_file": str(folder / "doit.sqlite"),
+            "minversion": "0.37.0",
+            "reporter": SummaryReporter,
+            "verbosity": 2,
+        }
+
+    def tasks(self, args: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        from doit import get_var
+
+        configure_process()
+        try:
+            settings = load_settings(variables={name: get_var(name) for name in RUN_VARIABLES})
+            private_folder(settings.state_dir)
+            invocation = argv.parse(list(sys.argv[1:] if args is None else args), DOIT_COMMANDS)
+            story_id = choose_story(settings, invocation)
+            if story_id is None:
+                return
+            self.session = Session.open(settings, story_id)
+            self.session.link_task = invocation.link_task
+        except StorytreeError as exc:
+            raise InvalidCommand(str(exc)) from None
+        from .tasks import task_dicts
+
+        yield from task_dicts(self.session)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
+    """One story per invocation: `story=<id>`, STORYTREE_STORY, a `story:<id>` argument, or the only manifest."""
+    chosen = settings.story
+    named = invocation.named_stories()
+    if len(named) > 1:
+        raise InvalidCommand(f"one story per invocation, but {len(named)} were named: {', '.join(named)}.")
+    if named:
+        if chosen and chosen != named[0]:
+            raise InvalidCommand(f"story={chosen} conflicts with story:{named[0]}.")
+        chosen = named[0]
+    if chosen:
+        return chosen
+    manifests = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
+    if len(manifests) == 1:
+        return manifests[0]
+    if manifests and invocation.names:
+        raise InvalidCommand((
+            f"{len(manifests)} stories have manifests ({', '.join(manifests)}); scenelet ids repeat across stories, "
+            "so name one: `doit story:<id>` or add `story=<id>` (e.g. `doit shot:scenelet-1_1 story=<id>`)."))
+    return None
+
+
+def configure_process() -> None:
+    # doit saves its own database only when a run ends; turn SIGTERM into Ctrl-C so it still gets saved.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Building thousands of small task dicts triggers many useless GC passes.
+    gc.set_threshold(100_000, 50, 100)
+    if not logging.getLogger("storytree").handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("storytree: %(message)s"))
+        logging.getLogger("storytree").addHandler(handler)
+        logging.getLogger("storytree").setLevel(logging.INFO)
+
+
+def dodo_namespace() -> tuple[dict[str, Any], Any, DoitProject]:
+    """(DOIT_CONFIG, task creator, project) for dodo.py."""
+    project = DoitProject()
+
+    def task_storytree() -> Iterator[dict[str, Any]]:
+        yield from project.tasks()
+
+    return project.doit_config(), task_storytree, project
+
+

@@ -1,0 +1,106 @@
+"""The two JSON endpoints `storytree serve` adds to the static pages, so a reviewer can approve or reject key frames
+on the page:
+
+    GET  /api/session   {"read_only": bool} — the page shows its forms only when reviews can be written
+    POST /api/review    {"story_id", "task", "verdict": "approve" | "reject", "note"} → the review, the targets whose
+                        prompt changed; then the story's page is rendered again
+
+A state change needs the token printed when the server starts, in the `X-Storytree-Token` header of a JSON request
+whose Host (and Origin, when sent) is this server: another web page can neither read the token nor send that header
+without a CORS preflight, which this server never grants; a DNS-rebinding page fails the Host check.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from dataclasses import asdict
+from http import HTTPStatus
+from typing import Any
+
+from ..core.errors import StorytreeError
+from ..settings import Settings
+
+log = logging.getLogger("storytree")
+
+MAX_BODY = 16 * 1024
+TOKEN_HEADER = "X-Storytree-Token"
+
+
+class ReviewApi:
+    def __init__(self, settings: Settings, token: str, read_only: bool = False):
+        self.settings = settings
+        self.token = token
+        self.read_only = read_only
+        self._lock = threading.Lock()  # one review at a time: each may rewrite a manifest and a page
+
+    def session(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        return HTTPStatus.OK, {"read_only": self.read_only}
+
+    def allowed_hosts(self, port: int) -> set[str]:
+        return {f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def refuse_origin(self, headers: Any, port: int) -> str | None:
+        """Why the request does not come from one of this server's own pages (None when it does)."""
+        if headers.get("Host", "") not in self.allowed_hosts(port):
+            return "the Host header is not this server"
+        origin = headers.get("Origin")
+        if origin is not None and origin.removeprefix("http://") not in self.allowed_hosts(port):
+            return "the request comes from another site"
+        return None
+
+    def review(self, headers: Any, body: bytes, port: int) -> tuple[HTTPStatus, dict[str, Any]]:
+        if self.read_only:
+            return HTTPStatus.FORBIDDEN, {"error": "this server is read-only (storytree serve --read-only)"}
+        refused = self.refuse_origin(headers, port)
+        if refused:
+            return HTTPStatus.FORBIDDEN, {"error": refused}
+        if not hmac.compare_digest(headers.get(TOKEN_HEADER, "").encode(), self.token.encode()):
+            return HTTPStatus.FORBIDDEN, {"error": "missing or wrong token: open the address `storytree serve` "
+                                                   "printed (it ends in ?token=…)"}
+        if (headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send JSON (Content-Type: application/json)"}
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"}
+        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in ("story_id", "task")) \
+                or request.get("verdict") not in ("approve", "reject") \
+                or not isinstance(request.get("note", ""), str):
+            return HTTPStatus.BAD_REQUEST, {"error": 'expected {"story_id": str, "task": str, "verdict": "approve" | '
+                                                     '"reject", "note": str}'}
+        with self._lock:
+            try:
+                return HTTPStatus.OK, self._decide(request)
+            except StorytreeError as exc:
+                return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+
+    def _decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        from .desk import ReviewDesk
+
+        desk = ReviewDesk(self.settings, request["story_id"])
+        try:
+            if request["verdict"] == "approve":
+                outcome = desk.approve(request["task"])
+            else:
+                outcome = desk.reject(request["task"], request.get("note"))
+        finally:
+            desk.close()
+        self._render_page(request["story_id"])
+        return {"review": asdict(outcome.review), "now_out_of_date": outcome.now_out_of_date}
+
+    def _render_page(self, story_id: str) -> None:
+        """The page shows reviews: render it again (the reviewer's browser reloads it)."""
+        from ..bootstrap import Session
+        from ..gallery.page import build_gallery, read_sidecar
+
+        provider = read_sidecar(self.settings, story_id).get("provider")  # the one the page was built for
+        session = Session.open(self.settings, story_id, provider if isinstance(provider, str) else None)
+        try:
+            build_gallery(session.gallery())
+        except (StorytreeError, OSError) as exc:  # the review is stored; the next build renders the page
+            log.error("the review page of %s could not be rendered again: %s", story_id, exc)
+        finally:
+            session.close()

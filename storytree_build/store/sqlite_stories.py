@@ -1,0 +1,255 @@
+"""Embedded SQLite story store: the original Supabase tables, jsonb stored as JSON text.
+
+Concurrency (storage notes §3): one connection per thread, autocommit mode with explicit
+`BEGIN IMMEDIATE`, WAL and a busy timeout; JSON paths are written with a single `json_set` UPDATE,
+which never loses a concurrent update. Plain deferred transactions upgrade read→write and fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ContextManager
+
+from ..files.atomic import private_folder
+from ..core.errors import InputError, StoreError
+from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..files.sqlite_file import connect, immediate
+from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
+                   check_shot_column, keep_asset_paths)
+
+SCHEMA = """
+create table if not exists stories (
+  id text primary key,
+  display_name text not null check (length(trim(display_name)) > 0),
+  initial_prompt text not null,
+  story_constitution text check (story_constitution is null or json_valid(story_constitution)),
+  visual_design_document text check (visual_design_document is null or json_valid(visual_design_document)),
+  audio_design_document text check (audio_design_document is null or json_valid(audio_design_document)),
+  visual_reference_package text check (visual_reference_package is null or json_valid(visual_reference_package)),
+  created_at text not null,
+  updated_at text not null
+);
+create table if not exists scenelets (
+  id text primary key,
+  story_id text not null references stories(id) on delete cascade,
+  parent_id text references scenelets(id) on delete cascade,
+  choice_label_from_parent text,
+  choice_prompt text,
+  content text not null check (json_valid(content)),
+  is_branch_point integer not null default 0,
+  is_terminal_node integer not null default 0,
+  branch_audio_file_path text,
+  created_at text not null
+);
+create index if not exists scenelets_story_id_idx on scenelets(story_id);
+create table if not exists shots (
+  id text primary key,
+  story_id text not null references stories(id) on delete cascade,
+  scenelet_ref text not null references scenelets(id) on delete cascade,
+  scenelet_id text not null,
+  scenelet_sequence integer not null check (scenelet_sequence > 0),
+  shot_index integer not null check (shot_index > 0),
+  storyboard_payload text not null check (json_valid(storyboard_payload)),
+  key_frame_image_path text,
+  audio_file_path text,
+  video_file_path text,
+  created_at text not null,
+  updated_at text not null,
+  unique (story_id, scenelet_id, shot_index)
+);
+create index if not exists shots_story_scenelet_idx on shots(story_id, scenelet_id, shot_index);
+"""
+
+STORY_JSON = set(DOCUMENT_COLUMNS)
+SCENELET_BOOL = {"is_branch_point", "is_terminal_node"}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def sqlite_json_path(path: JsonPath) -> str:
+    """`$."key"[0]."other"`: quoted keys so ids with dashes work; keys with quotes are refused."""
+    parts = ["$"]
+    for segment in path:
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif '"' in segment:
+            raise ValueError(f"JSON key {segment!r} contains a double quote")
+        else:
+            parts.append(f'."{segment}"')
+    return "".join(parts)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class SqliteStoryStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        private_folder(self.path.parent)
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    # -- connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.execute("pragma foreign_keys=on")
+            self._local.conn = conn
+        return conn
+
+    def _transaction(self) -> ContextManager[sqlite3.Connection]:
+        return immediate(self._conn())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- reads ---------------------------------------------------------------------------------
+    def list_story_ids(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("select id from stories order by created_at, id")]
+
+    def load_story(self, story_id: str) -> StorySnapshot:
+        conn = self._conn()
+        conn.execute("begin")  # one consistent read snapshot across the three tables
+        try:
+            row = conn.execute(f"select {', '.join(STORY_COLS)} from stories where id = ?", (story_id,)).fetchone()
+            if row is None:
+                known = ", ".join(self.list_story_ids()) or "none"
+                raise InputError(f"Story {story_id} does not exist in {self.path} (known stories: {known}). "
+                                 "Import it with `storytree import FILE`.")
+            story = {c: (json.loads(v) if c in STORY_JSON and v is not None else v) for c, v in zip(STORY_COLS, row)}
+            scenelets = [
+                {c: (json.loads(v) if c == "content" else bool(v) if c in SCENELET_BOOL else v)
+                 for c, v in zip(SCENELET_COLS, r)}
+                for r in conn.execute(
+                    f"select {', '.join(SCENELET_COLS)} from scenelets where story_id = ? order by created_at, id",
+                    (story_id,))
+            ]
+            shots = [
+                {c: (json.loads(v) if c == "storyboard_payload" else v) for c, v in zip(SHOT_COLS, r)}
+                for r in conn.execute(
+                    f"select {', '.join(SHOT_COLS)} from shots where story_id = ? "
+                    "order by scenelet_sequence, scenelet_ref, shot_index", (story_id,))
+            ]
+        finally:
+            conn.execute("commit")
+        return StorySnapshot(story=story, scenelets=scenelets, shots=shots)
+
+    def fingerprint(self, story_id: str) -> str:
+        """Hashes the stored text of every row, without parsing it (cheap enough for every no-op build)."""
+        digest = hashlib.sha256()
+        conn = self._conn()
+        conn.execute("begin")
+        try:
+            for table, cols, order in (("stories", STORY_COLS, "id"), ("scenelets", SCENELET_COLS, "id"),
+                                       ("shots", SHOT_COLS, "id")):
+                key = "id" if table == "stories" else "story_id"
+                for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by {order}",
+                                        (story_id,)):
+                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
+                digest.update(b"|")
+        finally:
+            conn.execute("commit")
+        return digest.hexdigest()
+
+    # -- writes --------------------------------------------------------------------------------
+    def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
+        """Upsert every row in one transaction. Asset paths a build wrote back are kept when the incoming rows have
+        none (`keep_asset_paths`); the transaction serialises with the build's own path writes, so an import during
+        a build loses nothing."""
+        stamp = now_iso()
+        with self._transaction() as conn:
+            for story in export.get("stories", []):
+                values = {c: story.get(c) for c in STORY_COLS}
+                stored = conn.execute(f"select {', '.join(DOCUMENT_COLUMNS)} from stories where id = ?",
+                                      (values["id"],)).fetchone()
+                for c, old in zip(DOCUMENT_COLUMNS, stored or [None] * len(DOCUMENT_COLUMNS)):
+                    if old is not None and values[c] is not None:
+                        values[c] = keep_asset_paths(json.loads(old), values[c])
+                for c in STORY_JSON:
+                    values[c] = None if values[c] is None else _dumps(values[c])
+                values["created_at"] = values["created_at"] or stamp
+                values["updated_at"] = values["updated_at"] or stamp
+                self._upsert(conn, "stories", STORY_COLS, values)
+            for scenelet in export.get("scenelets", []):
+                values = {c: scenelet.get(c) for c in SCENELET_COLS}
+                values["content"] = _dumps(values["content"])
+                for c in SCENELET_BOOL:
+                    values[c] = 1 if values[c] else 0
+                values["created_at"] = values["created_at"] or stamp
+                self._upsert(conn, "scenelets", SCENELET_COLS, values, keep=("branch_audio_file_path",))
+            for shot in export.get("shots", []):
+                values = {c: shot.get(c) for c in SHOT_COLS}
+                values["storyboard_payload"] = _dumps(values["storyboard_payload"])
+                values["created_at"] = values["created_at"] or stamp
+                values["updated_at"] = values["updated_at"] or stamp
+                existing = conn.execute(
+                    f"select id, {', '.join(SHOT_PATH_COLUMNS)} from shots where story_id=? and scenelet_id=? "
+                    "and shot_index=?", (values["story_id"], values["scenelet_id"], values["shot_index"])).fetchone()
+                values["id"] = values["id"] or (existing[0] if existing else _new_uuid())
+                if existing and existing[0] != values["id"]:
+                    # The natural key wins over the row id: re-ingesting a scenelet replaces its shots in place,
+                    # and the paths of the shot it replaces stay unless the new row brings its own.
+                    for c, old in zip(SHOT_PATH_COLUMNS, existing[1:]):
+                        values[c] = values[c] or old
+                    conn.execute("delete from shots where id = ?", (existing[0],))
+                self._upsert(conn, "shots", SHOT_COLS, values, keep=SHOT_PATH_COLUMNS)
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, table: str, cols: list[str], values: dict[str, Any],
+                keep: tuple[str, ...] | list[str] = ()) -> None:
+        """Insert or update by id; columns in `keep` keep their stored value when the incoming one is empty."""
+        placeholders = ", ".join("?" for _ in cols)
+        updates = ", ".join(f"{c}=coalesce(nullif(excluded.{c}, ''), {table}.{c})" if c in keep else f"{c}=excluded.{c}"
+                            for c in cols if c != "id")
+        conn.execute(
+            f"insert into {table} ({', '.join(cols)}) values ({placeholders}) on conflict(id) do update set {updates}",
+            [values[c] for c in cols],
+        )
+
+    def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
+        check_document_column(column)
+        json_path = sqlite_json_path(path)
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"update stories set {column} = json_set(coalesce({column}, '{{}}'), ?, json(?)), updated_at = ? "
+                f"where id = ? returning json_type({column}, ?), json_extract({column}, ?)",
+                (json_path, _dumps(value), now_iso(), story_id, json_path, json_path),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"Story {story_id} does not exist; cannot write {column} {json_path}.")
+            # json_set silently ignores out-of-range indexes and scalar parents: verify the write landed.
+            # json_type is NULL when the path is absent (even for a JSON null value); objects/arrays come back as text.
+            kind, stored = row
+            if kind in ("object", "array"):
+                stored = json.loads(stored)
+            if kind is None or stored != value:
+                raise StoreError(f"Could not set {column} {json_path} for story {story_id}: the path does not "
+                                 "exist in the stored document (regenerate the manifest).")
+
+    def set_shot_path(self, story_id: str, scenelet_id: str, shot_index: int, column: str, value: str | None) -> None:
+        check_shot_column(column)
+        with self._transaction() as conn:
+            cur = conn.execute(
+                f"update shots set {column} = ?, updated_at = ? where story_id = ? and scenelet_id = ? and shot_index = ?",
+                (value or None, now_iso(), story_id, scenelet_id, shot_index),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"Shot {scenelet_id}#{shot_index} of story {story_id} not found; cannot write {column}.")
+
+
+def _new_uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
