@@ -225,7 +225,7 @@ import storytree_build
 export, story_id, out = sys.argv[1], sys.argv[2], sys.argv[3]
 assert main(["import", export]) == 0 and main(["manifest", story_id]) == 0
 settings = load_settings()
-path = manifest_path(settings, story_id)
+path = manifest_path(settings.manifests_dir, story_id)
 manifest = load_manifest_file(path)
 view = StoryView.from_snapshot(open_store(settings).load_story(story_id))
 renderer = PromptRenderer(settings.templates_dir, settings.system_prompts_dir)
@@ -344,7 +344,7 @@ def real_manifests(sizes: list[int]) -> dict[str, dict]:
                 assert main(["import", str(path)]) == 0
                 settings = load_settings()
                 view = StoryView.from_snapshot(open_store(settings).load_story(story_id))
-                manifest = build_manifest(view, settings)
+                manifest = build_manifest(view, settings.generation, renderer)
                 out["sample" if story_id == SAMPLE_ID else story_id] = manifest.model_dump(mode="json", exclude_none=True)
                 if story_id == SAMPLE_ID:
                     committed = REPO / "manifests" / f"{SAMPLE_ID}.yaml"

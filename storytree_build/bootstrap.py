@@ -109,7 +109,7 @@ class Session:
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None) -> "Session":
         """The session of one story, from its manifest file (the JSON cache under the state folder keeps a
         no-op build from parsing YAML)."""
-        manifest = load_manifest_file(manifest_path(settings, story_id), cache_dir=settings.state_dir / "cache")
+        manifest = load_manifest_file(manifest_path(settings.manifests_dir, story_id), cache_dir=settings.state_dir / "cache")
         return cls(settings, manifest, provider_name)
 
     def gallery(self) -> GallerySource:

@@ -58,7 +58,7 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
             story_ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
         drifted = 0
         for story_id in story_ids:
-            path = manifest_path(settings, story_id)
+            path = manifest_path(settings.manifests_dir, story_id)
             fresh, _ = render_manifest(settings, story_id)
             committed = path.read_text(encoding="utf-8") if path.exists() else ""
             if fresh != committed:
@@ -73,7 +73,7 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
         raise InputError("name at least one story id (see `storytree export --help` for the ids you have).")
     for story_id in story_ids:
         manifest = write_manifest(settings, story_id)
-        path = manifest_path(settings, story_id)
+        path = manifest_path(settings.manifests_dir, story_id)
         counts = summary(manifest)
         print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
               file=sys.stderr)
@@ -84,7 +84,7 @@ def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
     from .bootstrap import Session
 
     story_id = args.story or _only_story(settings)
-    session = Session(settings, load_manifest_file(manifest_path(settings, story_id)))
+    session = Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, story_id)))
     try:
         if args.task not in session.manifest.by_task():
             raise InputError(f"{args.task} is not a target of story {story_id}; `doit list --all` shows the names.")
@@ -193,7 +193,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from .building.verify import verify
 
     provider = args.provider or settings.provider
-    session = Session(settings, load_manifest_file(manifest_path(settings, args.story_id)), provider)
+    session = Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, args.story_id)), provider)
     try:
         report = verify(session.manifest, session.store().load_story(args.story_id), session.checker,
                         session.records, session.outputs, repair=not args.no_repair)

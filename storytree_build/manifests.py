@@ -6,6 +6,7 @@ from __future__ import annotations
 from .files.atomic import private_folder, write_text_atomic
 from .core.manifest import Manifest
 from .core.manifest.build import build_manifest
+from .core.prompts import PromptRenderer
 from .core.manifest.file import dump_manifest, manifest_path, remember_manifest
 from .core.story import StoryView
 from .settings import Settings
@@ -30,7 +31,8 @@ def render_manifest(settings: Settings, story_id: str, store: StoryStore | None 
     own = store is None
     store = store or open_store(settings)
     try:
-        manifest = build_manifest(load_view(settings, store, story_id, notes), settings)
+        manifest = build_manifest(load_view(settings, store, story_id, notes), settings.generation,
+                                  PromptRenderer(settings.templates_dir, settings.system_prompts_dir))
     finally:
         if own:
             store.close()
@@ -38,7 +40,7 @@ def render_manifest(settings: Settings, story_id: str, store: StoryStore | None 
 
 
 def save_manifest(settings: Settings, story_id: str, text: str, manifest: Manifest) -> None:
-    path = manifest_path(settings, story_id)
+    path = manifest_path(settings.manifests_dir, story_id)
     write_text_atomic(path, text)
     private_folder(settings.state_dir)
     remember_manifest(path, manifest, settings.state_dir / "cache")  # the next build skips the YAML parse

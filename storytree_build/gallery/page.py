@@ -88,7 +88,7 @@ def _template_hashes(settings: Settings) -> dict[str, str]:
 
 
 def _manifest_sha(src: GallerySource) -> str:
-    path = manifest_path(src.settings, src.manifest.story_id)
+    path = manifest_path(src.settings.manifests_dir, src.manifest.story_id)
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:  # a session made from a manifest object (tests, tools)

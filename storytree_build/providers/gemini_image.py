@@ -32,7 +32,8 @@ from PIL import Image
 
 from ..core.errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError)
-from ..settings import GeminiSettings, ImageTargetConfig
+from ..core.generation import ImageTargetConfig
+from ..settings import GeminiSettings
 from .base import ImageRequest, ImageResult
 from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
                           call_with_retries, daily_reset_hint, endpoint, short, transport_errors)

@@ -31,7 +31,8 @@ import httpx
 
 from ..core.errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError, SubmitUncertain)
-from ..settings import GeminiSettings, VideoTargetConfig
+from ..core.generation import VideoTargetConfig
+from ..settings import GeminiSettings
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
 from .google_http import (UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,

@@ -57,7 +57,7 @@ class ReviewDesk:
     def __init__(self, settings: Settings, story_id: str):
         self.settings = settings
         self.story_id = story_id
-        path = manifest_path(settings, story_id)
+        path = manifest_path(settings.manifests_dir, story_id)
         if not path.is_file():
             raise InputError(f"story {story_id} has no manifest ({path.relative_to(settings.root)}); run "
                              f"`storytree manifest {story_id}` first.")

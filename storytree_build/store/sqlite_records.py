@@ -18,30 +18,11 @@ from typing import Any, ContextManager, TypeVar
 
 from ..core.errors import EnvironmentFault
 from ..files.sqlite_file import connect, immediate
+from .sqlite_schema import ensure_schema
 from .build_state import Claim, Operation, Record, utc_in, utc_now
 
 T = TypeVar("T")
 
-SCHEMA = """
-create table if not exists storytree_records (
-  story_id text not null, task text not null, output text not null, signature text not null, inputs text not null,
-  output_sha256 text not null, output_size integer not null, output_mtime_ns integer not null,
-  provider text not null, model text not null, prompt_sha256 text not null, built_at text not null,
-  published integer not null default 0, identity text not null default '', origin text not null default 'built',
-  built_by text not null default '', detail text not null default '',
-  primary key (story_id, task)
-);
-create table if not exists storytree_operations (
-  story_id text not null, task text not null, signature text not null, provider text not null, model text not null,
-  state text not null, operation text, submitted_at text not null, download_uri text, error text,
-  primary key (story_id, task)
-);
-create table if not exists storytree_claims (
-  story_id text not null, task text not null, owner text not null, claimed_at text not null,
-  expires_at text not null,
-  primary key (story_id, task)
-);
-"""
 RECORD_COLS = [f.name for f in fields(Record)]
 OPERATION_COLS = [f.name for f in fields(Operation)]
 
@@ -70,8 +51,6 @@ def _record_values(record: Record) -> list[Any]:
 class SqliteTables:
     """The build's own tables in the story's SQLite file: one connection per thread, explicit transactions."""
 
-    schema = ""
-
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
@@ -79,7 +58,7 @@ class SqliteTables:
 
     @_guarded
     def _init(self) -> None:
-        self._conn().executescript(self.schema)
+        ensure_schema(self._conn())
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -100,8 +79,6 @@ class SqliteTables:
 
 
 class SqliteRecords(SqliteTables):
-    schema = SCHEMA
-
     # -- records -------------------------------------------------------------------------------
     @_guarded
     def all_for_story(self, story_id: str) -> dict[str, Record]:

@@ -8,18 +8,9 @@ from ..review.verdicts import Review
 from .sqlite_records import SqliteTables, _guarded
 
 COLUMNS = [f.name for f in fields(Review)]
-SCHEMA = """
-create table if not exists storytree_reviews (
-  story_id text not null, task text not null, output_sha256 text not null, verdict text not null,
-  note text not null default '', reviewed_by text not null default '', reviewed_at text not null,
-  primary key (story_id, task)
-);
-"""
 
 
 class SqliteReviews(SqliteTables):
-    schema = SCHEMA
-
     @_guarded
     def reviews(self, story_id: str) -> dict[str, Review]:
         rows = self._conn().execute("select * from storytree_reviews where story_id = ?", (story_id,))

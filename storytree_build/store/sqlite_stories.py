@@ -19,51 +19,9 @@ from ..files.atomic import private_folder
 from ..core.errors import InputError, StoreError
 from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
+from .sqlite_schema import ensure_schema
 from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
                    check_shot_column, keep_asset_paths)
-
-SCHEMA = """
-create table if not exists stories (
-  id text primary key,
-  display_name text not null check (length(trim(display_name)) > 0),
-  initial_prompt text not null,
-  story_constitution text check (story_constitution is null or json_valid(story_constitution)),
-  visual_design_document text check (visual_design_document is null or json_valid(visual_design_document)),
-  audio_design_document text check (audio_design_document is null or json_valid(audio_design_document)),
-  visual_reference_package text check (visual_reference_package is null or json_valid(visual_reference_package)),
-  created_at text not null,
-  updated_at text not null
-);
-create table if not exists scenelets (
-  id text primary key,
-  story_id text not null references stories(id) on delete cascade,
-  parent_id text references scenelets(id) on delete cascade,
-  choice_label_from_parent text,
-  choice_prompt text,
-  content text not null check (json_valid(content)),
-  is_branch_point integer not null default 0,
-  is_terminal_node integer not null default 0,
-  branch_audio_file_path text,
-  created_at text not null
-);
-create index if not exists scenelets_story_id_idx on scenelets(story_id);
-create table if not exists shots (
-  id text primary key,
-  story_id text not null references stories(id) on delete cascade,
-  scenelet_ref text not null references scenelets(id) on delete cascade,
-  scenelet_id text not null,
-  scenelet_sequence integer not null check (scenelet_sequence > 0),
-  shot_index integer not null check (shot_index > 0),
-  storyboard_payload text not null check (json_valid(storyboard_payload)),
-  key_frame_image_path text,
-  audio_file_path text,
-  video_file_path text,
-  created_at text not null,
-  updated_at text not null,
-  unique (story_id, scenelet_id, shot_index)
-);
-create index if not exists shots_story_scenelet_idx on shots(story_id, scenelet_id, shot_index);
-"""
 
 STORY_JSON = set(DOCUMENT_COLUMNS)
 SCENELET_BOOL = {"is_branch_point", "is_terminal_node"}
@@ -95,7 +53,7 @@ class SqliteStoryStore:
         self.path = Path(path)
         private_folder(self.path.parent)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+        ensure_schema(self._conn())
 
     # -- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -59,7 +59,7 @@ def import_story(root: Path, export: dict[str, Any] | None = None, story_id: str
         store.import_rows(validate_export(data, store, "test"))
     finally:
         store.close()
-    manifest_path(settings, story_id).write_text(render_manifest(settings, story_id)[0], encoding="utf-8")
+    manifest_path(settings.manifests_dir, story_id).write_text(render_manifest(settings, story_id)[0], encoding="utf-8")
     return root
 
 
@@ -69,7 +69,7 @@ def session_for(root: Path, provider: str = "stub", story_id: str = SAMPLE_ID, *
     from storytree_build.core.manifest.file import load_manifest_file, manifest_path
 
     settings = settings_for(root)
-    return Session(settings, load_manifest_file(manifest_path(settings, story_id)), provider, **kwargs)
+    return Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, story_id)), provider, **kwargs)
 
 
 def story_db(root: Path) -> Path:

@@ -66,7 +66,7 @@ def sample_view() -> StoryView:
 
 @pytest.fixture(scope="session")
 def sample_manifest(sample_view: StoryView, unit_settings: Settings, renderer: PromptRenderer) -> Manifest:
-    return build_manifest(sample_view, unit_settings, renderer)
+    return build_manifest(sample_view, unit_settings.generation, renderer)
 
 
 @pytest.fixture

@@ -176,7 +176,7 @@ def test_key_frame_references_are_capped_in_priority_order(export: dict, view_of
     assert key_frame_references(view, shot, 2) == everything[:2]
     # the manifest applies settings.generation.max_key_frame_references (default 5)
     assert unit_settings.generation.max_key_frame_references == 5
-    manifest = build_manifest(view, unit_settings, renderer)
+    manifest = build_manifest(view, unit_settings.generation, renderer)
     image = manifest.by_task()["image:scenelet-2_1"]
     assert [r.task for r in image.references] == [r.task for r in everything[:5]]
     assert image.depends_on == sorted(r.task for r in everything[:5])
@@ -186,7 +186,7 @@ def test_manifest_cap_comes_from_settings(sample_view: StoryView, unit_settings:
                                           renderer: PromptRenderer) -> None:
     settings = unit_settings.model_copy(deep=True)
     settings.generation.max_key_frame_references = 1
-    manifest = build_manifest(sample_view, settings, renderer)
+    manifest = build_manifest(sample_view, settings.generation, renderer)
     image = manifest.by_task()["image:scenelet-3_1"]
     assert [r.task for r in image.references] == [sheet(SHEPHERD).task]
     assert renderer.for_target(sample_view, image, max_key_frame_references=1).sha256 == image.prompt_sha256
@@ -251,7 +251,7 @@ def test_paths_written_back_change_no_prompt_hash(export: dict, view_of: ViewOf,
     write_back_paths(export, camel)
     view = view_of(export)
     assert view.problems == []
-    after = build_manifest(view, unit_settings, renderer)
+    after = build_manifest(view, unit_settings.generation, renderer)
     before = {t.task: t.prompt_sha256 for t in sample_manifest.targets}
     assert {t.task: t.prompt_sha256 for t in after.targets} == before
     assert after == sample_manifest  # nothing a build writes back is in the manifest at all
@@ -266,6 +266,6 @@ def test_a_design_edit_does_change_the_prompts_of_shots_using_it(export: dict, v
     design = next(d for d in export["stories"][0]["visual_design_document"]["character_designs"]
                   if d["character_id"] == SHEPHERD)
     design["role"] += " He hums while he walks."
-    after = build_manifest(view_of(export), unit_settings, renderer).by_task()
+    after = build_manifest(view_of(export), unit_settings.generation, renderer).by_task()
     changed = {t.task for t in sample_manifest.targets if after[t.task].prompt_sha256 != t.prompt_sha256}
     assert changed == {"image:scenelet-2_3", "video:scenelet-2_3", "image:scenelet-3_1", "video:scenelet-3_1"}

@@ -14,7 +14,7 @@ from ..ids import require_safe_id
 from .model import DbLocation, Manifest, ReferenceEntry, ShotKey, Target
 
 if TYPE_CHECKING:  # building a manifest needs the prompt machinery; loading one (every doit run) must not
-    from ...settings import Settings
+    from ..generation import GenerationSettings
     from ..prompts import PromptRenderer, RenderedPrompt
     from ..story import StoryView
 
@@ -56,18 +56,16 @@ def prompt_problems(task: str, prompt: RenderedPrompt) -> list[str]:
             "and write the manifest again."]
 
 
-def build_manifest(story: StoryView, settings: Settings, renderer: PromptRenderer | None = None) -> Manifest:
+def build_manifest(story: StoryView, generation: GenerationSettings, renderer: PromptRenderer) -> Manifest:
     with fewer_gc_passes():
-        return _build_manifest(story, settings, renderer)
+        return _build_manifest(story, generation, renderer)
 
 
-def _build_manifest(story: StoryView, settings: Settings, renderer: PromptRenderer | None) -> Manifest:
-    from ..prompts import (MODEL_SHEET_TYPE, PromptRenderer, environment_reference, key_frame_references,
+def _build_manifest(story: StoryView, gen: GenerationSettings, renderer: PromptRenderer) -> Manifest:
+    from ..prompts import (MODEL_SHEET_TYPE, environment_reference, key_frame_references,
                           model_sheet_reference, video_references)
     from ..story import raw_designs
 
-    renderer = renderer or PromptRenderer(settings.templates_dir, settings.system_prompts_dir)
-    gen = settings.generation
     sid = story.story_id
     problems = list(story.problems)
     targets: list[Target] = []

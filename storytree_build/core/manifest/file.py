@@ -17,9 +17,6 @@ from ..errors import InputError
 from .model import SCHEMA_VERSION, Manifest
 from .build import fewer_gc_passes
 
-if TYPE_CHECKING:
-    from ...settings import Settings
-
 
 @functools.cache
 def _dumper() -> type:
@@ -241,8 +238,8 @@ def dump_yaml(data: Any) -> str:
     return "".join(parts)
 
 
-def manifest_path(settings: Settings, story_id: str) -> Path:
-    return settings.manifests_dir / f"{story_id}.yaml"
+def manifest_path(manifests_dir: Path, story_id: str) -> Path:
+    return manifests_dir / f"{story_id}.yaml"
 
 
 def remember_manifest(path: Path, manifest: Manifest, cache_dir: Path) -> None:
