@@ -1,10 +1,13 @@
-"""The composition root: the one place where the objects of a build are made and wired together.
+"""The composition root: the one place where stores, ports, providers and the objects of a build are made and wired
+together. Nothing else opens a store or a provider, and nothing is assigned to an object after it is made.
 
-    settings (+ doit variables) ─► manifest ─► records, checker ─► requests, outputs, spend gate, claims ─► builder
-                                   (records, operations and claims live in the story store)   providers (lazy) ┘
+    Workspace   one project's settings → the story store and the build state beside it (opened on first use),
+                manifests written from the store, review desks, the review page's API, sessions
+    Session     one story's build: facts → requests, outputs, spend gate, claims → builder, video and batch flows
+                (providers are made on first paid call, so a no-op build reads only the story's records)
 
-Nothing else creates a store, a provider or a record store for a build, and no module-level variable holds the state
-of a run: the doit glue, the reporter, the dry-run and the CLI all receive a `Session` from here.
+No module-level variable holds the state of a run: the doit glue, the reporter, the dry-run and the CLI all receive a
+`Workspace` or a `Session` from here.
 """
 
 from __future__ import annotations
@@ -12,120 +15,243 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import ContextManager
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ContextManager
 
-from .building.batches import BatchFlow
+from .building.batches import BatchFlow, BatchLimits
 from .building.builder import Builder
-from .building.checker import StatusChecker
+from .building.claims import Claims, Lease
+from .building.facts import Asker, FactGatherer, StoryState
 from .building.files import TargetLocks
 from .building.outputs import Outputs
-from .building.claims import Claims, owner_name
+from .building.paid_images import PaidImages
+from .building.parts import BuildParts, Pricing
 from .building.recovery import Recovery
 from .building.renames import Renamer
-from .review.gate import ReviewGate
 from .building.requests import RequestFactory
 from .building.space import SpaceGuard
 from .building.spend import Budget, SpendGate
 from .building.summary import RunSummary
 from .building.verify import stored_value
-from .building.videos import VideoFlow
-from .core.hashing import FileHasher
-from .core.manifest import Manifest, Target
-from .core.manifest.file import load_manifest_file, manifest_path
+from .building.videos import VideoFlow, VideoTiming
 from .core import naming
-from .core.pricing import estimate
-from .core.status import Here
-from .gallery.source import GallerySource
+from .core.claim_liveness import owner_name
+from .core.errors import InputError
+from .core.hashing import FileHasher
 from .core.lazy import Lazy
+from .core.manifest import Manifest, Target
+from .core.manifest.file import dump_manifest, load_manifest_file, manifest_path, remember_manifest
+from .files.atomic import private_folder, write_text_atomic
+from .gallery.source import GallerySource
+from .review.gate import ReviewGate
+from .review.verdicts import director_notes
 from .settings import Settings
-from .store.build_state import RecordsPort, read_legacy_records
+from .store import open_build_state, open_store
+from .store.build_state import BuildState, read_legacy_records
+
+if TYPE_CHECKING:
+    from .core.prompts import PromptRenderer
+    from .core.story import StoryView
+    from .review.desk import ReviewDesk
+    from .review.web_api import ReviewApi
+    from .store.ports import StoryStore
 
 log = logging.getLogger("storytree")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one `doit run` asks beyond the selection: the targets `-a` names (never their references), and whether
+    a target another worker is building is waited for (without `--continue`) or reported."""
+
+    forced: frozenset[str] = frozenset()
+    wait_for_claims: bool = True
+
+
+class Workspace:
+    """One project: its settings, its story store and the build state beside it (both opened on first use)."""
+
+    def __init__(self, settings: Settings, *, store: StoryStore | None = None):
+        self.settings = settings
+        # Who is building: records say which checkout made a file; claims say which process is paying right now.
+        self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
+        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else open_store(settings))
+        self.state: Lazy[BuildState] = Lazy(self._open_state)
+
+    def _open_state(self) -> BuildState:
+        state = open_build_state(self.settings, self.store)
+        import_legacy_records(self.settings, state)
+        return state
+
+    # -- manifests ------------------------------------------------------------------------------------------
+    def manifest_path(self, story_id: str):  # noqa: ANN201 - Path
+        return manifest_path(self.settings.manifests_dir, story_id)
+
+    def load_manifest(self, story_id: str) -> Manifest:
+        """The story's manifest file (the JSON cache under the state folder keeps a no-op build from parsing YAML)."""
+        return load_manifest_file(self.manifest_path(story_id), cache_dir=self.settings.state_dir / "cache")
+
+    def story_view(self, story_id: str, notes: dict[str, str] | None = None) -> StoryView:
+        """The story as prompts see it: its rows plus the standing director's notes of its key frames (read from
+        the store unless given)."""
+        from .core.story import StoryView
+
+        if notes is None:
+            notes = director_notes(self.state().reviews(story_id).all())
+        return StoryView.from_snapshot(self.store().load_story(story_id), notes)
+
+    def renderer(self) -> PromptRenderer:
+        from .core.prompts import PromptRenderer  # jinja2 is imported only when a prompt is rendered
+
+        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+
+    def render_manifest(self, story_id: str, notes: dict[str, str] | None = None) -> tuple[str, Manifest]:
+        from .core.manifest.build import build_manifest
+
+        manifest = build_manifest(self.story_view(story_id, notes), self.settings.generation, self.renderer())
+        return dump_manifest(manifest), manifest
+
+    def save_manifest(self, story_id: str, text: str, manifest: Manifest) -> None:
+        path = self.manifest_path(story_id)
+        write_text_atomic(path, text)
+        private_folder(self.settings.state_dir)
+        remember_manifest(path, manifest, self.settings.state_dir / "cache")  # the next build skips the YAML parse
+
+    def write_manifest(self, story_id: str) -> Manifest:
+        text, manifest = self.render_manifest(story_id)
+        self.save_manifest(story_id, text, manifest)
+        return manifest
+
+    # -- reviews --------------------------------------------------------------------------------------------
+    def review_desk(self, story_id: str) -> ReviewDesk:
+        from .review.desk import ReviewDesk
+
+        path = self.manifest_path(story_id)
+        if not path.is_file():
+            raise InputError(f"story {story_id} has no manifest ({path.relative_to(self.settings.root)}); run "
+                             f"`storytree manifest {story_id}` first.")
+        state = self.state()
+        return ReviewDesk(story_id, load_manifest_file(path), self.settings.assets_root, state.records(story_id),
+                          state.reviews(story_id), self)
+
+    def review_api(self, token: str, read_only: bool) -> ReviewApi:
+        from .review.web_api import ReviewApi
+
+        return ReviewApi(token, read_only, desk=self.review_desk, render_page=self.render_review_page)
+
+    def render_review_page(self, story_id: str) -> None:
+        """The page shows reviews: render it again after one changed (the reviewer's browser reloads it)."""
+        from .core.errors import StorytreeError
+        from .gallery.page import build_gallery, read_sidecar
+
+        provider = read_sidecar(self.settings, story_id).get("provider")  # the one the page was built for
+        session = Session(self, self.load_manifest(story_id), provider if isinstance(provider, str) else None)
+        try:
+            build_gallery(session.gallery())
+        except (StorytreeError, OSError) as exc:  # the review is stored; the next build renders the page
+            log.error("the review page of %s could not be rendered again: %s", story_id, exc)
+        finally:
+            session.close()
+
+    # -- builds ---------------------------------------------------------------------------------------------
+    def session(self, story_id: str, provider_name: str | None = None, *, link_task: str | None = None) -> Session:
+        return Session(self, self.load_manifest(story_id), provider_name, link_task=link_task)
+
+    def close(self) -> None:
+        for lazy in (self.state, self.store):
+            made = lazy.peek()
+            if made is not None:
+                made.close()
 
 
 class Session:
     """Everything one build of one story needs. The story is loaded and the providers are made on first use, so a
     no-op build reads only the story's records."""
 
-    def __init__(self, settings: Settings, manifest: Manifest, provider_name: str | None = None,
-                 store=None, images=None, videos=None):  # noqa: ANN001 - ports, for tests that swap the edge
+    def __init__(self, workspace: Workspace, manifest: Manifest, provider_name: str | None = None, *,
+                 link_task: str | None = None, owns_workspace: bool = False, images: Any = None, videos: Any = None):
         from .providers.registry import make_batches, make_images, make_videos
 
-        self.settings = settings
+        settings = self.settings = workspace.settings
+        self.workspace = workspace
+        self.owns_workspace = owns_workspace  # closed with the session (Session.open)
         self.manifest = manifest
-        self.story_id = manifest.story_id
+        self.story_id = story_id = manifest.story_id
         self.provider_name = provider = provider_name or settings.provider
-        # Who is building: records say which checkout made a file; claims say which process is paying right now.
-        self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
-        self.owner = owner_name(self.checkout)
-        self.store = Lazy(lambda: store if store is not None else _open_store(settings))
-        self.records = _open_records(settings, self.store)
-        import_legacy_records(settings, self.records)
-        self.hasher = FileHasher()
-        self.reviews = Lazy(lambda: _open_reviews(settings, self.store))
-        self.review_gate = ReviewGate(settings.review.key_frames == "required", self.story_id, self.reviews,
+        self.link_task = link_task  # the video a `--download-link` fills: it depends on nothing
+        self.run_options = RunOptions()
+        self.checkout = workspace.checkout
+        self.owner = owner_name(self.checkout, os.getpid())
+        state = workspace.state()
+        self.records = state.records(story_id)
+        self.operations = state.operations(story_id)
+        self.reviews = state.reviews(story_id)
+        self.review_gate = ReviewGate(settings.review.key_frames == "required", story_id, self.reviews,
                                       self._file_hash_of)
-        self.checker = StatusChecker(manifest, settings.assets_root, self.records, provider, self.hasher,
-                                     Here(self.checkout, settings.build.adopt_existing), self.owner,
-                                     self._points_here, self.review_gate.rejections)
+        self.facts = FactGatherer(
+            manifest, settings.assets_root, StoryState(self.records, self.operations, state.claims(story_id)),
+            provider, hasher=FileHasher(), asker=Asker(self.checkout, self.owner, settings.build.adopt_existing),
+            points_here=self._points_here, rejections=self.review_gate.rejections)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))
-        self.claims = Claims(self.records, self.story_id, self.owner, settings.build.claim_lease_seconds,
-                             settings.build.claim_poll_seconds)
+        self.claims = Claims(state.claims(story_id), self.owner,
+                             Lease(settings.build.claim_lease_seconds, settings.build.claim_poll_seconds))
         # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
         self.limiter = Lazy(lambda: _open_limiter(settings))
         self.images = Lazy(lambda: images if images is not None else make_images(settings, provider, self.limiter()))
         self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider, self.limiter()))
+        self.batches = Lazy(lambda: make_batches(settings, provider, self.limiter()))
         self.view = Lazy(self._load_view)
-        self.renderer = Lazy(self._make_renderer)
+        self.renderer = Lazy(workspace.renderer)
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
                                        settings.generation.max_key_frame_references, settings.verbose)
-        self.outputs = Outputs(self.story_id, settings.assets_root, provider, self.records, self.checker,
-                               self.hasher, self.store, self.checkout)
+        self.outputs = Outputs(settings.assets_root, provider, self.records, self.facts, workspace.store,
+                               checkout=self.checkout)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
-        self.video_flow = VideoFlow(self.story_id, provider, self.records, self.checker, self.requests, self.outputs,
-                                    self.gate, self.videos, self.cost_of, settings.video_poll_interval_seconds,
-                                    settings.video_poll_deadline_seconds, settings.video_retention_hours,
-                                    self.room_for, self.review_gate)
-        self.builder = Builder(manifest, self.checker, self.requests, self.outputs, self.gate, self.images,
-                               self.video_flow, TargetLocks(settings.locks_dir / self.story_id), self.summary,
-                               self.cost_of, self.room_for, Recovery(settings.recovery_dir / self.story_id),
-                               self.claims)
-        self.batches = Lazy(lambda: make_batches(settings, provider, self.limiter()))
-        self.batch_flow = BatchFlow(
-            self.builder.targets, self.story_id, provider, self.records, self.checker, self.requests, self.gate,
-            self.claims, self.summary, self.builder.recovery, self.batches, self.batch_cost_of, self.room_for,
-            self.builder.write_paid_image, self.builder.finish_image, self._asset_size,
-            settings.generation.batch_max_requests,
-            settings.generation.batch_wait_minutes * 60, settings.generation.batch_poll_seconds)
-        self.builder.batch_wait = lambda target: self.batch_flow.refusal(target, settings.generation.batch)
-        self.builder.batch_collected = self.batch_flow.collected
-        self.renamer = Renamer(manifest, self.checker, self.records, self.outputs, settings.assets_root,
-                               settings.state_dir)
-        self.forced: set[str] = set()  # targets `doit -a` names (set by the run command); never their references
-        self.link_task: str | None = None  # the video a `--download-link` fills: it depends on nothing
+        self.pricing = Pricing(settings.prices, provider, settings.generation.batch)
+        recovery = Recovery(settings.recovery_dir / story_id)
+        parts = BuildParts(story_id=story_id, provider=provider, targets=manifest.by_task(), facts=self.facts, requests=self.requests, outputs=self.outputs,
+                           operations=self.operations, spend=self.gate, pricing=self.pricing, room_for=self.room_for, claims=self.claims, summary=self.summary,
+                           recovery=recovery)
+        paid_images = PaidImages(self.outputs, recovery, self.room_for)
+        generation = settings.generation
+        self.video_flow = VideoFlow(parts, self.videos, VideoTiming(
+            settings.video_poll_interval_seconds, settings.video_poll_deadline_seconds,
+            settings.video_retention_hours), self.review_gate)
+        self.batch_flow = BatchFlow(parts, self.batches, BatchLimits(
+            generation.batch, generation.batch_max_requests, generation.batch_wait_minutes * 60,
+            generation.batch_poll_seconds), paid_images, self._asset_size)
+        self.builder = Builder(parts, self.images, self.video_flow, self.batch_flow, paid_images,
+                               TargetLocks(settings.locks_dir / story_id))
+        self.renamer = Renamer(manifest, self.facts, self.outputs, settings.state_dir)
 
     @classmethod
-    def open(cls, settings: Settings, story_id: str, provider_name: str | None = None) -> "Session":
-        """The session of one story, from its manifest file (the JSON cache under the state folder keeps a
-        no-op build from parsing YAML)."""
-        manifest = load_manifest_file(manifest_path(settings.manifests_dir, story_id), cache_dir=settings.state_dir / "cache")
-        return cls(settings, manifest, provider_name)
+    def open(cls, settings: Settings, story_id: str, provider_name: str | None = None, *,
+             link_task: str | None = None) -> "Session":
+        """The session of one story in a workspace of its own (closed with the session)."""
+        workspace = Workspace(settings)
+        return cls(workspace, workspace.load_manifest(story_id), provider_name, link_task=link_task,
+                   owns_workspace=True)
+
+    def start_run(self, options: RunOptions) -> None:
+        """The options of the `doit run` about to start (known only once doit has parsed its command line)."""
+        self.run_options = options
 
     def gallery(self) -> GallerySource:
         return GallerySource(
-            self.settings, self.manifest, self.checker, self.provider_name,
-            operations=lambda: self.records.all_operations(self.story_id),
+            settings=self.settings, manifest=self.manifest, facts=self.facts, provider_name=self.provider_name,
+            operations=self.operations.all,
             failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
             story_view=self.view, render=self.requests.render,
             reviews=self.review_gate.reviews,
-            story_fingerprint=lambda: self.store().fingerprint(self.story_id))
+            story_fingerprint=lambda: self.workspace.store().fingerprint(self.story_id))
 
     def target(self, task: str) -> Target:
         return self.builder.targets[task]
 
     def room_for(self, target: Target) -> ContextManager[None]:
-        """Writable asset and state folders and free space for the target's result (see build/space.py)."""
+        """Writable asset and state folders and free space for the target's result (see building/space.py)."""
         return self.space.room_for(target.task, self.outputs.path(target),
                                    self.settings.storage.bound_bytes(target.units), self.settings.data_dir)
 
@@ -137,81 +263,49 @@ class Session:
 
     def _file_hash_of(self, task: str) -> str | None:
         target = self.builder.targets.get(task)
-        return self.checker.file_hash(target.output) if target is not None else None
+        return self.facts.file_hash(target.output) if target is not None else None
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""
         snapshot = self.view().snapshot
         return any(naming.from_stored(stored_value(snapshot, loc)) == target.output for loc in target.db)
 
-    def cost_of(self, target: Target) -> float | None:
-        """What building `target` in this run costs: images at the batch price in batch mode."""
-        return estimate(target, self.settings.prices, self.provider_name, self.settings.generation.batch)
-
-    def interactive_cost_of(self, target: Target) -> float | None:
-        return estimate(target, self.settings.prices, self.provider_name)
-
-    def batch_cost_of(self, target: Target) -> float | None:
-        return estimate(target, self.settings.prices, self.provider_name, batch=True)
-
-    def _load_view(self):  # noqa: ANN202 - core.story.StoryView
-        from .core.story import StoryView
-
-        from .review.verdicts import director_notes
-
-        notes = director_notes(self.review_gate.reviews())  # the prompts must match the manifest's
-        return StoryView.from_snapshot(self.store().load_story(self.story_id), notes)
-
-    def _make_renderer(self):  # noqa: ANN202 - core.prompts.PromptRenderer (jinja2 is imported only when needed)
-        from .core.prompts import PromptRenderer
-
-        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+    def _load_view(self) -> StoryView:
+        return self.workspace.story_view(self.story_id, director_notes(self.review_gate.reviews()))
 
     def close(self) -> None:
-        for lazy in (self.images, self.videos, self.batches, self.limiter, self.reviews, self.store):
+        for lazy in (self.images, self.videos, self.batches, self.limiter):
             made = lazy.peek()
             if made is not None:
                 made.close()
-        self.records.close()
+        if self.owns_workspace:
+            self.workspace.close()
 
 
-def _open_store(settings: Settings):  # noqa: ANN202 - store.StoryStore
-    from .store import open_store
-
-    return open_store(settings)
-
-
-def _open_reviews(settings: Settings, store: Lazy):  # noqa: ANN202 - store.reviews.ReviewsPort
-    from .store import open_reviews
-
-    return open_reviews(settings, store)
-
-
-def _open_limiter(settings: Settings):  # noqa: ANN202 - providers.rate_limit.RateLimiter
+def _open_limiter(settings: Settings) -> Any:  # providers.rate_limit.RateLimiter
     from .providers.rate_limit import RateLimiter
 
     return RateLimiter.from_settings(settings)
 
 
-def _open_records(settings: Settings, store: Lazy) -> RecordsPort:
-    from .store import open_records
-
-    return open_records(settings, store)
-
-
-def import_legacy_records(settings: Settings, records: RecordsPort) -> None:
+def import_legacy_records(settings: Settings, state: BuildState) -> None:
     """Earlier versions kept records in `.storytree/records.sqlite`, per checkout; they move into the story store
     once (records already in the store win), and the old file is kept renamed."""
     legacy = settings.legacy_records_path
     if not legacy.is_file():
         return
     found, operations = read_legacy_records(legacy)
-    records.import_records(found, operations)
+    by_story: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for record in found:
+        by_story[record.story_id][0].append(record)
+    for op in operations:
+        by_story[op.story_id][1].append(op)
+    for story_id, (records, ops) in by_story.items():
+        state.records(story_id).import_missing(records)
+        state.operations(story_id).import_missing(ops)
     try:
         os.replace(legacy, legacy.with_name(legacy.name + ".imported"))
     except FileNotFoundError:  # another process imported it at the same moment
         return
     log.info("imported %d records and %d video operations from %s into the story store (once; the old file is "
              "kept as %s.imported)", len(found), len(operations), legacy, legacy.name)
-
-

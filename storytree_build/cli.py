@@ -1,7 +1,4 @@
-"""`storytree` console script: data commands around the doit build.
-
-Exit codes: 0 success; 1 error (bad input, configuration, store); 2 drift (`manifest --check`).
-"""
+"""`storytree` console script: data commands around the doit build. Exit codes: core/exit_codes.py."""
 
 from __future__ import annotations
 
@@ -9,57 +6,57 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from .files.atomic import write_text_atomic
-from .core.manifest import summary
-from .core.manifest.file import load_manifest_file, manifest_path, unified_diff
+from .bootstrap import Workspace
 from .core.errors import InputError, StorytreeError
-from .manifests import render_manifest, write_manifest
+from .core.exit_codes import ExitCode
+from .core.manifest import summary
+from .core.manifest.file import unified_diff
+from .files.atomic import write_text_atomic
 from .settings import Settings, load_settings
-from .store import open_store
 
 
-def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_import(workspace: Workspace, args: argparse.Namespace) -> int:
     from .data.transfer import import_file
 
-    store = open_store(settings)
-    counts = import_file(Path(args.file), store, _records(settings, store), _reviews(settings, store))
+    counts = import_file(Path(args.file), workspace.store(), workspace.state())
     built = f", {counts['records']} build records" if counts.get("records") else ""
     built += f", {counts['reviews']} reviews" if counts.get("reviews") else ""
     print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots{built} "
-          f"into {settings.store}", file=sys.stderr)
-    return 0
+          f"into {workspace.settings.store}", file=sys.stderr)
+    return ExitCode.OK
 
 
-def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_export(workspace: Workspace, args: argparse.Namespace) -> int:
     from .data.transfer import export_story
 
-    store = open_store(settings)
-    text = export_story(store, args.story_id, _records(settings, store), _reviews(settings, store))
+    text = export_story(workspace.store(), args.story_id, workspace.state())
     if args.output:
         write_text_atomic(Path(args.output), text)
     else:
         sys.stdout.write(text)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_ingest(workspace: Workspace, args: argparse.Namespace) -> int:
     from .data.shot_production import ingest_files
 
-    rows = ingest_files(open_store(settings), args.story_id, [Path(f) for f in args.files])
+    rows = ingest_files(workspace.store(), args.story_id, [Path(f) for f in args.files])
     print(f"ingested {len(rows)} shots into story {args.story_id}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_manifest(workspace: Workspace, args: argparse.Namespace) -> int:
+    settings = workspace.settings
     story_ids = args.story_ids
     if args.check:
         if not story_ids:
             story_ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
         drifted = 0
         for story_id in story_ids:
-            path = manifest_path(settings.manifests_dir, story_id)
-            fresh, _ = render_manifest(settings, story_id)
+            path = workspace.manifest_path(story_id)
+            fresh, _ = workspace.render_manifest(story_id)
             committed = path.read_text(encoding="utf-8") if path.exists() else ""
             if fresh != committed:
                 drifted += 1
@@ -68,23 +65,21 @@ def cmd_manifest(settings: Settings, args: argparse.Namespace) -> int:
                       f"run `storytree manifest {story_id}` and commit it.", file=sys.stderr)
             else:
                 print(f"ok: {path.relative_to(settings.root)} is up to date", file=sys.stderr)
-        return 2 if drifted else 0
+        return ExitCode.CHECK_FOUND_WORK if drifted else ExitCode.OK
     if not story_ids:
         raise InputError("name at least one story id (see `storytree export --help` for the ids you have).")
     for story_id in story_ids:
-        manifest = write_manifest(settings, story_id)
-        path = manifest_path(settings.manifests_dir, story_id)
+        manifest = workspace.write_manifest(story_id)
+        path = workspace.manifest_path(story_id)
         counts = summary(manifest)
         print(f"wrote {path.relative_to(settings.root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
               file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
-    from .bootstrap import Session
-
-    story_id = args.story or _only_story(settings)
-    session = Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, story_id)))
+def cmd_prompt(workspace: Workspace, args: argparse.Namespace) -> int:
+    story_id = args.story or _only_story(workspace.settings)
+    session = workspace.session(story_id)
     try:
         if args.task not in session.manifest.by_task():
             raise InputError(f"{args.task} is not a target of story {story_id}; `doit list --all` shows the names.")
@@ -106,72 +101,55 @@ def cmd_prompt(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  - {r.kind}: {r.id} -> {r.path}")
         if not target.references:
             print("  (none)")
-    return 0
+    return ExitCode.OK
 
 
-def _records(settings: Settings, store=None):  # noqa: ANN001, ANN202 - StoryStore → store.RecordsPort
-    from .store import open_records
-
-    return open_records(settings, lambda: store if store is not None else open_store(settings))
-
-
-def _reviews(settings: Settings, store):  # noqa: ANN001, ANN202 - StoryStore → store.ReviewsPort
-    from .store import open_reviews
-
-    return open_reviews(settings, lambda: store)
-
-
-def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
-    records = _records(settings)
-    op = records.get_operation(args.story_id, args.task)
+def cmd_resubmit(workspace: Workspace, args: argparse.Namespace) -> int:
+    operations = workspace.state().operations(args.story_id)
+    op = operations.get(args.task)
     if op is None:
         print(f"{args.task}: no pending or uncertain submission recorded; nothing to clear.", file=sys.stderr)
-        return 0
-    records.delete_operation(args.story_id, args.task)
+        return ExitCode.OK
+    operations.delete(args.task)
     print(f"{args.task}: cleared the {op.state} submission of {op.submitted_at}; the next build submits (and pays) again.",
           file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_release(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_release(workspace: Workspace, args: argparse.Namespace) -> int:
     """Free a claim whose owner is gone for good (a machine that will not come back) before its lease runs out."""
-    released = _records(settings).release(args.story_id, args.task)
+    released = workspace.state().claims(args.story_id).release(args.task)
     if released is None:
         print(f"{args.task}: no claim recorded; nothing to release.", file=sys.stderr)
-        return 0
+        return ExitCode.OK
     print(f"{args.task}: released the claim of {released.owner} (since {released.claimed_at}); the next build may "
           "pay for it, so make sure that worker is no longer running.", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_review(settings: Settings, args: argparse.Namespace) -> int:
-    from .review.desk import ReviewDesk
-
-    desk = ReviewDesk(settings, args.story_id)
-    try:
-        if args.verdict == "list":
-            rows = desk.list()
-            if args.json:
-                print(json.dumps([row.__dict__ for row in rows], indent=2))
-                return 0
-            for row in rows:
-                note = f"  note: {row.note}" if row.note else ""
-                print(f"{row.state:<11} {row.task}  {row.output}{note}")
-            waiting = sum(1 for r in rows if r.kind == "key_frame" and r.state != "approved")
-            print(f"{len(rows)} targets; {waiting} key frame(s) not approved "
-                  f"([review] key_frames = \"{settings.review.key_frames}\")", file=sys.stderr)
-            return 0
-        if not args.task:
-            raise InputError(f"`storytree review {args.verdict}` needs the target, e.g. "
-                             f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`.")
-        if args.verdict == "approve":
-            if args.note:
-                raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
-            outcome = desk.approve(args.task)
-        else:
-            outcome = desk.reject(args.task, args.note)
-    finally:
-        desk.close()
+def cmd_review(workspace: Workspace, args: argparse.Namespace) -> int:
+    desk = workspace.review_desk(args.story_id)
+    if args.verdict == "list":
+        rows = desk.list()
+        if args.json:
+            print(json.dumps([row.__dict__ for row in rows], indent=2))
+            return ExitCode.OK
+        for row in rows:
+            note = f"  note: {row.note}" if row.note else ""
+            print(f"{row.state:<11} {row.task}  {row.output}{note}")
+        waiting = sum(1 for r in rows if r.kind == "key_frame" and r.state != "approved")
+        print(f"{len(rows)} targets; {waiting} key frame(s) not approved "
+              f"([review] key_frames = \"{workspace.settings.review.key_frames}\")", file=sys.stderr)
+        return ExitCode.OK
+    if not args.task:
+        raise InputError(f"`storytree review {args.verdict}` needs the target, e.g. "
+                         f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`.")
+    if args.verdict == "approve":
+        if args.note:
+            raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
+        outcome = desk.approve(args.task)
+    else:
+        outcome = desk.reject(args.task, args.note)
     review = outcome.review
     said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
     print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
@@ -179,24 +157,24 @@ def cmd_review(settings: Settings, args: argparse.Namespace) -> int:
         print(f"rewrote manifests/{args.story_id}.yaml: the director's note changed the prompt of "
               f"{', '.join(outcome.now_out_of_date)}; `doit dryrun story:{args.story_id}` shows what the next build "
               "pays for.", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .gallery.serve import serve
+def cmd_serve(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .gallery.serve import new_token, serve
 
-    return serve(settings, port=args.port, read_only=args.read_only)
+    api = workspace.review_api(new_token(), args.read_only)
+    return serve(workspace.settings.public_root, api, port=args.port)
 
 
-def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from .bootstrap import Session
+def cmd_verify(workspace: Workspace, args: argparse.Namespace) -> int:
     from .building.verify import verify
 
-    provider = args.provider or settings.provider
-    session = Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, args.story_id)), provider)
+    provider = args.provider or workspace.settings.provider
+    session = workspace.session(args.story_id, provider)
     try:
-        report = verify(session.manifest, session.store().load_story(args.story_id), session.checker,
-                        session.records, session.outputs, repair=not args.no_repair)
+        report = verify(session.manifest, workspace.store().load_story(args.story_id), session.facts,
+                        session.operations, session.outputs, repair=not args.no_repair)
     finally:
         session.close()
     for line in report.repaired:
@@ -207,7 +185,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"problem: {line}")
     print(f"verify {args.story_id}: {len(report.ok)} consistent, {len(report.repaired)} repaired, "
           f"{len(report.problems)} problems, {len(report.notes)} notes (provider {provider})", file=sys.stderr)
-    return 1 if report.problems else 0
+    return ExitCode.CHECK_FOUND_WORK if report.problems else ExitCode.OK
 
 
 def _only_story(settings: Settings) -> str:
@@ -217,8 +195,16 @@ def _only_story(settings: Settings) -> str:
     return ids[0]
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A usage error is a refusal before anything started (argparse's own exit code 2 means something else
+        here: core/exit_codes.py)."""
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.REFUSED, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="storytree", description=__doc__.splitlines()[0])
+    parser = Parser(prog="storytree", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("import", help="import a Supabase table export (JSON) into the story store")
@@ -272,14 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    workspace = None
     try:
-        settings = load_settings()
-        return args.func(settings, args)
+        workspace = Workspace(load_settings())
+        return args.func(workspace, args)
     except StorytreeError as exc:
         if args.debug:
             raise
         print(f"storytree: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        if workspace is not None:
+            workspace.close()
 
 
 if __name__ == "__main__":

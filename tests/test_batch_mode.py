@@ -225,7 +225,7 @@ def test_a_result_kept_in_the_recovery_folder_is_written_free_in_batch_mode(proj
     session = session_for(project, "gemini")
     try:
         target = session.target(task)
-        signature = signature_of(session.checker.current_inputs(target))
+        signature = signature_of(session.facts.current_inputs(target))
         Recovery(session.settings.recovery_dir / SAMPLE_ID).keep(task, signature, tiny_png())
     finally:
         session.close()

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export, story_db
+from storytree_build.core.exit_codes import ExitCode
 from storytree_build.core.manifest.file import load_manifest_file
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -33,7 +34,7 @@ def manifest_text(project: Path) -> str:
 
 
 def records(project: Path) -> dict:
-    return RecordStore(story_db(project)).all_for_story(SAMPLE_ID)
+    return RecordStore(story_db(project)).records(SAMPLE_ID).all()
 
 
 def db_row(project: Path, sql: str, *params):  # noqa: ANN001
@@ -116,7 +117,7 @@ def test_manifest_is_deterministic_and_check_reports_drift(built_project: Path, 
     path = built_project / "manifests" / f"{SAMPLE_ID}.yaml"
     path.write_text(first.replace("image_size: 1K", "image_size: 2K", 1))
     capsys.readouterr()
-    assert storytree(built_project, "manifest", "--check", monkeypatch=monkeypatch) == 2
+    assert storytree(built_project, "manifest", "--check", monkeypatch=monkeypatch) == ExitCode.CHECK_FOUND_WORK
     out = capsys.readouterr()
     assert "-    image_size: 2K" in out.out and "+    image_size: 1K" in out.out
     assert "drift" in out.err
@@ -232,7 +233,7 @@ def test_dryrun_lists_reasons_and_writes_nothing(built_project: Path) -> None:
     assert records(built_project) == {}
     assert not list((built_project / "apps/story-tree-ui/public/generated").rglob("*.png"))
     check = doit(built_project, "dryrun", "--check", "shot:scenelet-2_1", "provider=stub")
-    assert check.returncode == 1
+    assert check.returncode == ExitCode.CHECK_FOUND_WORK
 
 
 def test_missing_reference_file_is_an_error_naming_design_and_path(built_project: Path) -> None:

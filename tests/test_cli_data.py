@@ -10,6 +10,7 @@ import pytest
 
 from support.project import REPO, SAMPLE, SAMPLE_ID, story_db
 from storytree_build.cli import main
+from storytree_build.core.exit_codes import ExitCode
 from storytree_build.core.errors import InputError
 
 WITH_REFS = REPO / "samples" / "shot-production" / "scenelet-2-with-refs.json"
@@ -110,7 +111,7 @@ def test_import_invalid_rows_writes_nothing(db, tmp_path, capsys):
 def test_missing_arguments_is_a_usage_error(db, capsys):
     with pytest.raises(SystemExit) as info:
         main(["export"])
-    assert info.value.code == 2
+    assert info.value.code == ExitCode.REFUSED
 
 
 def test_debug_shows_the_exception(db, capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.project import SAMPLE_ID, doit, project_env, storytree, write_export, story_db
+from storytree_build.core.exit_codes import ExitCode
 from storytree_build.cli import main as storytree_main
 
 SHOT = "shot:scenelet-2_1"
@@ -63,7 +64,7 @@ def test_verify_repairs_database_paths_from_records(imported: Path, sample_expor
     assert storytree(imported, "import", str(imported / "sample.json"), monkeypatch=monkeypatch) == 0
     assert sqlite3.connect(db).execute("select count(*) from shots where key_frame_image_path is not null").fetchone()[0] == 0
     capsys.readouterr()
-    assert storytree_main(["verify", SAMPLE_ID, "--no-repair", "--provider", "stub"]) == 1
+    assert storytree_main(["verify", SAMPLE_ID, "--no-repair", "--provider", "stub"]) == ExitCode.CHECK_FOUND_WORK
     assert "does not point at it" in capsys.readouterr().out
     assert storytree_main(["verify", SAMPLE_ID, "--provider", "stub"]) == 0
     out = capsys.readouterr().out
@@ -74,5 +75,5 @@ def test_verify_repairs_database_paths_from_records(imported: Path, sample_expor
     assert "0 repaired, 0 problems" in capsys.readouterr().err
     # A deleted asset is reported, not regenerated.
     next((imported / "apps").rglob("shot-1_key_frame.png")).unlink()
-    assert storytree_main(["verify", SAMPLE_ID, "--provider", "stub"]) == 1
+    assert storytree_main(["verify", SAMPLE_ID, "--provider", "stub"]) == ExitCode.CHECK_FOUND_WORK
     assert "recorded as built but the file is missing" in capsys.readouterr().out

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from support.project import SAMPLE_ID, doit, is_complete_asset, project_env, storytree, write_export
-from storytree_build.bootstrap import Session
+from storytree_build.bootstrap import Session, Workspace
 from storytree_build.core.manifest.file import load_manifest_file
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from storytree_build.settings import load_settings
 from storytree_build.building.verify import stored_value
 
@@ -57,9 +57,9 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
                        and not is_complete_asset(settings.assets_root / t.output))
         # Finished = current at the moment of the kill (a forced rebuild of a reference legitimately makes the
         # targets that use it stale: their inputs changed, so rebuilding them is not paying twice).
-        at_kill = Session(settings, manifest, "stub")
-        finished = {t.task: records.get(SAMPLE_ID, t.task).built_at + records.get(SAMPLE_ID, t.task).output_sha256
-                    for t in manifest.targets if at_kill.checker.status(t.task).current}
+        at_kill = Session(Workspace(settings), manifest, "stub", owns_workspace=True)
+        finished = {t.task: records.records(SAMPLE_ID).get(t.task).built_at + records.records(SAMPLE_ID).get(t.task).output_sha256
+                    for t in manifest.targets if at_kill.facts.status(t.task).current}
         at_kill.close()
         rerun = doit(project, "--continue", STORY, "provider=stub", env=env)
         if rerun.returncode != 0:
@@ -72,14 +72,14 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
                 assert storytree(project, "resubmit", SAMPLE_ID, task, monkeypatch=monkeypatch) == 0
             rerun = doit(project, STORY, "provider=stub", env=env)
             assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        after = records.all_for_story(SAMPLE_ID)
+        after = records.records(SAMPLE_ID).all()
         # A target finished before the kill must not have been generated again by the plain re-run.
         repaid += sum(1 for t, v in finished.items() if after[t].built_at + after[t].output_sha256 != v)
-        ctx = Session(settings, manifest, "stub")
-        snapshot = ctx.store().load_story(SAMPLE_ID)
+        ctx = Session(Workspace(settings), manifest, "stub", owns_workspace=True)
+        snapshot = ctx.workspace.store().load_story(SAMPLE_ID)
         for target in manifest.targets:
             path = settings.assets_root / target.output
-            if not path.exists() or not is_complete_asset(path) or ctx.checker.file_hash(target.output) != after[target.task].output_sha256:
+            if not path.exists() or not is_complete_asset(path) or ctx.facts.file_hash(target.output) != after[target.task].output_sha256:
                 corrupt += 1
             for location in target.db:
                 if stored_value(snapshot, location) != target.output:

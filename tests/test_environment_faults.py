@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from support.mounts import read_only, tmpfs
 from support.project import ASSETS, SAMPLE_ID, doit, import_story, new_project, project_env, run_doit, story_db
 
@@ -50,7 +50,7 @@ def stub_env(root: Path, log: Path) -> dict[str, str]:
 
 
 def records(root: Path) -> dict:
-    return RecordStore(story_db(root)).all_for_story(SAMPLE_ID)
+    return RecordStore(story_db(root)).records(SAMPLE_ID).all()
 
 
 def assert_refused_unpaid(result, log: Path, expected_failures: int, fragment: str) -> None:  # noqa: ANN001
@@ -148,7 +148,8 @@ def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_payin
 
 def test_a_lost_record_is_recovered_from_the_files_provenance_without_paying(
         root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storytree_build.store import sqlite_records as records_module
+    from storytree_build.store import sqlite_tables
+    from storytree_build.store.sqlite_records import SqliteRecords
 
     log = tmp_path / "calls.log"
     for name, value in stub_env(root, log).items():
@@ -159,7 +160,7 @@ def test_a_lost_record_is_recovered_from_the_files_provenance_without_paying(
         raise sqlite3.OperationalError("database or disk is full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(RecordStore, "put", records_module._guarded(full))  # what the records raise on a full disk
+        patch.setattr(SqliteRecords, "put", sqlite_tables._guarded(full))  # what the records raise on a full disk
         failed = run_doit(root, REF, "provider=stub")
     assert failed.code != 0 and calls(log) == [REF]
     assert "database or disk is full" in failed.output and "1 failed" in failed.out

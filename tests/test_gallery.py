@@ -20,7 +20,7 @@ from storytree_build.gallery import page as gallery
 from storytree_build.store.build_state import Operation, utc_now
 from storytree_build.store import SqliteStoryStore
 from storytree_build.review.verdicts import Review
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore, SqliteRecords
 from storytree_build.store.sqlite_reviews import SqliteReviews
 
 PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
@@ -185,8 +185,8 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
 
 def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
     records = RecordStore(settings_for(proj).db_path)
-    records.put_operation(Operation(SAMPLE_ID, "video:scenelet-3_1", "sig", "gemini", "m", "uncertain", None, utc_now(),
-                                    None, None))
+    records.operations(SAMPLE_ID).put(Operation(story_id=SAMPLE_ID, task="video:scenelet-3_1", signature="sig", provider="gemini", model="m", state="uncertain", operation=None, submitted_at=utc_now(),
+                                    download_uri=None, error=None))
     ctx = context(proj)
     assert not gallery.is_current(ctx.gallery())
     gallery.build_gallery(ctx.gallery())
@@ -254,20 +254,20 @@ def test_building_the_page_never_touches_the_provider(proj):
 
 def test_noop_check_reuses_cached_records_and_never_loads_the_story(proj, monkeypatch):
     calls = []
-    original = RecordStore.all_for_story
+    original = SqliteRecords.all
 
-    def counting(self, story_id):
-        calls.append(story_id)
-        return original(self, story_id)
+    def counting(self):
+        calls.append(self.story_id)
+        return original(self)
 
     def no_load(self, story_id):
         raise AssertionError("a no-op build parsed the whole story")
 
-    monkeypatch.setattr(RecordStore, "all_for_story", counting)
+    monkeypatch.setattr(SqliteRecords, "all", counting)
     monkeypatch.setattr(SqliteStoryStore, "load_story", no_load)
     ctx = context(proj)
     for target in ctx.manifest.targets:  # what the assets' RecordChecks do first in a no-op build
-        assert ctx.checker.status(target.task).current
+        assert ctx.facts.status(target.task).current
     assert GalleryCheck(ctx)() is True  # the page shows story text: it reads the story's fingerprint, not the story
     assert calls == [SAMPLE_ID]
     assert not (ctx.view.made or ctx.images.made or ctx.videos.made)
@@ -291,14 +291,14 @@ def test_check_sees_every_kind_of_input_change(proj):
     asset = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-4/shot-2.mp4"
     changed(asset.unlink)
     records = RecordStore(settings.db_path)
-    rec = records.get(SAMPLE_ID, "image:scenelet-4_1")
-    changed(lambda: records.put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
+    rec = records.records(SAMPLE_ID).get("image:scenelet-4_1")
+    changed(lambda: records.records(SAMPLE_ID).put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
     store = SqliteStoryStore(settings.db_path)  # story text only (no prompt shows it): the page shows it
     changed(lambda: store.import_rows({"stories": [], "scenelets": [
         {**store.load_story(SAMPLE_ID).scenelets[0], "choice_prompt": "A new question for the reader?"}],
         "shots": []}))
-    reviews = SqliteReviews(settings.db_path)
-    changed(lambda: reviews.put_review(Review(SAMPLE_ID, "image:scenelet-4_1", rec.output_sha256, "approved", "",
+    reviews = RecordStore(settings.db_path).reviews(SAMPLE_ID)
+    changed(lambda: reviews.put(Review(SAMPLE_ID, "image:scenelet-4_1", rec.output_sha256, "approved", "",
                                               "someone@here", "2030-01-01T00:00:00+00:00")))
     changed(lambda: page.write_text(page.read_text().replace("Scenelet tree", "Edited by hand")))
     changed(page.unlink)

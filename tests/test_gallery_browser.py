@@ -144,7 +144,7 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
     buildable and the rejected frame's next prompt carries the note."""
     import json
 
-    from storytree_build.review.web_api import ReviewApi
+    from storytree_build.bootstrap import Workspace
 
     sync_playwright = require_browser()
     root = new_project(tmp_path / "project")
@@ -152,7 +152,7 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
     assert build_sample_unchecked(root).returncode == 4
     settings = settings_for(root)
     token = "browser-test-token"
-    server = make_server(settings.public_root, 0, quiet=True, api=ReviewApi(settings, token))
+    server = make_server(settings.public_root, 0, quiet=True, api=Workspace(settings).review_api(token, False))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}/stories/{SAMPLE_ID}/"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from storytree_build.core.manifest import Target
 from storytree_build.core.manifest.file import load_manifest_file
 from storytree_build.store import SqliteStoryStore
@@ -78,7 +78,7 @@ def manifest(project: Path):  # noqa: ANN201
 
 
 def record(project: Path, task: str):  # noqa: ANN201
-    return RecordStore(story_db(project)).get(SAMPLE_ID, task)
+    return RecordStore(story_db(project)).records(SAMPLE_ID).get(task)
 
 
 def db_values(project: Path, target: Target) -> list[object]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from storytree_build.providers.gemini_video import GeminiVideos
 from storytree_build.providers.google_http import origin
 from storytree_build.settings import GeminiSettings
@@ -101,7 +101,7 @@ def assert_video_built(project: Path, fake: FakeGemini, task: str = VIDEO) -> by
     rec = record(project, task)
     assert rec is not None and rec.provider == "gemini" and rec.model == target.model and rec.published
     assert db_values(project, target) == [target.output]
-    assert operations(project).get_operation(SAMPLE_ID, task) is None
+    assert operations(project).operations(SAMPLE_ID).get(task) is None
     assert not list((project / ASSETS).rglob("*.part"))
     return data
 
@@ -254,7 +254,7 @@ def test_operation_error_and_safety_filter_fail_the_target(vproject: Path, fake:
     assert_clean_failure(vproject, VIDEO, run)
     for fragment in expected:
         assert fragment in run.output, run.output
-    assert operations(vproject).get_operation(SAMPLE_ID, VIDEO) is None  # finished: nothing left to resume
+    assert operations(vproject).operations(SAMPLE_ID).get(VIDEO) is None  # finished: nothing left to resume
     assert len(fake.video.submit_calls) == 1 and fake.video.download_calls == []
 
 
@@ -269,7 +269,7 @@ def test_a_retired_model_names_the_setting(vproject: Path, fake: FakeGemini, mon
                      "[generation.video] model", "storytree manifest", "Nothing was charged"):
         assert fragment in run.output, run.output
     assert len(fake.video.submit_calls) == 1
-    assert operations(vproject).get_operation(SAMPLE_ID, VIDEO) is None  # refused: no job, nothing to resume
+    assert operations(vproject).operations(SAMPLE_ID).get(VIDEO) is None  # refused: no job, nothing to resume
 
     # With --continue, later videos of that model fail without another request.
     fake.video.play_submit("retired")
@@ -304,7 +304,7 @@ def test_a_model_that_stays_rate_limited_ends_in_a_clean_retryable_error(vprojec
     assert_clean_failure(vproject, VIDEO, run)
     assert "429" in run.output and "nothing was started" in run.output and "gave up waiting" in run.output
     assert len(fake.video.submit_calls) >= 1 and fake.video.operations == {}
-    assert operations(vproject).get_operation(SAMPLE_ID, VIDEO) is None
+    assert operations(vproject).operations(SAMPLE_ID).get(VIDEO) is None
 
 
 @pytest.mark.parametrize(("step", "config"), [("internal", {}), ("slow", {"timeout_seconds": 0.5})])
@@ -317,7 +317,7 @@ def test_an_uncertain_submit_is_never_sent_twice(vproject: Path, fake: FakeGemin
     assert_clean_failure(vproject, VIDEO, run)
     assert "may exist" in run.output and f"storytree resubmit <story-id> {VIDEO}" in run.output
     assert len(fake.video.submit_calls) == 1  # the SDK's own retries are off
-    pending = operations(vproject).get_operation(SAMPLE_ID, VIDEO)
+    pending = operations(vproject).operations(SAMPLE_ID).get(VIDEO)
     assert pending is not None and pending.state == "uncertain"
 
     blocked = run_doit(vproject, VIDEO)
@@ -350,7 +350,7 @@ def test_an_operation_the_server_forgot_stays_recorded(vproject: Path, fake: Fak
     run = run_doit(vproject, VIDEO)
     assert_clean_failure(vproject, VIDEO, run)
     assert "unknown to the provider" in run.output and "storytree resubmit" in run.output
-    pending = operations(vproject).get_operation(SAMPLE_ID, VIDEO)
+    pending = operations(vproject).operations(SAMPLE_ID).get(VIDEO)
     assert pending is not None and pending.state == "submitted"  # never forgotten silently, never re-paid
     assert len(fake.video.submit_calls) == 1
 
@@ -370,7 +370,7 @@ def test_killed_while_polling_then_rerun_submits_exactly_once(vproject: Path, fa
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     [op] = fake.video.operations.values()
-    pending = operations(vproject).get_operation(SAMPLE_ID, VIDEO)
+    pending = operations(vproject).operations(SAMPLE_ID).get(VIDEO)
     assert pending is not None and pending.state == "submitted" and pending.operation == f"interactions/{op.name}"
     assert not output_of(vproject).exists() and not list((vproject / ASSETS).rglob("*.part"))
 
@@ -398,7 +398,7 @@ def test_a_download_that_keeps_failing_leaves_nothing_and_resumes_later(vproject
     run = run_doit(vproject, VIDEO)
     assert_clean_failure(vproject, VIDEO, run)
     assert "gave up after 4 attempt(s)" in run.output and "without paying" in run.output
-    pending = operations(vproject).get_operation(SAMPLE_ID, VIDEO)
+    pending = operations(vproject).operations(SAMPLE_ID).get(VIDEO)
     assert pending is not None and pending.state == "submitted"
 
     again = run_doit(vproject, VIDEO)

@@ -5,32 +5,51 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import dataclass
 
 import pytest
 
 from storytree_build.data.transfer import validate_export
-from storytree_build.store.build_state import Operation, Record, utc_now
+from storytree_build.store.build_state import (ClaimsPort, Operation, OperationsPort, Record, RecordsPort,
+                                              utc_now)
 from support.project import SAMPLE_ID
 
 TASK = "image:scenelet-1_1"
+OTHER_STORY = "6f2e0d3b-8c4a-4d9f-8b72-1e3f5c7d9a21"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The three ports of the sample story, as a store opens them (bound to the story)."""
+
+    records: RecordsPort
+    operations: OperationsPort
+    claims: ClaimsPort
 
 
 @pytest.fixture(params=["sqlite", "supabase"])
-def records(request, sample_export):
-    """The records port of a store holding the sample story."""
+def state(request, sample_export):
+    """The build state of a store holding the sample story."""
     if request.param == "sqlite":
-        from storytree_build.store.sqlite_records import SqliteRecords
+        from storytree_build.store.sqlite_records import SqliteBuildState
 
         store = request.getfixturevalue("store")
-        port = SqliteRecords(store.path)
+        opened = SqliteBuildState(store.path)
     else:
-        from storytree_build.store.supabase_records import SupabaseRecords
+        from storytree_build.store.supabase_records import SupabaseBuildState
 
         store = request.getfixturevalue("supabase_store")
-        port = SupabaseRecords(store)
+        opened = SupabaseBuildState(store)
     store.import_rows(validate_export(copy.deepcopy(sample_export), store, "test"))
-    yield port
-    port.close()
+    another = {**copy.deepcopy(sample_export["stories"][0]), "id": OTHER_STORY, "display_name": "Another"}
+    store.import_rows(validate_export({"stories": [another], "scenelets": [], "shots": []}, store, "test"))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ports(state) -> Ports:  # noqa: ANN001
+    return Ports(state.records(SAMPLE_ID), state.operations(SAMPLE_ID), state.claims(SAMPLE_ID))
 
 
 def record(task: str = TASK, **changes) -> Record:  # noqa: ANN003
@@ -43,77 +62,77 @@ def record(task: str = TASK, **changes) -> Record:  # noqa: ANN003
     return Record(**values)
 
 
-def test_records_round_trip_exactly(records) -> None:
+def test_records_round_trip_exactly(ports: Ports) -> None:
     mine = record()
-    records.put(mine)
-    assert records.get(SAMPLE_ID, TASK) == mine
-    assert records.all_for_story(SAMPLE_ID) == {TASK: mine}
-    records.mark_published(SAMPLE_ID, TASK)
-    assert records.get(SAMPLE_ID, TASK).published
-    records.put(record(origin="adopted", detail="x"))  # replaces
-    assert records.get(SAMPLE_ID, TASK).origin == "adopted"
-    records.replace(SAMPLE_ID, [TASK], [record("image:scenelet-9_1")])
-    assert set(records.all_for_story(SAMPLE_ID)) == {"image:scenelet-9_1"}
-    records.delete(SAMPLE_ID, "image:scenelet-9_1")
-    assert records.all_for_story(SAMPLE_ID) == {}
+    ports.records.put(mine)
+    assert ports.records.get(TASK) == mine
+    assert ports.records.all() == {TASK: mine}
+    ports.records.mark_published(TASK)
+    assert ports.records.get(TASK).published
+    ports.records.put(record(origin="adopted", detail="x"))  # replaces
+    assert ports.records.get(TASK).origin == "adopted"
+    ports.records.replace([TASK], [record("image:scenelet-9_1")])
+    assert set(ports.records.all()) == {"image:scenelet-9_1"}
+    ports.records.delete("image:scenelet-9_1")
+    assert ports.records.all() == {}
 
 
-def test_operations_round_trip(records) -> None:
-    op = Operation(SAMPLE_ID, "video:scenelet-1_1", "sig", "stub", "m", "submitted", "ops/1", utc_now(), None, None)
-    records.put_operation(op)
-    assert records.get_operation(SAMPLE_ID, op.task) == op
-    assert records.all_operations(SAMPLE_ID) == {op.task: op}
-    records.delete_operation(SAMPLE_ID, op.task)
-    assert records.get_operation(SAMPLE_ID, op.task) is None
+def test_operations_round_trip(ports: Ports) -> None:
+    op = Operation(story_id=SAMPLE_ID, task="video:scenelet-1_1", signature="sig", provider="stub", model="m", state="submitted", operation="ops/1", submitted_at=utc_now(), download_uri=None, error=None)
+    ports.operations.put(op)
+    assert ports.operations.get(op.task) == op
+    assert ports.operations.all() == {op.task: op}
+    ports.operations.delete(op.task)
+    assert ports.operations.get(op.task) is None
 
 
-def test_a_batch_jobs_operations_are_written_together(records) -> None:
+def test_a_batch_jobs_operations_are_written_together(ports: Ports) -> None:
     tasks = ["ref:character.a.character-model-sheet-1", "image:scenelet-1_1", "image:scenelet-1_2"]
-    submitting = [Operation(SAMPLE_ID, t, f"sig-{t}", "gemini", "m", "submitting", None, utc_now(), None, None)
+    submitting = [Operation(story_id=SAMPLE_ID, task=t, signature=f"sig-{t}", provider="gemini", model="m", state="submitting", operation=None, submitted_at=utc_now(), download_uri=None, error=None)
                   for t in tasks]
-    records.put_operations(submitting)
-    assert records.all_operations(SAMPLE_ID) == {op.task: op for op in submitting}
+    ports.operations.put_many(submitting)
+    assert ports.operations.all() == {op.task: op for op in submitting}
     submitted = [Operation(**{**op.to_row(), "state": "submitted", "operation": "batches/b1"}) for op in submitting]
-    records.put_operations(submitted)  # replaces
-    assert records.all_operations(SAMPLE_ID) == {op.task: op for op in submitted}
+    ports.operations.put_many(submitted)  # replaces
+    assert ports.operations.all() == {op.task: op for op in submitted}
 
 
-def test_import_keeps_what_is_there(records) -> None:
-    records.put(record(signature="mine"))
-    records.import_records([record(signature="theirs"), record("image:scenelet-2_1")], [])
-    assert records.get(SAMPLE_ID, TASK).signature == "mine"
-    assert set(records.all_for_story(SAMPLE_ID)) == {TASK, "image:scenelet-2_1"}
+def test_import_keeps_what_is_there(ports: Ports) -> None:
+    ports.records.put(record(signature="mine"))
+    ports.records.import_missing([record(signature="theirs"), record("image:scenelet-2_1")])
+    assert ports.records.get(TASK).signature == "mine"
+    assert set(ports.records.all()) == {TASK, "image:scenelet-2_1"}
 
 
-def test_a_claim_belongs_to_one_owner_at_a_time(records) -> None:
-    assert records.claim(SAMPLE_ID, TASK, "a", 60) is None
-    assert records.claim(SAMPLE_ID, TASK, "a", 60) is None  # renewing one's own
-    held = records.claim(SAMPLE_ID, TASK, "b", 60)
+def test_a_claim_belongs_to_one_owner_at_a_time(ports: Ports) -> None:
+    assert ports.claims.take(TASK, "a", 60) is None
+    assert ports.claims.take(TASK, "a", 60) is None  # renewing one's own
+    held = ports.claims.take(TASK, "b", 60)
     assert held is not None and held.owner == "a" and held.live
-    assert set(records.claims(SAMPLE_ID)) == {TASK}
-    assert records.release(SAMPLE_ID, TASK, "b") is None  # not b's to release
-    released = records.release(SAMPLE_ID, TASK)
+    assert set(ports.claims.unexpired()) == {TASK}
+    assert ports.claims.release(TASK, "b") is None  # not b's to release
+    released = ports.claims.release(TASK)
     assert released is not None and released.owner == "a"
-    assert records.claim(SAMPLE_ID, TASK, "b", 60) is None
-    assert records.claims(SAMPLE_ID)[TASK].owner == "b"
+    assert ports.claims.take(TASK, "b", 60) is None
+    assert ports.claims.unexpired()[TASK].owner == "b"
 
 
-def test_an_expired_claim_is_taken_over(records) -> None:
-    assert records.claim(SAMPLE_ID, TASK, "a", 0.001) is None
+def test_an_expired_claim_is_taken_over(ports: Ports) -> None:
+    assert ports.claims.take(TASK, "a", 0.001) is None
     import time
 
     time.sleep(0.05)
-    assert records.claims(SAMPLE_ID) == {}
-    assert records.claim(SAMPLE_ID, TASK, "b", 60) is None
+    assert ports.claims.unexpired() == {}
+    assert ports.claims.take(TASK, "b", 60) is None
 
 
-def test_concurrent_claimers_get_exactly_one_grant(records) -> None:
+def test_concurrent_claimers_get_exactly_one_grant(ports: Ports) -> None:
     granted: list[str] = []
     barrier = threading.Barrier(8)
 
     def worker(n: int) -> None:
         barrier.wait()
-        if records.claim(SAMPLE_ID, TASK, f"owner-{n}", 60) is None:
+        if ports.claims.take(TASK, f"owner-{n}", 60) is None:
             granted.append(f"owner-{n}")
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -122,4 +141,15 @@ def test_concurrent_claimers_get_exactly_one_grant(records) -> None:
     for thread in threads:
         thread.join()
     assert len(granted) == 1
-    assert records.claims(SAMPLE_ID)[TASK].owner == granted[0]
+    assert ports.claims.unexpired()[TASK].owner == granted[0]
+
+
+def test_a_port_serves_only_its_own_story(state) -> None:  # noqa: ANN001
+    other = OTHER_STORY
+    state.records(SAMPLE_ID).put(record())
+    assert state.records(other).all() == {} and state.records(other).get(TASK) is None
+    with pytest.raises(ValueError, match="given to"):
+        state.records(other).put(record())  # a record of the sample story is never written as another story's
+    assert state.claims(other).take(TASK, "a", 60) is None  # the same task name in another story is another lease
+    assert state.claims(SAMPLE_ID).take(TASK, "b", 60) is None
+    assert set(state.claims(other).unexpired()) == {TASK} and state.claims(other).unexpired()[TASK].owner == "a"

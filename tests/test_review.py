@@ -106,13 +106,13 @@ def test_a_regenerated_key_frame_needs_a_new_review(built: Path, monkeypatch: py
 
 
 def review_states(root: Path) -> dict[str, dict]:
-    from storytree_build.review.desk import ReviewDesk
+    from storytree_build.bootstrap import Workspace
 
-    desk = ReviewDesk(settings_for(root), SAMPLE_ID)
+    workspace = Workspace(settings_for(root))
     try:
-        return {row.task: row.__dict__ for row in desk.list()}
+        return {row.task: row.__dict__ for row in workspace.review_desk(SAMPLE_ID).list()}
     finally:
-        desk.close()
+        workspace.close()
 
 
 # -- notes -----------------------------------------------------------------------------------------

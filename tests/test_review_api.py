@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storytree_build.review.web_api import ReviewApi
+from storytree_build.bootstrap import Workspace
 from storytree_build.gallery.serve import make_server
 from support.gallery import SAMPLE_ID, parse_page, settings_for
 from test_review import built_template, review_rows, video_using_its_key_frame  # noqa: F401 - fixture
@@ -30,8 +30,8 @@ def built(built_template: Path, tmp_path: Path) -> Path:  # noqa: F811
 
 
 def serve(root: Path, read_only: bool = False, quiet: bool = True):  # noqa: ANN201
-    server = make_server(settings_for(root).public_root, 0, quiet=quiet,
-                         api=ReviewApi(settings_for(root), TOKEN, read_only))
+    api = Workspace(settings_for(root)).review_api(TOKEN, read_only)
+    server = make_server(settings_for(root).public_root, 0, quiet=quiet, api=api)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return server, thread

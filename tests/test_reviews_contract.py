@@ -15,21 +15,26 @@ TASK = "image:scenelet-1_1"
 
 
 @pytest.fixture(params=["sqlite", "supabase"])
-def reviews(request, sample_export):
-    """The reviews port of a store holding the sample story, and the store."""
+def state(request, sample_export):
+    """The build state of a store holding the sample story."""
     if request.param == "sqlite":
-        from storytree_build.store.sqlite_reviews import SqliteReviews
+        from storytree_build.store.sqlite_records import SqliteBuildState
 
         store = request.getfixturevalue("store")
-        port = SqliteReviews(store.path)
+        opened = SqliteBuildState(store.path)
     else:
-        from storytree_build.store.supabase_reviews import SupabaseReviews
+        from storytree_build.store.supabase_records import SupabaseBuildState
 
         store = request.getfixturevalue("supabase_store")
-        port = SupabaseReviews(store)
+        opened = SupabaseBuildState(store)
     store.import_rows(validate_export(copy.deepcopy(sample_export), store, "test"))
-    yield port
-    port.close()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def reviews(state):  # noqa: ANN001, ANN201 - the reviews port of the sample story
+    return state.reviews(SAMPLE_ID)
 
 
 def review(task: str = TASK, **changes) -> Review:  # noqa: ANN003
@@ -41,22 +46,22 @@ def review(task: str = TASK, **changes) -> Review:  # noqa: ANN003
 
 
 def test_reviews_round_trip_exactly_and_are_replaced(reviews) -> None:
-    assert reviews.reviews(SAMPLE_ID) == {}
+    assert reviews.all() == {}
     mine = review()
-    reviews.put_review(mine)
-    assert reviews.reviews(SAMPLE_ID) == {TASK: mine}
+    reviews.put(mine)
+    assert reviews.all() == {TASK: mine}
     approved = review(verdict="approved", note="", output_sha256="b" * 64)
-    reviews.put_review(approved)
-    assert reviews.reviews(SAMPLE_ID) == {TASK: approved}
+    reviews.put(approved)
+    assert reviews.all() == {TASK: approved}
 
 
 def test_import_keeps_what_is_there(reviews) -> None:
-    reviews.put_review(review())
-    reviews.import_reviews([review(verdict="approved", note=""), review("image:scenelet-1_2")])
-    found = reviews.reviews(SAMPLE_ID)
+    reviews.put(review())
+    reviews.import_missing([review(verdict="approved", note=""), review("image:scenelet-1_2")])
+    found = reviews.all()
     assert found[TASK] == review() and set(found) == {TASK, "image:scenelet-1_2"}
 
 
-def test_reviews_of_an_unknown_story_are_empty(reviews) -> None:
-    reviews.put_review(review())
-    assert reviews.reviews("00000000-0000-4000-8000-000000000000") == {}
+def test_reviews_of_an_unknown_story_are_empty(state, reviews) -> None:  # noqa: ANN001
+    reviews.put(review())
+    assert state.reviews("00000000-0000-4000-8000-000000000000").all() == {}

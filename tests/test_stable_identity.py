@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from support.project import SAMPLE_ID, doit, project_env, storytree, write_export, story_db
-from storytree_build.store.sqlite_records import SqliteRecords as RecordStore
+from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -29,7 +29,7 @@ def test_swapped_labels_rename_assets_in_a_chain_without_paying(project: Path, s
     assert doit(project, STORY, "provider=stub").returncode == 0
     records = RecordStore(story_db(project))
     assets = project / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "shots"
-    before = {r.identity: r.output_sha256 for r in records.all_for_story(SAMPLE_ID).values()}
+    before = {r.identity: r.output_sha256 for r in records.records(SAMPLE_ID).all().values()}
     old_frame = (assets / "scenelet-3/shot-1_key_frame.png").read_bytes()
 
     # scenelet-3 and scenelet-5 trade labels (both have 2 shots): every rename is part of a cycle.
@@ -43,7 +43,7 @@ def test_swapped_labels_rename_assets_in_a_chain_without_paying(project: Path, s
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 built" in result.stdout, result.stdout
     assert "renamed from image:scenelet-3_1" in result.stderr
-    after = {r.identity: r.output_sha256 for r in records.all_for_story(SAMPLE_ID).values()}
+    after = {r.identity: r.output_sha256 for r in records.records(SAMPLE_ID).all().values()}
     assert after == before  # same files, same shots: nothing regenerated
     assert (assets / "scenelet-5/shot-1_key_frame.png").read_bytes() == old_frame
     assert not list(assets.rglob("*.storytree-moving"))
@@ -62,7 +62,7 @@ def built(project: Path, sample_export: dict, monkeypatch) -> RecordStore:  # no
 def test_a_journal_that_no_longer_fits_is_set_aside_and_pays_nothing(project: Path, sample_export: dict,
                                                                      monkeypatch) -> None:  # noqa: ANN001
     records = built(project, sample_export, monkeypatch)
-    before = {t: r.output_sha256 for t, r in records.all_for_story(SAMPLE_ID).items()}
+    before = {t: r.output_sha256 for t, r in records.records(SAMPLE_ID).all().items()}
     assets = project / "apps/story-tree-ui/public/generated"
     frame = f"{SAMPLE_ID}/shots/scenelet-3/shot-1_key_frame.png"
     # An interrupted rename to a target the manifest no longer has: its file was already parked.
@@ -79,7 +79,7 @@ def test_a_journal_that_no_longer_fits_is_set_aside_and_pays_nothing(project: Pa
     assert not calls.exists()  # nothing paid again
     assert (assets / frame).is_file() and not (assets / f"{gone}.storytree-moving").exists()
     assert not journal.exists() and list(journal.parent.glob(f"{journal.name}.stale-*"))
-    assert {t: r.output_sha256 for t, r in records.all_for_story(SAMPLE_ID).items()} == before
+    assert {t: r.output_sha256 for t, r in records.records(SAMPLE_ID).all().items()} == before
     again = doit(project, STORY, "provider=stub")
     assert again.returncode == 0 and "set aside" not in again.stderr
 

@@ -135,13 +135,13 @@ def test_missing_tables_and_function_name_the_migrations(project, bare_supabase_
             store.set_document_path(SAMPLE_ID, "visual_design_document", ["a"], "b")
         with pytest.raises(ConfigError, match="supabase/migrations"):
             store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "key_frame_image_path", "x.png")
-        from storytree_build.store.supabase_records import SupabaseRecords
+        from storytree_build.store.supabase_records import SupabaseBuildState
 
-        records = SupabaseRecords(store)
+        records = SupabaseBuildState(store)
         with pytest.raises(ConfigError, match="000014_storytree_records"):
-            records.all_for_story(SAMPLE_ID)
+            records.records(SAMPLE_ID).all()
         with pytest.raises(ConfigError, match="000014_storytree_records"):
-            records.claim(SAMPLE_ID, "image:x_1", "me", 60)
+            records.claims(SAMPLE_ID).take("image:x_1", "me", 60)
     finally:
         store.close()
     assert_secret_absent(bare_supabase_stack.service_key, caplog, listing.value, rpc.value)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from storytree_build.core.exit_codes import ExitCode
 from support.project import (
     ASSETS,
     SAMPLE,
@@ -83,21 +84,16 @@ class Machines:
 
     @contextmanager
     def records(self, clone: Clone | None = None):
-        """The records port of the shared store, as storytree opens it."""
-        from storytree_build.core.lazy import Lazy
+        """The build state of the shared store, as storytree opens it."""
+        from storytree_build.bootstrap import Workspace
         from storytree_build.settings import load_settings
-        from storytree_build.store import open_records, open_store
 
         clone = clone or self.a
-        settings = load_settings(root=clone.root, env=clone.env())
-        store = Lazy(lambda: open_store(settings))
-        port = open_records(settings, store)
+        workspace = Workspace(load_settings(root=clone.root, env=clone.env()))
         try:
-            yield port
+            yield workspace.state()
         finally:
-            port.close()
-            if store.made:
-                store().close()
+            workspace.close()
 
 
 @pytest.fixture(params=STORES)
@@ -198,11 +194,11 @@ def test_two_clones_building_at_once_pay_for_every_target_exactly_once(machines:
         sync_assets(m.b, m.a)
     assert sorted(m.calls()) == sorted(tasks)  # 36 distinct paid calls across both clones and all rounds
     with m.records() as port:
-        recorded = port.all_for_story(SAMPLE_ID)
+        recorded = port.records(SAMPLE_ID).all()
         assert sorted(recorded) == sorted(tasks)
         assert {r.built_by for r in recorded.values()} <= {m.a.checkout, m.b.checkout}
-        assert port.claims(SAMPLE_ID) == {}  # every claim was released
-        assert port.all_operations(SAMPLE_ID) == {}
+        assert port.claims(SAMPLE_ID).unexpired() == {}  # every claim was released
+        assert port.operations(SAMPLE_ID).all() == {}
 
 
 # -- 2. a teammate's build: recorded as built elsewhere, never paid again ---------------------------
@@ -233,7 +229,7 @@ def test_a_clone_without_the_files_reports_built_elsewhere_and_pays_nothing(mach
     assert not any(p.is_file() for p in m.b.assets.rglob("*"))
 
     verify = m.cli(m.b, "verify", SAMPLE_ID, "--no-repair", "--provider", "stub")
-    assert verify.returncode == 1, output_of(verify)
+    assert verify.returncode == ExitCode.CHECK_FOUND_WORK, output_of(verify)
     problems = [line for line in verify.stdout.splitlines() if line.startswith("problem: ")]
     for task in tasks:
         assert any(line.startswith(f"problem: {task} (") and elsewhere in line for line in problems), (task, problems)
@@ -245,7 +241,7 @@ def test_a_remote_claim_shows_in_the_dry_run_blocks_the_build_and_release_frees_
     m = machines
     task = first_reference(m.b)
     with m.records() as port:
-        assert port.claim(SAMPLE_ID, task, REMOTE_OWNER, 60) is None  # taken by "otherhost"
+        assert port.claims(SAMPLE_ID).take(task, REMOTE_OWNER, 60) is None  # taken by "otherhost"
 
     plan = dryrun_items(m, m.b, f"story:{SAMPLE_ID}")
     assert plan[task]["reason"].startswith("being built by otherhost"), plan[task]
@@ -257,20 +253,20 @@ def test_a_remote_claim_shows_in_the_dry_run_blocks_the_build_and_release_frees_
     assert failures(output)[task].startswith(f"{task}: being built by {REMOTE_OWNER} since "), output
     assert m.calls() == []
     with m.records() as port:
-        assert port.claims(SAMPLE_ID)[task].owner == REMOTE_OWNER  # still theirs
-        assert port.get(SAMPLE_ID, task) is None
+        assert port.claims(SAMPLE_ID).unexpired()[task].owner == REMOTE_OWNER  # still theirs
+        assert port.records(SAMPLE_ID).get(task) is None
 
     released = m.cli(m.b, "release", SAMPLE_ID, task)
     assert released.returncode == 0, output_of(released)
     assert f"released the claim of {REMOTE_OWNER}" in released.stderr
     with m.records() as port:
-        assert port.claims(SAMPLE_ID) == {}
+        assert port.claims(SAMPLE_ID).unexpired() == {}
 
     build = m.doit(m.b, task, "provider=stub")
     assert build.returncode == 0, output_of(build)
     assert m.calls() == [task]
     with m.records() as port:
-        assert port.get(SAMPLE_ID, task).built_by == m.b.checkout
+        assert port.records(SAMPLE_ID).get(task).built_by == m.b.checkout
 
 
 # -- 4. a remote claim that runs out: waited for, then taken over -----------------------------------
@@ -280,7 +276,7 @@ def test_a_build_waits_for_a_remote_claim_to_expire_then_builds_once(machines: M
         (clone.root / "storytree.toml").write_text("[build]\nclaim_lease_seconds = 1\nclaim_poll_seconds = 0.1\n")
     task = first_reference(m.b)
     with m.records() as port:
-        assert port.claim(SAMPLE_ID, task, REMOTE_OWNER, 1) is None
+        assert port.claims(SAMPLE_ID).take(task, REMOTE_OWNER, 1) is None
         log = tmp_path / "b-build.log"
         with log.open("w") as sink:
             env = m.b.env(STORYTREE_STUB_CALL_LOG=str(m.call_log))
@@ -295,7 +291,7 @@ def test_a_build_waits_for_a_remote_claim_to_expire_then_builds_once(machines: M
                     assert build.poll() is None, log.read_text()
                     assert time.monotonic() < deadline, log.read_text()
                     assert m.calls() == []
-                    assert port.claim(SAMPLE_ID, task, REMOTE_OWNER, 1) is None  # renewed: still ours
+                    assert port.claims(SAMPLE_ID).take(task, REMOTE_OWNER, 1) is None  # renewed: still ours
                     time.sleep(0.1)
                 assert "waiting for it" in log.read_text()
                 code = build.wait(timeout=30)
@@ -306,8 +302,8 @@ def test_a_build_waits_for_a_remote_claim_to_expire_then_builds_once(machines: M
         output = log.read_text()
         assert code == 0, output
         assert m.calls() == [task]  # built exactly once, by B, after the remote lease expired
-        assert port.get(SAMPLE_ID, task).built_by == m.b.checkout
-        assert port.claims(SAMPLE_ID) == {}
+        assert port.records(SAMPLE_ID).get(task).built_by == m.b.checkout
+        assert port.claims(SAMPLE_ID).unexpired() == {}
 
 
 # -- 5. a machine killed while its video is in flight -----------------------------------------------
@@ -331,24 +327,24 @@ def killed_while_polling_by_hand(m: Machines) -> tuple[str, str, str]:
     """What a SIGKILL of machine A while it polls its video leaves behind, written by hand: the submitted operation
     (with the signature A paid for) and A's claim, whose process is gone. The lease is long, so B must take the claim
     over because the process is dead, not because the lease ran out. Returns (operation, signature, owner)."""
-    from storytree_build.bootstrap import Session
+    from storytree_build.bootstrap import Session, Workspace
     from storytree_build.core.status import signature_of
     from storytree_build.settings import load_settings
     from storytree_build.store.build_state import Operation, utc_now
 
     settings = load_settings(root=m.a.root, env=m.a.env())
-    session = Session(settings, manifest_of(m.a.root), "stub")
+    session = Session(Workspace(settings), manifest_of(m.a.root), "stub", owns_workspace=True)
     try:
         target = session.target(VIDEO)
-        signature = signature_of(session.checker.current_inputs(target))
+        signature = signature_of(session.facts.current_inputs(target))
     finally:
         session.close()
     owner = f"{m.a.checkout} (pid {dead_pid()})"
     operation = "stub-operations/earlier"
     with m.records() as port:
-        port.put_operation(Operation(SAMPLE_ID, VIDEO, signature, "stub", target.model, "submitted", operation,
-                                     utc_now(), None, None))
-        assert port.claim(SAMPLE_ID, VIDEO, owner, 120) is None
+        port.operations(SAMPLE_ID).put(Operation(story_id=SAMPLE_ID, task=VIDEO, signature=signature, provider="stub", model=target.model, state="submitted", operation=operation,
+                                     submitted_at=utc_now(), download_uri=None, error=None))
+        assert port.claims(SAMPLE_ID).take(VIDEO, owner, 120) is None
     return operation, signature, owner
 
 
@@ -366,9 +362,9 @@ def killed_while_polling_for_real(m: Machines, marker: Path) -> tuple[str, str, 
             time.sleep(0.05)
         owner = f"{m.a.checkout} (pid {killed.pid})"
         with m.records() as port:  # A recorded the operation before polling, and holds the claim
-            recorded = port.get_operation(SAMPLE_ID, VIDEO)
+            recorded = port.operations(SAMPLE_ID).get(VIDEO)
             assert recorded is not None and recorded.state == "submitted" and recorded.operation
-            assert port.claims(SAMPLE_ID)[VIDEO].owner == owner
+            assert port.claims(SAMPLE_ID).unexpired()[VIDEO].owner == owner
         os.kill(killed.pid, signal.SIGKILL)
         assert killed.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -404,15 +400,15 @@ def test_a_killed_clones_video_is_resumed_by_the_other_clone_without_a_new_submi
     assert f"{VIDEO}: resuming operation {operation}" in output, output
     assert (m.b.assets / f"{SAMPLE_ID}/shots/scenelet-1/shot-1.mp4").is_file()
     with m.records() as port:
-        record = port.get(SAMPLE_ID, VIDEO)
+        record = port.records(SAMPLE_ID).get(VIDEO)
         assert record is not None and record.built_by == m.b.checkout
         if how == "real-sigkill":
             assert record.signature == signature  # what A paid for, checked against B's synced references
         else:  # B cannot hash A's references: their hashes are unknown, what A paid for is kept beside them
             assert record.inputs["submitted_signature"] == signature
             assert all(digest is None for _, digest in record.inputs["references"])
-        assert port.get_operation(SAMPLE_ID, VIDEO) is None
-        assert port.claims(SAMPLE_ID) == {}
+        assert port.operations(SAMPLE_ID).get(VIDEO) is None
+        assert port.claims(SAMPLE_ID).unexpired() == {}
 
     # Back on A, with B's video synced: up to date, nothing to pay for.
     sync_assets(m.b, m.a)
@@ -433,7 +429,7 @@ def test_resuming_on_a_machine_without_the_references_does_not_say_the_story_cha
     assert "story changed" not in output and "out of date" not in output, output
     assert "hashes unknown" in output, output
     with m.records() as port:
-        record = port.get(SAMPLE_ID, VIDEO)
+        record = port.records(SAMPLE_ID).get(VIDEO)
     assert record.inputs["submitted_signature"] == signature
     assert record.inputs.get("prompt_sha256") == manifest_of(m.a.root).by_task()[VIDEO].prompt_sha256, record.inputs
     # B itself sees the video up to date (nothing to pay for), before and after A's references arrive.

@@ -19,20 +19,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from typing import ContextManager
+from dataclasses import dataclass, replace
 
 from ..core.manifest import Target
 from ..core.status import signature_of
-from ..core.errors import (BatchPending, ClaimedElsewhere, GenerationRefused, ProviderError, StorytreeError,
-                      SubmitUncertain)
+from ..core.errors import (BatchPending, ClaimedElsewhere, FailedEarlier, GenerationRefused, ProviderError,
+                           StorytreeError, SubmitUncertain)
 from ..providers.base import BatchStatus, ImageBatchProvider, ImageRequest
-from ..store.build_state import Operation, RecordsPort, utc_now
-from .checker import StatusChecker
-from .claims import Claims
-from .recovery import Recovery
-from .requests import RequestFactory
-from .spend import SpendGate
-from .summary import Failure, Outcome, RunSummary
+from ..store.build_state import Operation, utc_now
+from .paid_images import PaidImages
+from .parts import BuildParts
+from .summary import Failure
 
 log = logging.getLogger("storytree")
 BATCH_PREFIX = "batches/"
@@ -40,34 +37,44 @@ MAX_JOB_BYTES = 18 * 1024 * 1024  # under the API's 20 MB for inline requests, w
 PROMPT_BYTES = 64 * 1024  # a generous bound for one request's text and config
 
 
+def job_chunks(entries: list[tuple[Target, dict, str]], max_requests: int,
+               file_size: Callable[[str], int]) -> Iterable[list[tuple[Target, dict, str]]]:
+    """Jobs of at most `max_requests` requests and about MAX_JOB_BYTES of inline data (the API takes inline
+    requests only up to 20 MB; reference images travel base64-encoded, a third larger)."""
+    chunk: list[tuple[Target, dict, str]] = []
+    size = 0
+    for entry in entries:
+        estimate = PROMPT_BYTES + sum(file_size(ref.path) * 4 // 3 for ref in entry[0].references)
+        if chunk and (len(chunk) >= max_requests or size + estimate > MAX_JOB_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += estimate
+    if chunk:
+        yield chunk
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    batch_mode: bool  # this run sends out-of-date images to batch jobs (`batch=1`)
+    max_requests: int  # images per job
+    wait_seconds: float  # how long a run waits for its jobs before it ends with them pending
+    poll_seconds: float
+
+
 class BatchFlow:
-    def __init__(self, targets: dict[str, Target], story_id: str, provider_name: str, records: RecordsPort,
-                 checker: StatusChecker,
-                 requests: RequestFactory, gate: SpendGate, claims: Claims, summary: RunSummary,
-                 recovery: Recovery, provider: Callable[[], ImageBatchProvider],
-                 batch_cost_of: Callable[[Target], float | None], room_for: Callable[[Target], ContextManager[None]],
-                 write: Callable[[Target, bytes, str], None], finish: Callable[..., Outcome],
-                 file_size: Callable[[str], int],
-                 max_requests: int, wait_seconds: float, poll_seconds: float):
-        self.targets = targets
-        self.story_id = story_id
-        self.provider_name = provider_name
-        self.records = records
-        self.checker = checker
-        self.requests = requests
-        self.gate = gate
-        self.claims = claims
-        self.summary = summary
-        self.recovery = recovery
-        self._provider = provider
-        self.batch_cost_of = batch_cost_of
-        self.room_for = room_for
-        self._write = write  # Builder.write_paid_image: temp + rename, or the recovery folder
-        self._finish = finish  # Builder.finish_image: record, forget a kept copy, publish
+    def __init__(self, parts: BuildParts, provider: Callable[[], ImageBatchProvider], limits: BatchLimits,
+                 paid_images: PaidImages, file_size: Callable[[str], int]):
+        self.parts = parts
+        self.targets = parts.targets
+        self.story_id = parts.story_id
+        self.operations = parts.operations
+        self.facts = parts.facts
+        self.summary = parts.summary
+        self._provider = provider  # made on first use
+        self.limits = limits
+        self.paid_images = paid_images  # write (temp + rename, or the recovery folder), then finish (record, publish)
         self._file_size = file_size  # bytes of an asset file (0 when missing), to keep jobs under the size limit
-        self.max_requests = max_requests
-        self.wait_seconds = wait_seconds
-        self.poll_seconds = poll_seconds
         self.jobs: dict[str, list[str]] = {}  # job name → tasks still pending at the end of the batch phase
         self.states: dict[str, str] = {}  # job name → last state seen
         self.collected: set[str] = set()  # tasks built from a batch job in this run (doit then finds them current)
@@ -75,16 +82,17 @@ class BatchFlow:
     # -- what is pending --------------------------------------------------------------------------------
     def recorded_jobs(self) -> dict[str, list[str]]:
         jobs: dict[str, list[str]] = {}
-        for op in self.checker.operations().values():  # the status check reads them anyway
+        for op in self.facts.operations().values():  # the status check reads them anyway
             if op.state == "submitted" and (op.operation or "").startswith(BATCH_PREFIX):
                 jobs.setdefault(op.operation or "", []).append(op.task)
         return jobs
 
-    def refusal(self, target: Target, batch_mode: bool) -> StorytreeError | None:
+    def refusal(self, target: Target) -> StorytreeError | None:
         """Why `target` must not be paid for interactively right now (None when it may be)."""
         if target.kind == "video":
             return None
-        op = self.records.get_operation(self.story_id, target.task)
+        batch_mode = self.limits.batch_mode
+        op = self.operations.get(target.task)
         if op is not None and (op.operation or "").startswith(BATCH_PREFIX):
             state = self.states.get(op.operation or "", "not looked at in this run")
             return BatchPending(f"{target.task}: in batch job {op.operation} ({state}), submitted {op.submitted_at}; "
@@ -94,9 +102,7 @@ class BatchFlow:
                                    f"provider; blocked until `storytree resubmit {self.story_id} {target.task}`.")
         failed = self.summary.failures.get(target.task)
         if batch_mode and failed is not None:  # it failed in its batch job: reported, never paid for again here
-            error = StorytreeError(failed.message)
-            error.kind, error.retry_safe, error.exit_code = failed.kind, failed.retry_safe, failed.exit_code
-            return error
+            return FailedEarlier(failed.message, failed.kind, failed.retry_safe, failed.exit_code)
         if batch_mode:
             return BatchPending(f"{target.task}: not built in batch mode in this run (its references were not ready "
                                 "or its job is still running); run the same command again to batch it.")
@@ -107,8 +113,8 @@ class BatchFlow:
         """Collect recorded jobs; with `submit`, batch every ready image of `selection` in waves (`forced`: the
         targets `doit -a` names, batched even when current)."""
         images = [t for t in selection if t.kind != "video"]
-        deadline = time.monotonic() + self.wait_seconds
-        self.checker.refresh()  # the operations as they are now, not as a dry-run of this process saw them
+        deadline = time.monotonic() + self.limits.wait_seconds
+        self.facts.refresh()  # the operations as they are now, not as a dry-run of this process saw them
         jobs = self.recorded_jobs()
         started = time.monotonic()
         while True:
@@ -131,22 +137,22 @@ class BatchFlow:
     def _ready(self, images: list[Target], forced: set[str] | frozenset[str]) -> list[tuple[Target, dict, str]]:
         """Images that need a paid call now and can have one: (target, inputs, signature)."""
         ready = []
-        self.checker.refresh()
+        self.facts.refresh()
         for target in images:
             task = target.task
             if task in self.summary.failures:
                 continue
-            status = self.checker.status(task)
+            status = self.facts.status(task)
             free = status.current or status.publish_only or status.adoptable
             if (free and task not in forced) or status.elsewhere or status.claimed_by:
                 continue  # doit handles these (free steps, or reports)
-            if self.records.get_operation(self.story_id, task) is not None:
+            if self.operations.get(task) is not None:
                 continue  # in a job, or blocked
-            inputs = self.checker.current_inputs(target)
+            inputs = self.facts.current_inputs(target)
             if inputs is None:
                 continue  # its references are not built yet: a later wave
             signature = signature_of(inputs)
-            if self.recovery.find(task, signature) is not None:
+            if self.parts.recovery.find(task, signature) is not None:
                 continue  # paid before and kept: doit writes it for free
             ready.append((target, inputs, signature))
         return ready
@@ -157,26 +163,11 @@ class BatchFlow:
             by_model.setdefault(entry[0].model, []).append(entry)
         submitted: dict[str, list[str]] = {}
         for model, entries in by_model.items():
-            for chunk in self._chunks(entries):
+            for chunk in job_chunks(entries, self.limits.max_requests, self._file_size):
                 job = self._submit_job(model, chunk)
                 if job is not None:
                     submitted[job[0]] = job[1]
         return submitted
-
-    def _chunks(self, entries: list[tuple[Target, dict, str]]) -> Iterable[list[tuple[Target, dict, str]]]:
-        """Jobs of at most `max_requests` requests and about MAX_JOB_BYTES of inline data (the API takes inline
-        requests only up to 20 MB; reference images travel base64-encoded, a third larger)."""
-        chunk: list[tuple[Target, dict, str]] = []
-        size = 0
-        for entry in entries:
-            estimate = PROMPT_BYTES + sum(self._file_size(ref.path) * 4 // 3 for ref in entry[0].references)
-            if chunk and (len(chunk) >= self.max_requests or size + estimate > MAX_JOB_BYTES):
-                yield chunk
-                chunk, size = [], 0
-            chunk.append(entry)
-            size += estimate
-        if chunk:
-            yield chunk
 
     def _fail(self, task: str, error: StorytreeError, message: str | None = None) -> None:
         text = message or str(error)
@@ -189,11 +180,11 @@ class BatchFlow:
         chosen = []
         for target, _inputs, signature in entries:
             try:
-                held.enter_context(self.claims.hold(target.task, wait=False))
-                with self.room_for(target):  # writable folders and free space now, before paying
+                held.enter_context(self.parts.claims.hold(target.task, wait=False))
+                with self.parts.room_for(target):  # writable folders and free space now, before paying
                     pass
-                request = self.requests.image(target)
-                held.enter_context(self.gate.paid_call(target.task, model, self.batch_cost_of(target)))
+                request = self.parts.requests.image(target)
+                held.enter_context(self.parts.spend.paid_call(target.task, model, self.parts.pricing.batch_cost(target)))
             except ClaimedElsewhere:
                 continue  # another worker builds it: doit reports it
             except StorytreeError as exc:
@@ -214,20 +205,20 @@ class BatchFlow:
                     return None
                 tasks = [t.task for t, _, _ in chosen]
                 now = utc_now()
-                ops = [Operation(self.story_id, t.task, sig, self.provider_name, model, "submitting", None, now,
-                                 None, None) for t, _, sig in chosen]
-                self.records.put_operations(ops)  # before the paid call: a crash now is "uncertain", not "unpaid"
+                ops = [Operation(story_id=self.story_id, task=t.task, signature=sig, provider=self.parts.provider, model=model, state="submitting", operation=None, submitted_at=now,
+                                 download_uri=None, error=None) for t, _, sig in chosen]
+                self.operations.put_many(ops)  # before the paid call: a crash now is "uncertain", not "unpaid"
                 display = f"storytree {self.story_id[:8]} {len(chosen)} image(s)"
                 name = self._provider().submit_batch(model, [r for _, r, _ in chosen], display)
-                self.records.put_operations([_with(op, state="submitted", operation=name) for op in ops])
+                self.operations.put_many([replace(op, state="submitted", operation=name) for op in ops])
         except SubmitUncertain as exc:
-            self.records.put_operations([_with(op, state="uncertain", error=str(exc)) for op in ops])
+            self.operations.put_many([replace(op, state="uncertain", error=str(exc)) for op in ops])
             for task in tasks:
                 self._fail(task, exc, f"{task}: {exc}")
             return None
         except StorytreeError as exc:  # refused before a job existed: nothing charged, nothing stays recorded
             for op in ops:
-                self.records.delete_operation(self.story_id, op.task)
+                self.operations.delete(op.task)
             for task in tasks:
                 self._fail(task, exc, f"{task}: {exc}")
             return None
@@ -258,28 +249,28 @@ class BatchFlow:
                 break
             log.info("batch: %d job(s) pending (%s), %.0fs elapsed", len(pending),
                      ", ".join(f"{n} {self.states.get(n, '')}" for n in sorted(pending)), time.monotonic() - started)
-            time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(self.limits.poll_seconds, max(0.0, deadline - time.monotonic())))
         return pending
 
     def _write_results(self, name: str, tasks: list[str], status: BatchStatus) -> None:
         for task in tasks:
             target = self.targets.get(task)
-            op = self.records.get_operation(self.story_id, task)
+            op = self.operations.get(task)
             if target is None or op is None or op.operation != name:
                 continue  # collected by another worker meanwhile, or no longer a target of the manifest
             item = status.items.get(task)
             if item is not None and item.result is not None:
                 try:
-                    self._write(target, item.result.data, op.signature)
-                    inputs = self.checker.current_inputs(target) or self.checker.current_inputs(
+                    self.paid_images.write(target, item.result.data, op.signature)
+                    inputs = self.facts.current_inputs(target) or self.facts.current_inputs(
                         target, unknown_ok=frozenset(r.path for r in target.references))
-                    self.summary.add(self._finish(target, inputs, op.signature, "built", detail=f"batch {name}"))
+                    self.summary.add(self.paid_images.finish(target, inputs, op.signature, "built", detail=f"batch {name}"))
                     self.collected.add(task)
                 except StorytreeError as exc:  # a failed write keeps the paid image in the recovery folder
                     self._fail(task, exc)
-                self.records.delete_operation(self.story_id, task)  # the job has nothing more to give
+                self.operations.delete(task)  # the job has nothing more to give
                 continue
-            self.records.delete_operation(self.story_id, task)  # nothing to collect any more
+            self.operations.delete(task)  # nothing to collect any more
             why = (item.error if item is not None else None) or status.error or "the job returned nothing for it"
             refused = item is not None and item.refused
             hint = "change the story text behind it and build again" if refused else "build again to batch it again"
@@ -287,5 +278,3 @@ class BatchFlow:
             self._fail(task, kind(f"{task}: {why} (batch job {name}). Nothing was saved; {hint}."))
 
 
-def _with(op: Operation, **changes: object) -> Operation:
-    return Operation(**{**op.to_row(), **changes})  # type: ignore[arg-type]

@@ -1,39 +1,68 @@
 """Claims: before a worker pays for a target it takes a lease on it in the story store, so no other worker — another
 thread, process or machine sharing the store — pays for the same target at the same time. The lease is renewed while
 the worker works (a video may poll for minutes) and released when it is done; a worker that died leaves a lease that
-expires, and the next worker takes it over (a video then resumes its recorded operation, never submits again)."""
+expires, and the next worker takes it over (a video then resumes its recorded operation, never submits again).
+
+Whether a claim holds is decided by `is_live` alone (core/claim_liveness.py plus the one fact only this machine
+has: whether the owner's process still runs here), for the build, the dry-run, `verify` and the review page alike.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+from ..core.claim_liveness import Liveness, liveness, runs_here
 from ..core.errors import ClaimedElsewhere
-from ..store.build_state import RecordsPort
+from ..store.build_state import ClaimsPort
 
 log = logging.getLogger("storytree")
 
 
+def process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def claim_liveness(owner: str, me: str) -> Liveness:
+    pid = runs_here(owner, socket.gethostname())
+    return liveness(owner, me, process_running(pid) if pid is not None else None)
+
+
+def is_live(owner: str, me: str) -> bool:
+    """Another worker's claim that holds: not ours, and not of a process on this machine that is gone."""
+    return claim_liveness(owner, me) is Liveness.LIVE
+
+
+@dataclass(frozen=True)
+class Lease:
+    seconds: float  # how long a claim lives without being renewed
+    poll_seconds: float  # how often a waiting worker looks again
+
+
 class Claims:
-    def __init__(self, records: RecordsPort, story_id: str, owner: str, lease_seconds: float, poll_seconds: float):
-        self.records = records
-        self.story_id = story_id
+    def __init__(self, port: ClaimsPort, owner: str, lease: Lease):
+        self.port = port
+        self.story_id = port.story_id
         self.owner = owner
-        self.lease = lease_seconds
-        self.poll = poll_seconds
-        self.wait = True  # False under `doit --continue`: report a claimed target instead of waiting for it
+        self.lease = lease
 
     @contextmanager
-    def hold(self, task: str, wait: bool | None = None) -> Iterator[None]:
-        """Hold the claim on `task` while the body pays for it (renewed in the background). `wait` overrides
-        `self.wait` (False: raise ClaimedElsewhere at once when another worker holds it)."""
-        self._take(task, self.wait if wait is None else wait)
+    def hold(self, task: str, wait: bool) -> Iterator[None]:
+        """Hold the claim on `task` while the body pays for it (renewed in the background). `wait` False (`doit
+        --continue`): raise ClaimedElsewhere at once when another worker holds it."""
+        self._take(task, wait)
         done = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(task, done), name=f"claim {task}", daemon=True)
         renewer.start()
@@ -42,17 +71,17 @@ class Claims:
         finally:
             done.set()
             renewer.join()
-            self.records.release(self.story_id, task, self.owner)
+            self.port.release(task, self.owner)
 
     def _take(self, task: str, wait: bool) -> None:
         told = False
         while True:
-            held = self.records.claim(self.story_id, task, self.owner, self.lease)
+            held = self.port.take(task, self.owner, self.lease.seconds)
             if held is None:
                 return
-            if _dead_here(held.owner):
+            if claim_liveness(held.owner, self.owner) is Liveness.DEAD_HERE:
                 log.info("%s: taking over the claim of %s, which is no longer running", task, held.owner)
-                self.records.release(self.story_id, task, held.owner)
+                self.port.release(task, held.owner)
                 continue
             if not wait:
                 raise ClaimedElsewhere(
@@ -64,33 +93,11 @@ class Claims:
                          "gone for good, `storytree release %s %s` frees the claim)", task, held.owner,
                          held.claimed_at, self.story_id, task)
                 told = True
-            time.sleep(self.poll)
+            time.sleep(self.lease.poll_seconds)
 
     def _renew(self, task: str, done: threading.Event) -> None:
-        while not done.wait(self.lease / 3):
+        while not done.wait(self.lease.seconds / 3):
             try:
-                self.records.claim(self.story_id, task, self.owner, self.lease)
+                self.port.take(task, self.owner, self.lease.seconds)
             except Exception as exc:  # noqa: BLE001 - the worker itself reports store failures
                 log.warning("%s: could not renew the claim (%s)", task, exc)
-
-
-OWNER = re.compile(r"^(?P<host>[^:]+):.* \(pid (?P<pid>\d+)\)$")
-
-
-def owner_name(checkout: str) -> str:
-    """This process as a claim owner: `<host>:<project folder> (pid <n>)`."""
-    return f"{checkout} (pid {os.getpid()})"
-
-
-def _dead_here(owner: str) -> bool:
-    """A claim of a process on this machine that no longer runs (killed, crashed): no need to wait for its lease."""
-    match = OWNER.match(owner)
-    if match is None or match["host"] != socket.gethostname():
-        return False
-    try:
-        os.kill(int(match["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files.atomic import replacing, write_bytes_atomic
-from ..core.hashing import FileHasher
 from ..core.manifest import Target
 from ..core.status import identity_of, signature_of
-from .checker import StatusChecker
+from .facts import FactGatherer
 from .files import to_png_with_provenance, verify_mp4
 from ..store.build_state import Record, RecordsPort, utc_now
 
@@ -21,14 +20,14 @@ if TYPE_CHECKING:
 
 
 class Outputs:
-    def __init__(self, story_id: str, assets_root: Path, provider: str, records: RecordsPort,
-                 checker: StatusChecker, hasher: FileHasher, store: Callable[[], "StoryStore"], checkout: str = ""):
-        self.story_id = story_id
+    def __init__(self, assets_root: Path, provider: str, records: RecordsPort, facts: FactGatherer,
+                 store: Callable[[], "StoryStore"], *, checkout: str = ""):
+        self.story_id = records.story_id
         self.assets_root = assets_root
         self.provider = provider
         self.records = records
-        self.checker = checker
-        self.hasher = hasher
+        self.facts = facts
+        self.hasher = facts.hasher
         self._store = store  # opened on first publish: a no-op build never touches the story database
         self.checkout = checkout  # who built it, in the record: another checkout without the file says so
 
@@ -56,7 +55,7 @@ class Outputs:
             model=target.model, prompt_sha256=target.prompt_sha256, built_at=utc_now(), published=False,
             identity=identity_of(target), origin=origin, built_by=self.checkout, detail=detail)
         self.records.put(record)
-        self.checker.note_built(record)
+        self.facts.note_built(record)
         return record
 
     def publish(self, target: Target) -> None:
@@ -68,5 +67,5 @@ class Outputs:
             else:
                 store.set_shot_path(self.story_id, location.scenelet_id, location.shot_index, location.column,
                                     target.output)
-        self.records.mark_published(self.story_id, target.task)
-        self.checker.refresh(target.task)
+        self.records.mark_published(target.task)
+        self.facts.refresh(target.task)

@@ -17,9 +17,9 @@ from pathlib import Path
 from ..files.atomic import write_text_atomic
 from ..core.manifest import Manifest
 from ..core.status import content_key, identity_of, signature_of
-from .checker import StatusChecker
+from .facts import FactGatherer
 from .outputs import Outputs
-from ..store.build_state import Record, RecordsPort, utc_now
+from ..store.build_state import Record, utc_now
 
 log = logging.getLogger("storytree")
 
@@ -32,11 +32,11 @@ class Move:
     new_output: str
 
 
-def planned_moves(manifest: Manifest, checker: StatusChecker) -> list[Move]:
+def planned_moves(manifest: Manifest, facts: FactGatherer) -> list[Move]:
     """Records whose target now has another name. Cheap: one pass over the already loaded records."""
     by_identity = {identity_of(t): t for t in manifest.targets}
     moves = []
-    for rec in checker.all_records().values():
+    for rec in facts.records().values():
         target = by_identity.get(rec.identity) if rec.identity else None
         if target is not None and target.task != rec.task:
             moves.append(Move(rec.task, target.task, rec.output, target.output))
@@ -44,10 +44,10 @@ def planned_moves(manifest: Manifest, checker: StatusChecker) -> list[Move]:
 
 
 class Renamer:
-    def __init__(self, manifest: Manifest, checker: StatusChecker, records: RecordsPort, outputs: Outputs,
-                 assets_root: Path, state_dir: Path):
-        self.manifest, self.checker, self.records, self.outputs = manifest, checker, records, outputs
-        self.assets_root, self.state_dir = assets_root, state_dir
+    def __init__(self, manifest: Manifest, facts: FactGatherer, outputs: Outputs, state_dir: Path):
+        self.manifest, self.facts, self.outputs = manifest, facts, outputs
+        self.records = outputs.records
+        self.assets_root, self.state_dir = outputs.assets_root, state_dir
         self.targets = manifest.by_task()
 
     @property
@@ -55,7 +55,7 @@ class Renamer:
         return self.state_dir / f"moves-{self.manifest.story_id}.json"
 
     def planned(self) -> list[Move]:
-        return planned_moves(self.manifest, self.checker)
+        return planned_moves(self.manifest, self.facts)
 
     def reconcile(self) -> list[Move]:
         """Apply (or finish) the renames. Returns what was moved."""
@@ -72,7 +72,7 @@ class Renamer:
                      move.new_output)
         self.journal.unlink(missing_ok=True)
         for move in moves:
-            if self.checker.status(move.new_task).publish_only:
+            if self.facts.status(move.new_task).publish_only:
                 self.outputs.publish(self.targets[move.new_task])
         return moves
 
@@ -123,9 +123,8 @@ class Renamer:
                 os.replace(temp(move), root / move.new_output)
 
     def _move_records(self, moves: list[Move]) -> None:
-        sid = self.manifest.story_id
-        records = self.records.all_for_story(sid)
-        self.checker.refresh()
+        records = self.records.all()
+        self.facts.refresh()
         remove: list[str] = []
         add: list[Record] = []
         for move in moves:
@@ -134,13 +133,13 @@ class Renamer:
             if rec is None or rec.identity != identity_of(target):
                 continue  # already applied by an earlier, interrupted run
             st = os.stat(self.assets_root / move.new_output)
-            moved = {**rec.__dict__, "task": move.new_task, "output": move.new_output, "output_size": st.st_size,
+            moved = {**rec.to_row(), "task": move.new_task, "output": move.new_output, "output_size": st.st_size,
                      "output_mtime_ns": st.st_mtime_ns, "published": False}
-            current = self.checker.current_inputs(target)
+            current = self.facts.current_inputs(target)
             if current is not None and content_key(current) == content_key(rec.inputs):
                 # Same request, new reference paths: the asset stays current under its new name.
                 moved.update(inputs=current, signature=signature_of(current))
             remove.append(move.old_task)
             add.append(Record(**moved))
-        self.records.replace(sid, remove, add)
-        self.checker.refresh()
+        self.records.replace(remove, add)
+        self.facts.refresh()

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..core.errors import StorytreeError
+from ..core.exit_codes import ExitCode
 
 ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date",
          "waiting for review", "failed")
@@ -24,11 +25,11 @@ class Failure:
     message: str
     kind: str
     retry_safe: bool
-    exit_code: int
+    exit_code: ExitCode
 
     @classmethod
     def of(cls, task: str, error: StorytreeError) -> "Failure":
-        return cls(task, str(error), error.kind, error.retry_safe, error.exit_code)
+        return cls(task, str(error), error.kind, error.retry_safe, ExitCode(error.exit_code))
 
     @property
     def first_line(self) -> str:
@@ -62,16 +63,17 @@ class RunSummary:
         counts["failed"] = len(self.failures) - waiting
         return counts
 
-    def exit_code(self, runner_code: int) -> int:
-        """doit's own code unless a failure implies a more specific one (75: a per-day quota ran out; 4: only videos
-        waiting for review, everything else built)."""
+    def exit_code(self, runner_code: int) -> ExitCode:
+        """doit's own code unless a failure implies a more specific one (TRY_LATER: a per-day quota ran out or batch
+        jobs are pending; WAITING_FOR_REVIEW: only videos waiting for review, everything else built)."""
         failures = list(self.failures.values())
-        special = [f.exit_code for f in failures if f.exit_code not in (0, 1, 2) and f.kind != "review"]
+        plain = (ExitCode.OK, ExitCode.FAILED, ExitCode.DOIT_ERROR)
+        special = [f.exit_code for f in failures if f.exit_code not in plain and f.kind != "review"]
         if special:
-            return max(special)
+            return ExitCode(max(special))
         if failures and all(f.kind == "review" for f in failures):
-            return failures[0].exit_code
-        return runner_code
+            return ExitCode.WAITING_FOR_REVIEW
+        return ExitCode(runner_code)
 
     @property
     def waiting_for_review(self) -> list[Failure]:

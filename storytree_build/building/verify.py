@@ -12,9 +12,9 @@ from typing import Any
 from ..core import naming
 from ..core.manifest import DbLocation, Manifest
 from ..core.story import StorySnapshot
-from .checker import StatusChecker
+from ..store.build_state import OperationsPort
+from .facts import FactGatherer
 from .outputs import Outputs
-from ..store.build_state import RecordsPort
 
 
 @dataclass
@@ -40,18 +40,17 @@ def stored_value(snapshot: StorySnapshot, location: DbLocation) -> Any:
     return node
 
 
-def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, records: RecordsPort,
+def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, operations: OperationsPort,
            outputs: Outputs, repair: bool = True) -> VerifyReport:
     report = VerifyReport()
-    sid = manifest.story_id
-    recorded = records.all_for_story(sid)
+    recorded = outputs.records.all()
     elsewhere: list[str] = []
     for target in manifest.targets:
         rec = recorded.get(target.task)
-        digest = checker.file_hash(target.output)
+        digest = facts.file_hash(target.output)
         where = f"{target.task} ({target.output})"
         if digest is None:
-            status = checker.status(target.task)
+            status = facts.status(target.task)
             if status.elsewhere:
                 elsewhere.append(f"{where}: {status.reason}.")
                 continue
@@ -64,14 +63,14 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, 
                     report.problems.append(f"{where}: the story database points at the missing file ({loc.column}).")
             continue
         if rec is None:
-            status = checker.status(target.task)
+            status = facts.status(target.task)
             report.notes.append(f"{where}: a file exists but has no record; " + (
                 "the next build adopts it (no cost)." if status.adoptable else "the next build would replace it."))
             continue
         if rec.output_sha256 != digest:
             report.problems.append(f"{where}: the file changed since it was recorded; the next build regenerates it.")
             continue
-        status = checker.status(target.task)
+        status = facts.status(target.task)
         if not status.current and not status.publish_only:
             report.notes.append(f"{where}: stale ({status.reason}); the recorded file stays in use until rebuilt.")
         stale_locations = [loc for loc in target.db if naming.from_stored(stored_value(snapshot, loc)) != target.output]
@@ -84,11 +83,11 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, checker: StatusChecker, 
                                    f"({', '.join(loc.column for loc in stale_locations)}); run verify with repair.")
         else:
             report.ok.append(target.task)
-    report.problems += elsewhere  # built by another checkout: sync the asset folder (a build would not pay for them)
+    report.problems.extend(elsewhere)  # built by another checkout: sync the asset folder (a build would not pay for them)
     known = {t.task for t in manifest.targets}
     for task in sorted(set(recorded) - known):
         report.notes.append(f"{task}: a record for a target that is no longer in the manifest ({recorded[task].output}).")
-    for task, op in sorted(records.all_operations(sid).items()):
+    for task, op in sorted(operations.all().items()):
         report.notes.append(f"{task}: video operation {op.operation or '(no name)'} is {op.state} since "
                             f"{op.submitted_at}; the next build {'resumes it' if op.state == 'submitted' else 'asks you to resolve it'}.")
     return report

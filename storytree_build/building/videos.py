@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import ContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -21,40 +21,36 @@ from ..core.manifest import Target
 from ..core.status import signature_inputs, signature_of
 from ..core.errors import GenerationRefused, InputError, ProviderError, SubmitUncertain
 from ..providers.base import VideoProvider, VideoStatus
-from .checker import StatusChecker
-from .outputs import Outputs
-from ..store.build_state import Operation, RecordsPort, utc_now
-from .requests import RequestFactory
 from ..review.gate import ReviewGate
-from .spend import SpendGate
+from ..store.build_state import Operation, utc_now
+from .parts import BuildParts
 from .summary import Outcome
 
 log = logging.getLogger("storytree")
 
 
+@dataclass(frozen=True)
+class VideoTiming:
+    poll_interval: float  # seconds between polls of a running job
+    poll_deadline: float  # how long one build waits; past it the operation stays recorded and the next run resumes
+    retention_hours: float  # how long the provider keeps a result: older operations cannot be resumed
+
+
 class VideoFlow:
-    def __init__(self, story_id: str, provider_name: str, records: RecordsPort, checker: StatusChecker,
-                 requests: RequestFactory, outputs: Outputs, gate: SpendGate, videos: Callable[[], VideoProvider],
-                 cost_of: Callable[[Target], float | None], poll_interval: float, poll_deadline: float,
-                 retention_hours: float, room_for: Callable[[Target], ContextManager[None]], review: ReviewGate):
-        self.story_id = story_id
-        self.provider_name = provider_name
-        self.records = records
-        self.checker = checker
-        self.requests = requests
-        self.outputs = outputs
-        self.gate = gate
-        self._videos = videos
-        self.cost_of = cost_of
-        self.poll_interval = poll_interval
-        self.poll_deadline = poll_deadline
-        self.retention_hours = retention_hours
-        self.room_for = room_for  # writable folders and free space, held from before the submit to the download
+    def __init__(self, parts: BuildParts, videos: Callable[[], VideoProvider], timing: VideoTiming,
+                 review: ReviewGate):
+        self.parts = parts
+        self.story_id = parts.story_id
+        self.provider_name = parts.provider
+        self.operations = parts.operations
+        self.facts = parts.facts
+        self._videos = videos  # the provider, made on first use
+        self.timing = timing
         self.in_flight: dict[str, float] = {}  # video task → monotonic start, for progress lines
         self.review = review  # asked before a new submit (never before resuming one that is paid for)
 
     def build(self, target: Target) -> Outcome:
-        pending = self.records.get_operation(self.story_id, target.task)
+        pending = self.operations.get(target.task)
         if pending is not None and pending.state in ("submitting", "uncertain"):
             raise SubmitUncertain(
                 f"{target.task}: a paid submit at {pending.submitted_at} may have reached the provider but no "
@@ -67,7 +63,7 @@ class VideoFlow:
                 f"`storytree resubmit {self.story_id} {target.task}`.")
         if pending is None:
             self.review.check(target)
-        with self.room_for(target):
+        with self.parts.room_for(target):
             return self._build(target, pending)
 
     def _build(self, target: Target, pending: Operation | None) -> Outcome:
@@ -75,9 +71,9 @@ class VideoFlow:
         if resumed:
             assert pending is not None and pending.operation is not None
             operation, submitted_at, signature = pending.operation, pending.submitted_at, pending.signature
-            inputs = self.checker.current_inputs(target)
+            inputs = self.facts.current_inputs(target)
             if inputs is None:  # resumed on a machine without (some of) the reference files
-                inputs = self.checker.current_inputs(target, unknown_ok=frozenset(r.path for r in target.references))
+                inputs = self.facts.current_inputs(target, unknown_ok=frozenset(r.path for r in target.references))
                 assert inputs is not None
                 log.info("%s: some reference files are not here; the video is recorded with their hashes unknown "
                          "(as a download is), so it stays up to date once they arrive", target.task)
@@ -85,19 +81,19 @@ class VideoFlow:
                      submitted_at)
             self._check_retention(target, pending)
         else:
-            request = self.requests.video(target)
-            current = self.checker.current_inputs(target)
+            request = self.parts.requests.video(target)
+            current = self.facts.current_inputs(target)
             assert current is not None  # references were just read
             inputs, signature = current, signature_of(current)
             operation = self._submit(target, request, signature)
             submitted_at = utc_now()
         status = self._poll(target, operation, submitted_at)
         if status.refused:
-            self.records.delete_operation(self.story_id, target.task)
+            self.operations.delete(target.task)
             raise GenerationRefused(f"{target.task}: the provider filtered the video ({status.error}); not charged. "
                                     "Change the shot's storyboard text and build again.")
         if status.error:
-            self.records.delete_operation(self.story_id, target.task)
+            self.operations.delete(target.task)
             raise ProviderError(f"{target.task}: video operation {operation} failed: {status.error}")
         self._download(target, status)
         unknown = any(digest is None for _, digest in inputs["references"])
@@ -107,9 +103,9 @@ class VideoFlow:
         changed = signature_of(inputs) != signature
         recorded = {**inputs, "submitted_signature": signature} if changed else inputs
         # Unknown reference hashes: the record's signature is that of what is known, as for a downloaded video.
-        self.outputs.record(target, recorded, signature_of(inputs) if unknown else signature)
-        self.records.delete_operation(self.story_id, target.task)
-        self.outputs.publish(target)
+        self.parts.outputs.record(target, recorded, signature_of(inputs) if unknown else signature)
+        self.operations.delete(target.task)
+        self.parts.outputs.publish(target)
         return Outcome(target.task, "resumed" if resumed else "built", target.output)
 
     def download_link(self, target: Target, link: str) -> Outcome:
@@ -121,39 +117,39 @@ class VideoFlow:
         link = link.strip()
         if not link:
             raise InputError(f"{target.task}: --download-link needs a URL.")
-        hashes = [[ref.path, self.checker.file_hash(ref.path)] for ref in target.references]
+        hashes = [[ref.path, self.facts.file_hash(ref.path)] for ref in target.references]
         inputs = signature_inputs(target, self.provider_name, hashes)
         log.info("%s: downloading %s (no model call)", target.task, link)
-        with self.room_for(target):
+        with self.parts.room_for(target):
             self._download(target, VideoStatus(done=True, uri=link))
-        self.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "")
-        self.outputs.publish(target)
+        self.parts.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "")
+        self.parts.outputs.publish(target)
         return Outcome(target.task, "downloaded", target.output)
 
     def _check_retention(self, target: Target, pending: Operation) -> None:
         submitted = datetime.fromisoformat(pending.submitted_at)
         age_hours = (datetime.now(timezone.utc) - submitted).total_seconds() / 3600
-        if age_hours > self.retention_hours:
+        if age_hours > self.timing.retention_hours:
             raise ProviderError(
                 f"{target.task}: operation {pending.operation} was submitted {age_hours:.0f} hours ago; the provider "
-                f"keeps results for about {self.retention_hours:.0f} hours, so it cannot be fetched any "
+                f"keeps results for about {self.timing.retention_hours:.0f} hours, so it cannot be fetched any "
                 f"more. To generate (and pay for) a new video on purpose run "
                 f"`storytree resubmit {self.story_id} {target.task}` and build again.")
 
     def _submit(self, target: Target, request, signature: str) -> str:  # noqa: ANN001 - VideoRequest
-        marker = Operation(self.story_id, target.task, signature, self.provider_name, target.model, "submitting",
-                           None, utc_now(), None, None)
-        self.records.put_operation(marker)  # durable before the paid call: a crash now is "uncertain", not "never"
+        marker = Operation(story_id=self.story_id, task=target.task, signature=signature, provider=self.provider_name, model=target.model, state="submitting",
+                           operation=None, submitted_at=utc_now(), download_uri=None, error=None)
+        self.operations.put(marker)  # durable before the paid call: a crash now is "uncertain", not "never"
         try:
-            with self.gate.paid_call(target.task, target.model, self.cost_of(target)):
+            with self.parts.spend.paid_call(target.task, target.model, self.parts.pricing.cost(target)):
                 operation = self._videos().submit(request)
         except SubmitUncertain:
-            self.records.put_operation(Operation(**{**marker.__dict__, "state": "uncertain"}))
+            self.operations.put(replace(marker, state="uncertain"))
             raise
         except Exception:
-            self.records.delete_operation(self.story_id, target.task)  # the provider refused it: nothing started
+            self.operations.delete(target.task)  # the provider refused it: nothing started
             raise
-        self.records.put_operation(Operation(**{**marker.__dict__, "state": "submitted", "operation": operation}))
+        self.operations.put(replace(marker, state="submitted", operation=operation))
         log.info("%s: submitted video operation %s", target.task, operation)
         return operation
 
@@ -166,7 +162,7 @@ class VideoFlow:
                 if status.done:
                     return status
                 waited = time.monotonic() - started
-                if waited > self.poll_deadline:
+                if waited > self.timing.poll_deadline:
                     # The job is paid for and still running: keep its record so the next run resumes it.
                     raise ProviderError(
                         f"{target.task}: video operation {operation} (submitted {submitted_at}) is still running "
@@ -174,7 +170,7 @@ class VideoFlow:
                 now = time.monotonic()
                 pending = ", ".join(f"{t} {now - s:.0f}s" for t, s in sorted(self.in_flight.items()))
                 log.info("videos in flight: %s", pending)
-                time.sleep(self.poll_interval)
+                time.sleep(self.timing.poll_interval)
         finally:
             self.in_flight.pop(target.task, None)
 
@@ -188,4 +184,4 @@ class VideoFlow:
             else:
                 self._videos().download(status, tmp)
 
-        self.outputs.write_video(target, fill)
+        self.parts.outputs.write_video(target, fill)

@@ -3,9 +3,9 @@
 Each class says what kind of failure it is, whether building again is safe (cannot pay twice and may succeed), and
 which exit code it implies for the run:
 
-    StorytreeError                 base; the CLI prints its message and exits non-zero
+    StorytreeError                 base; the CLI prints its message and exits non-zero (exit codes: exit_codes.py)
     ├── InputError                 a story document, file or argument the user must fix (exit 1)
-    │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 2)
+    │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
@@ -23,11 +23,13 @@ which exit code it implies for the run:
 Messages name the story, target or field and say how to fix it. Secrets never appear in them.
 """
 
+from .exit_codes import ExitCode
+
 
 class StorytreeError(Exception):
     kind = "error"
     retry_safe = False  # would building again, unchanged, be safe and possibly succeed?
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class InputError(StorytreeError):
@@ -36,7 +38,7 @@ class InputError(StorytreeError):
 
 class ManifestDriftError(InputError):
     kind = "drift"
-    exit_code = 2
+    exit_code = ExitCode.CHECK_FOUND_WORK
 
 
 class ConfigError(StorytreeError):
@@ -91,7 +93,7 @@ class AwaitingReview(StorytreeError):
 
     kind = "review"
     retry_safe = True  # once the frame is approved
-    exit_code = 4
+    exit_code = ExitCode.WAITING_FOR_REVIEW
 
     def __init__(self, message: str, frame_task: str):
         super().__init__(message)
@@ -104,7 +106,7 @@ class BatchPending(StorytreeError):
 
     kind = "batch"
     retry_safe = True
-    exit_code = 75  # EX_TEMPFAIL: run the same command again later
+    exit_code = ExitCode.TRY_LATER
 
 
 class QuotaExhausted(ProviderError):
@@ -112,7 +114,7 @@ class QuotaExhausted(ProviderError):
 
     kind = "quota"
     retry_safe = True  # after the reset
-    exit_code = 75  # EX_TEMPFAIL: try again later
+    exit_code = ExitCode.TRY_LATER
 
     def __init__(self, message: str, model: str, reset_hint: str = ""):
         super().__init__(message)
@@ -122,6 +124,15 @@ class QuotaExhausted(ProviderError):
 
 class SubmitUncertain(ProviderError):
     kind = "uncertain"
+
+
+class FailedEarlier(StorytreeError):
+    """A failure already recorded in this run (e.g. a refusal inside a batch job), raised again where the target is
+    asked for: same message, kind and exit code, never paid for again."""
+
+    def __init__(self, message: str, kind: str, retry_safe: bool, exit_code: int):
+        super().__init__(message)
+        self.kind, self.retry_safe, self.exit_code = kind, retry_safe, ExitCode(exit_code)
 
 
 def collect(problems: list[str], header: str) -> None:

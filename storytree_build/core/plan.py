@@ -1,48 +1,71 @@
 """What a build of a selection would do, and why, and what it would cost: shared by `doit dryrun` and the
-`max_cost` check. Pure: the caller expands the selection (doit's own machinery, `doit/selection.py`) and supplies
-each target's status and price."""
+`max_cost` check. Pure: the caller expands the selection (doit's own machinery, `doit_glue/selection.py`) and
+supplies each target's status and price."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from .manifest import Target
 from .status import Status
 
 
-@dataclass
+class Action(Enum):
+    """What the build does with a target; `mark` is its letter in the dry-run listing."""
+
+    RUN = ("run", "R")  # a paid call (or a free resume of one already paid for: see PlanItem.costs)
+    PUBLISH = ("publish", "P")  # built and recorded; only its path is written to the story database (free)
+    ADOPT = ("adopt", "A")  # an existing file is recorded as built (free)
+    SKIP = ("skip", "U")  # up to date
+    WAIT = ("wait", "W")  # a video held back until its key frame is approved (costs nothing this run)
+
+    def __init__(self, word: str, mark: str) -> None:
+        self.word = word
+        self.mark = mark
+
+
+@dataclass(frozen=True, kw_only=True)
 class PlanItem:
     task: str
     kind: str
     output: str
-    action: str  # run | publish | adopt | skip | wait (a video held back until its key frame is approved)
+    action: Action
     reason: str
     references: list[str]
     units: dict[str, Any]
-    request: dict[str, Any] | None = None  # what would be sent (run items only): model, config, prompt, refs
-    cost: float | None = 0.0  # estimated cost of this item (0 when skipped or publish-only; None = unknown price)
+    costs: bool = True  # running it pays: False for a resumed operation or a target another worker pays for
+    cost: float | None = 0.0  # estimated cost of this item (0 when it pays nothing; None = unknown price)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"task": self.task, "kind": self.kind, "output": self.output, "action": self.action.word,
+                "reason": self.reason, "references": self.references, "units": self.units, "cost": self.cost}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     story_id: str
     items: list[PlanItem] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
     @property
     def to_run(self) -> list[PlanItem]:
-        return [i for i in self.items if i.action not in ("skip", "wait")]
+        return [i for i in self.items if i.action not in (Action.SKIP, Action.WAIT)]
+
+    @property
+    def paid(self) -> list[PlanItem]:
+        """Items this run pays for."""
+        return [i for i in self.items if i.action is Action.RUN and i.costs]
 
     @property
     def waiting(self) -> list[PlanItem]:
-        return [i for i in self.items if i.action == "wait"]
+        return [i for i in self.items if i.action is Action.WAIT]
 
     @property
     def total(self) -> float:
         """What this run would spend (videos held back for review cost nothing now)."""
-        return round(sum(i.cost or 0.0 for i in self.items if i.action != "wait"), 4)
+        return round(sum(i.cost or 0.0 for i in self.items if i.action is not Action.WAIT), 4)
 
     @property
     def held_back(self) -> float:
@@ -51,7 +74,7 @@ class Plan:
     def subtotals(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for item in self.items:
-            if item.action != "wait":
+            if item.action is not Action.WAIT:
                 out[item.kind] = round(out.get(item.kind, 0.0) + (item.cost or 0.0), 4)
         return out
 
@@ -64,38 +87,37 @@ class Plan:
 
 
 def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: Callable[[Target], float | None],
-              forced: set[str] | None = None,
+              forced: set[str] | frozenset[str] | None = None,
               held_back: Callable[[Target, set[str]], str | None] = lambda target, will_run: None) -> Plan:
     """`entries` in build order (dependencies first). A target runs when it is forced, not current, or when something
     it depends on runs; a built target whose path is not yet in the story database is only published (free).
     `held_back(target, will_run)` says why a target that would run waits instead (a video whose key frame is not
     approved); it costs nothing this run."""
     forced = forced or set()
-    plan = Plan(story_id)
+    items: list[PlanItem] = []
     will_run: set[str] = set()
     for target, status in entries:
         task = target.task
         ignored = {r.task for r in target.references if r.path in status.unknown_references}
         upstream = [d for d in target.depends_on if d in will_run and d not in ignored]
+        costs = True
         if task in forced:
-            action, reason = "run", "forced"
+            action, reason = Action.RUN, "forced"
         elif not status.current and status.publish_only and not upstream:
-            action, reason = "publish", status.reason
+            action, reason = Action.PUBLISH, status.reason
         elif not status.current and status.adoptable and not upstream:
-            action, reason = "adopt", status.reason
+            action, reason = Action.ADOPT, status.reason
         elif not status.current and not status.publish_only and not status.adoptable:
-            action, reason = "run", status.reason
+            action, reason, costs = Action.RUN, status.reason, not status.why.costs_nothing_new
         elif upstream:  # a free step (publish, adopt) no longer fits once a reference is rebuilt: paid
-            action, reason = "run", "upstream will run: " + ", ".join(upstream)
+            action, reason = Action.RUN, "upstream will run: " + ", ".join(upstream)
         else:
-            action, reason = "skip", "up to date"
-        if action == "run" and (waits := held_back(target, will_run)):
-            action, reason = "wait", waits
-        if action == "run":
+            action, reason = Action.SKIP, "up to date"
+        if action is Action.RUN and (waits := held_back(target, will_run)):
+            action, reason = Action.WAIT, waits
+        if action is Action.RUN:
             will_run.add(task)
-        item = PlanItem(task, target.kind, target.output, action, reason,
-                        [r.path for r in target.references], dict(target.units))
-        if action in ("run", "wait") and not reason.endswith("(no new cost)"):
-            item.cost = cost_of(target)
-        plan.items.append(item)
-    return plan
+        priced = action in (Action.RUN, Action.WAIT) and costs
+        items.append(PlanItem(task=task, kind=target.kind, output=target.output, action=action, reason=reason, references=[r.path for r in target.references],
+                              units=dict(target.units), costs=costs, cost=cost_of(target) if priced else 0.0))
+    return Plan(story_id, items)

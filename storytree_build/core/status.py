@@ -1,33 +1,95 @@
-"""Is a target up to date? The decision and its reason, from facts gathered elsewhere (`build/checker.py`): the
-pay-once record, the hashes of the output and reference files, an in-flight video operation, a claim by another
-worker, what an unrecorded file says about itself. Never doit's database.
+"""Is a target up to date? A pure decision over one value: `TargetFacts`, everything gathered about the target
+beforehand (`building/facts.py`) — its pay-once record, the hash of its output file, its current inputs, an
+in-flight operation, what an unrecorded file says about itself, whether the story database points at it, another
+worker's claim (its liveness already decided) and a reviewer's rejection. Never doit's database.
 
 A target's *signature* is the hash of everything that decides what a paid call would produce: prompt hash, model,
 config, provider, and the content hash of every reference image in order.
+
+The reason of every status is an enum member (`Reason`); its words are beside it, for people. Code never branches
+on the words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 from .hashing import sha256_json
 from .manifest import Target
 
+Inputs = dict[str, Any]
+
+
+class Reason(Enum):
+    """Why a target is current or not. `template` is what a person reads (filled from `Status.detail`)."""
+
+    UP_TO_DATE = "up to date"
+    MISSING = "missing"
+    BUILT_ELSEWHERE = ("built elsewhere by {built_by} at {built_at}; sync the asset folder (or force a rebuild here "
+                       "with -a)")
+    UNRECORDED = "no record (an existing file would be replaced)"
+    OUTPUT_CHANGED = "output file changed since it was built"
+    REFERENCES_NOT_BUILT = "references not built yet"
+    INPUTS_CHANGED = "{difference}"
+    PUBLISH_ONLY = "built but path not yet written to the story database (no cost)"
+    SAVED_UNRECORDED = "saved earlier but not recorded: will be recorded (no cost)"
+    MADE_FROM_OTHER_INPUTS = "references or config changed since the file was made"
+    ADOPTABLE = "an existing file the story database points at, without a record: will be adopted (no cost)"
+    REJECTED = "rejected in review{note}"
+    CLAIMED = ("being built by {owner} since {claimed_at}: this build would wait for it (no new cost)")
+    IN_FLIGHT = "operation {operation} in flight since {submitted_at}: will resume (no new cost)"
+    SUBMIT_UNCERTAIN = ("a submit at {submitted_at} may have reached the provider: blocked until "
+                        "`storytree resubmit {story_id} {task}`")
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+    @property
+    def costs_nothing_new(self) -> bool:
+        """Building it now pays nothing new: another worker or a recorded operation is already paying."""
+        return self in (Reason.CLAIMED, Reason.IN_FLIGHT)
+
 
 @dataclass(frozen=True)
 class Status:
-    current: bool
-    reason: str  # missing | no record | output changed | prompt changed | ... | up to date
-    publish_only: bool = False  # built and recorded; only its path must still be written (free)
-    adoptable: bool = False  # the file is there and is taken as built from these inputs, only unrecorded (free)
-    elsewhere: bool = False  # another checkout built it; this one lacks the file (never paid for again here)
-    claimed_by: str | None = None  # another worker holds a live claim on it (this build would wait)
+    why: Reason
+    detail: Mapping[str, str] = field(default_factory=dict)
     unknown_references: tuple[str, ...] = ()  # reference paths the record never knew: rebuilding them changes nothing
 
+    @property
+    def reason(self) -> str:
+        return self.why.template.format(**self.detail)
 
-def signature_inputs(target: Target, provider: str, reference_hashes: list[list[str]]) -> dict[str, Any]:
+    @property
+    def current(self) -> bool:
+        return self.why is Reason.UP_TO_DATE
+
+    @property
+    def publish_only(self) -> bool:
+        """Built and recorded; only its path must still be written (free)."""
+        return self.why is Reason.PUBLISH_ONLY
+
+    @property
+    def adoptable(self) -> bool:
+        """The file is there and is taken as built from these inputs, only unrecorded (free)."""
+        return self.why in (Reason.SAVED_UNRECORDED, Reason.ADOPTABLE)
+
+    @property
+    def elsewhere(self) -> bool:
+        """Another checkout built it; this one lacks the file (never paid for again here)."""
+        return self.why is Reason.BUILT_ELSEWHERE
+
+    @property
+    def claimed_by(self) -> str | None:
+        """Another worker holds a live claim on it (this build would wait)."""
+        return self.detail["owner"] if self.why is Reason.CLAIMED else None
+
+
+# -- signatures -----------------------------------------------------------------------------------------
+def signature_inputs(target: Target, provider: str, reference_hashes: list[list[str | None]]) -> Inputs:
     return {
         "prompt_sha256": target.prompt_sha256,
         "model": target.model,
@@ -37,22 +99,26 @@ def signature_inputs(target: Target, provider: str, reference_hashes: list[list[
     }
 
 
-def signature_of(inputs: dict[str, Any]) -> str:
+def signature_of(inputs: Inputs) -> str:
     return sha256_json(inputs)
 
 
-def as_recorded(current: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
-    """The current inputs with every reference hash the record did not know (None: a video downloaded before its
-    references existed) left unknown, so that building a reference later does not make the download stale."""
-    known = {path: digest for path, digest in recorded.get("references") or []}
-    if None not in known.values():
+def unknown_reference_paths(recorded: Inputs) -> frozenset[str]:
+    """Reference paths a record was made without knowing (None: a video downloaded before its references existed)."""
+    return frozenset(path for path, digest in recorded.get("references") or [] if digest is None)
+
+
+def as_recorded(current: Inputs, recorded: Inputs) -> Inputs:
+    """The current inputs with every reference hash the record did not know left unknown, so that building a
+    reference later does not make the download stale."""
+    unknown = unknown_reference_paths(recorded)
+    if not unknown:
         return current
-    references = [[path, None if path in known and known[path] is None else digest]
-                  for path, digest in current.get("references") or []]
+    references = [[path, None if path in unknown else digest] for path, digest in current.get("references") or []]
     return {**current, "references": references}
 
 
-def explain_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+def explain_difference(old: Inputs, new: Inputs) -> str:
     reasons = []
     if old.get("prompt_sha256") != new["prompt_sha256"]:
         reasons.append("prompt changed")
@@ -76,116 +142,129 @@ def identity_of(target: Target) -> str:
     return f"{target.kind}|{target.task}"
 
 
-def content_key(inputs: dict[str, Any]) -> str:
+def content_key(inputs: Inputs) -> str:
     """The signature without reference paths: equal keys mean the same paid request."""
     return sha256_json({**inputs, "references": [r[1] for r in inputs.get("references", [])]})
 
 
+# -- the facts ------------------------------------------------------------------------------------------
 class RecordFacts(Protocol):
-    """What a pay-once record says about a built target (store/records.py `Record`)."""
+    """What a pay-once record says about a built target (store/build_state.py `Record`)."""
 
-    signature: str
-    inputs: dict[str, Any]
-    output_sha256: str
-    published: bool
-    built_by: str
-    built_at: str
+    @property
+    def signature(self) -> str: ...
+    @property
+    def inputs(self) -> Inputs: ...
+    @property
+    def output_sha256(self) -> str: ...
+    @property
+    def published(self) -> bool: ...
+    @property
+    def built_by(self) -> str: ...
+    @property
+    def built_at(self) -> str: ...
 
 
 class OperationFacts(Protocol):
-    """An in-flight or uncertain video submission (store/records.py `Operation`)."""
+    """An in-flight or uncertain paid submission (store/build_state.py `Operation`)."""
 
-    state: str
-    operation: str | None
-    submitted_at: str
+    @property
+    def state(self) -> str: ...
+    @property
+    def operation(self) -> str | None: ...
+    @property
+    def submitted_at(self) -> str: ...
 
 
-class ClaimFacts(Protocol):
-    """A live lease another worker holds on the target (store/records.py `Claim`)."""
+@dataclass(frozen=True)
+class HeldClaim:
+    """A live lease another worker holds on the target (liveness decided by core/claim_liveness.py)."""
 
     owner: str
     claimed_at: str
 
 
 @dataclass(frozen=True)
-class Here:
-    """Who is asking: this checkout, and whether it takes existing files the database points at as built."""
+class Rejection:
+    """A reviewer rejected this very file (its sha256)."""
 
-    checkout: str = ""
-    adopt_existing: bool = True
+    output_sha256: str
+    note: str = ""
 
 
-def decide(story_id: str, task: str, output_sha256: str | None, record: RecordFacts | None,
-           current_inputs: Callable[[], dict[str, Any] | None], operation: OperationFacts | None = None,
-           provenance: Callable[[], dict[str, str]] = dict, here: Here = Here(),
-           points_here: Callable[[], bool] = lambda: False,
-           claim: Callable[[], ClaimFacts | None] = lambda: None,
-           rejection: Callable[[], tuple[str, str] | None] = lambda: None) -> Status:
-    """The status of one target. The callables are asked only when needed: `current_inputs()` hashes reference
-    files (None when one is missing: not built yet); `provenance()` reads what an unrecorded file says about how it
-    was made; `points_here()` reads whether the story database points at the file; `claim()` is another worker's
-    live claim on the target; `rejection()` is (sha256, note) of a file a reviewer rejected."""
-    status = _decide(story_id, task, output_sha256, record, current_inputs, operation, provenance, here,
-                     points_here)
+@dataclass(frozen=True, kw_only=True)
+class TargetFacts:
+    """Everything one status decision uses. `inputs`, `provenance` and `points_here` are gathered only where they
+    can matter (see `building/facts.py`); their defaults say "not asked"."""
+
+    story_id: str
+    task: str
+    output_sha256: str | None  # the file at the target path now (None: no file)
+    record: RecordFacts | None = None
+    inputs: Inputs | None = None  # current inputs; None when a reference file is missing (not built yet)
+    operation: OperationFacts | None = None  # a recorded paid submission (video job, image in a batch job)
+    provenance: Mapping[str, str] = field(default_factory=dict)  # what an unrecorded PNG says about itself
+    points_here: bool = False  # the story database points at the file (asked for unrecorded files only)
+    claim: HeldClaim | None = None  # another worker's live claim
+    rejection: Rejection | None = None  # the latest rejection of this target, whatever file it was about
+    checkout: str = ""  # who is asking: records of another checkout without a file are "built elsewhere"
+    adopt_existing: bool = True  # take unrecorded files the database points at as built
+
+
+def decide(facts: TargetFacts) -> Status:
+    """The status of one target, from its facts alone."""
+    status = _from_files(facts)
     if status.current or status.publish_only:
-        rejected = rejection()
-        if rejected is not None and rejected[0] == output_sha256:  # a person said no to this very file
-            status = Status(False, "rejected in review" + (f": {rejected[1]}" if rejected[1] else ""))
-    held = None if status.current else claim()
-    if held is not None:
-        return Status(False, f"being built by {held.owner} since {held.claimed_at}: this build would wait for it "
-                             "(no new cost)", claimed_by=held.owner)
+        rejected = facts.rejection
+        if rejected is not None and rejected.output_sha256 == facts.output_sha256:  # a person said no to this file
+            status = Status(Reason.REJECTED, {"note": f": {rejected.note}" if rejected.note else ""})
+    if not status.current and facts.claim is not None:
+        return Status(Reason.CLAIMED, {"owner": facts.claim.owner, "claimed_at": facts.claim.claimed_at})
     return status
 
 
-def _decide(story_id: str, task: str, output_sha256: str | None, record: RecordFacts | None,
-            current_inputs: Callable[[], dict[str, Any] | None], operation: OperationFacts | None,
-            provenance: Callable[[], dict[str, str]], here: Here, points_here: Callable[[], bool]) -> Status:
+def _from_files(facts: TargetFacts) -> Status:
+    operation, record, output = facts.operation, facts.record, facts.output_sha256
     if operation is not None:
         if operation.state == "submitted":
-            return Status(False, f"operation {operation.operation} in flight since {operation.submitted_at}: "
-                                 "will resume (no new cost)")
-        return Status(False, f"a submit at {operation.submitted_at} may have reached the provider: blocked until "
-                             f"`storytree resubmit {story_id} {task}`")
-    if output_sha256 is None:
-        if record is not None and record.built_by and record.built_by != here.checkout:
-            return Status(False, f"built elsewhere by {record.built_by} at {record.built_at}; sync the asset folder "
-                                 "(or force a rebuild here with -a)", elsewhere=True)
-        return Status(False, "missing")
+            return Status(Reason.IN_FLIGHT, {"operation": str(operation.operation),
+                                             "submitted_at": operation.submitted_at})
+        return Status(Reason.SUBMIT_UNCERTAIN, {"submitted_at": operation.submitted_at, "story_id": facts.story_id,
+                                                "task": facts.task})
+    if output is None:
+        if record is not None and record.built_by and record.built_by != facts.checkout:
+            return Status(Reason.BUILT_ELSEWHERE, {"built_by": record.built_by, "built_at": record.built_at})
+        return Status(Reason.MISSING)
     if record is None:
-        return _unrecorded(task, current_inputs, provenance, here, points_here)
-    if record.output_sha256 != output_sha256:
-        return Status(False, "output file changed since it was built")
-    inputs = current_inputs()
-    if inputs is None:
-        return Status(False, "references not built yet")
-    if signature_of(as_recorded(inputs, record.inputs)) != record.signature:
-        return Status(False, explain_difference(record.inputs, inputs))
+        return _unrecorded(facts)
+    if record.output_sha256 != output:
+        return Status(Reason.OUTPUT_CHANGED)
+    if facts.inputs is None:
+        return Status(Reason.REFERENCES_NOT_BUILT)
+    if signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature:
+        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, facts.inputs)})
     unknown = tuple(path for path, digest in record.inputs.get("references") or [] if digest is None)
     if not record.published:
-        return Status(False, "built but path not yet written to the story database (no cost)", publish_only=True,
-                      unknown_references=unknown)
-    return Status(True, "up to date", unknown_references=unknown)
+        return Status(Reason.PUBLISH_ONLY, unknown_references=unknown)
+    return Status(Reason.UP_TO_DATE, unknown_references=unknown)
 
 
-def _unrecorded(task: str, current_inputs: Callable[[], dict[str, Any] | None],
-                provenance: Callable[[], dict[str, str]], here: Here, points_here: Callable[[], bool]) -> Status:
+def _unrecorded(facts: TargetFacts) -> Status:
     """A file without a record: made by storytree and only its record lost (its provenance matches), made by the
     original system or by hand (adopted when the database points at it), or unknown (replaced)."""
-    carried = provenance()
-    if carried.get("storytree:task") == task:
-        inputs = current_inputs()
+    carried = facts.provenance
+    if carried.get("storytree:task") == facts.task:
+        inputs = facts.inputs
         if inputs is None:
-            return Status(False, "references not built yet")
+            return Status(Reason.REFERENCES_NOT_BUILT)
         if carried.get("storytree:signature") == signature_of(inputs):
-            return Status(False, "saved earlier but not recorded: will be recorded (no cost)", adoptable=True)
+            return Status(Reason.SAVED_UNRECORDED)
         said = {**inputs, **{key: carried[f"storytree:{key}"] for key in ("prompt_sha256", "model", "provider")
                              if f"storytree:{key}" in carried}}
         if said != inputs:
-            return Status(False, explain_difference(said, inputs))  # e.g. the prompt changed since it was made
+            return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(said, inputs)})
         if carried.get("storytree:signature"):
-            return Status(False, "references or config changed since the file was made")
-    if here.adopt_existing and points_here():
-        return Status(False, "an existing file the story database points at, without a record: will be adopted "
-                             "(no cost)", adoptable=True)
-    return Status(False, "no record (an existing file would be replaced)")
+            return Status(Reason.MADE_FROM_OTHER_INPUTS)
+    if facts.adopt_existing and facts.points_here:
+        return Status(Reason.ADOPTABLE)
+    return Status(Reason.UNRECORDED)

@@ -90,7 +90,7 @@ class ShotView:
         return self.row["storyboard_payload"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StoryView:
     snapshot: StorySnapshot
     vdd_raw: dict[str, Any] | None
@@ -154,7 +154,8 @@ class StoryView:
                 problems.extend(f"shot {row['scenelet_id']}#{row['shot_index']} storyboard_payload.{d}" for d in details)
                 continue
             shots.append(ShotView(row, payload))
-        return cls(snapshot, vdd_raw, vdd, vrp_raw, vrp, add, add_raw, nodes, shots, problems, director_notes or {})
+        return cls(snapshot=snapshot, vdd_raw=vdd_raw, vdd=vdd, vrp_raw=vrp_raw, vrp=vrp, add=add, add_raw=add_raw,
+                   nodes=nodes, shots=shots, problems=problems, director_notes=director_notes or {})
 
 
 def _camel(snake: str) -> str:

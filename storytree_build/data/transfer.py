@@ -22,8 +22,8 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
-from ..store.build_state import Operation, Record, RecordsPort
-from ..review.verdicts import VERDICTS, Review, ReviewsPort, clean_note
+from ..store.build_state import BuildState, Operation, Record
+from ..review.verdicts import VERDICTS, Review, clean_note
 from .input_files import MAX_EXPORT_BYTES, read_json_file
 from ..core.tree import derive_tree
 
@@ -212,8 +212,7 @@ def build_rows(data: dict[str, list[dict[str, Any]]], story_ids: set[str],
     return found["storytree_records"], found["storytree_operations"], found["storytree_reviews"]
 
 
-def import_file(path: Path, store: StoryStore, records: RecordsPort | None = None,
-                reviews: ReviewsPort | None = None) -> dict[str, int]:
+def import_file(path: Path, store: StoryStore, state: BuildState | None = None) -> dict[str, int]:
     """Story rows first, then the build's records, operations and reviews (so a story moved between stores stays
     paid for and reviewed)."""
     data = read_export_file(path)
@@ -221,24 +220,23 @@ def import_file(path: Path, store: StoryStore, records: RecordsPort | None = Non
     story_ids = {row["id"] for row in clean["stories"]} | set(store.list_story_ids())
     built, operations, verdicts = build_rows(data, story_ids, str(path))
     store.import_rows(clean)
-    if records is not None and (built or operations):
-        records.import_records(built, operations)
-    if reviews is not None and verdicts:
-        reviews.import_reviews(verdicts)
+    if state is not None:
+        for story_id in sorted({item.story_id for item in [*built, *operations, *verdicts]}):
+            state.records(story_id).import_missing([r for r in built if r.story_id == story_id])
+            state.operations(story_id).import_missing([o for o in operations if o.story_id == story_id])
+            state.reviews(story_id).import_missing([v for v in verdicts if v.story_id == story_id])
     counts = {t: len(clean[t]) for t in TABLES}
     extra = {"records": len(built), "reviews": len(verdicts)}
     return {**counts, **{k: v for k, v in extra.items() if v}}
 
 
-def export_story(store: StoryStore, story_id: str, records: RecordsPort | None = None,
-                 reviews: ReviewsPort | None = None) -> str:
+def export_story(store: StoryStore, story_id: str, state: BuildState | None = None) -> str:
     snapshot = store.load_story(story_id)
     export: dict[str, Any] = snapshot.to_export()
-    if records is not None:
-        export["storytree_records"] = [r.to_row() for r in records.all_for_story(story_id).values()]
-        export["storytree_operations"] = [o.to_row() for o in records.all_operations(story_id).values()]
-    if reviews is not None:
-        found = reviews.reviews(story_id)
+    if state is not None:
+        export["storytree_records"] = [r.to_row() for r in state.records(story_id).all().values()]
+        export["storytree_operations"] = [o.to_row() for o in state.operations(story_id).all().values()]
+        found = state.reviews(story_id).all()
         if found:
             export["storytree_reviews"] = [found[task].to_row() for task in sorted(found)]
     return json.dumps(export, ensure_ascii=False, indent=2) + "\n"

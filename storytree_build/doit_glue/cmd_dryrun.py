@@ -1,19 +1,22 @@
 """`doit dryrun [SELECTION]`: every target a build would run, with its reason; calls no provider and
 writes nothing. (doit's own `-n` is its worker count, not a dry run.)
 
-Exit codes: 0 listed; 1 with --check when something would run; 2 when a prompt, reference or manifest
-problem would stop the build.
+Exit codes (core/exit_codes.py): OK listed; CHECK_FOUND_WORK with --check when something would run; FAILED when a
+prompt, reference or manifest problem would stop the build.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from doit.cmd_base import DoitCmdBase
 
-from ..core.pricing import describe_units
 from ..core.errors import StorytreeError
+from ..core.exit_codes import ExitCode
+from ..core.plan import Action, Plan
+from ..core.pricing import describe_units
 from .planning import check_plan, plan_selection
 from .tasks import session_of
 
@@ -40,25 +43,25 @@ class DryRun(DoitCmdBase):
         session = session_of(self.task_list)
         if session is None:
             self.outstream.write("dryrun: no story manifest is loaded (run `storytree manifest <story-id>`).\n")
-            return 2
+            return ExitCode.FAILED
         selection = list(pos_args or [])
         if not selection:
             sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
-            return 2
+            return ExitCode.FAILED
         moves = session.renamer.planned()
         try:
             plan = plan_selection(session, self.task_list, selection, always=always)
-            check_plan(session, plan)
+            checked = check_plan(session, plan)
         except (StorytreeError, InvalidCommand) as exc:
             sys.stderr.write(f"dryrun: {exc}\n")
-            return 2
+            return ExitCode.FAILED
         prices = session.settings.prices
         modes = _mode_totals(session, plan)
         if json_output:
             self.outstream.write(json.dumps({
                 "story_id": plan.story_id,
                 "provider": session.provider_name,
-                "targets": [item.__dict__ for item in plan.items],
+                "targets": [{**item.as_json(), "request": checked.requests.get(item.task)} for item in plan.items],
                 "would_run": len(plan.to_run),
                 "waiting_for_review": len(plan.waiting),
                 "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
@@ -66,7 +69,7 @@ class DryRun(DoitCmdBase):
                              "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
                              "interactive_total": modes[0], "batch_total": modes[1]},
                 "renames": [m.__dict__ for m in moves],
-                "problems": plan.problems,
+                "problems": checked.problems,
             }, indent=2) + "\n")
         else:
             for move in moves:
@@ -75,15 +78,14 @@ class DryRun(DoitCmdBase):
             if moves:
                 self.outstream.write("  (the statuses below are from before these renames, which the build does first)\n")
             for item in plan.items:
-                mark = {"run": "R", "publish": "P", "adopt": "A", "move": "M", "skip": "U", "wait": "W"}[item.action]
-                if item.action == "skip":
+                if item.action is Action.SKIP:
                     continue
-                self.outstream.write(f"{mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
+                self.outstream.write(f"{item.action.mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
                                      f"{_money(item.cost, prices.currency)}\n    → {item.output}\n")
                 for ref in item.references:
                     self.outstream.write(f"    ref {ref}\n")
-                if requests and item.request:
-                    req = item.request
+                req = checked.requests.get(item.task)
+                if requests and req:
                     self.outstream.write(f"    model {req['model']} {json.dumps(req['config'])}\n")
                     if req["system_instruction"]:
                         self.outstream.write("    system instruction:\n" + _indent(req["system_instruction"]))
@@ -109,23 +111,23 @@ class DryRun(DoitCmdBase):
             waiting = f", {len(plan.waiting)} waiting for review" if plan.waiting else ""
             self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}, {skipped} up to date "
                                  f"(provider {session.provider_name}); nothing was called or written.\n")
-            for problem in plan.problems:
+            for problem in checked.problems:
                 sys.stderr.write(f"dryrun: problem: {problem}\n")
-        if plan.problems:
-            return 2
+        if checked.problems:
+            return ExitCode.FAILED
         if check and (plan.to_run or plan.waiting):
-            return 1
-        return 0
+            return ExitCode.CHECK_FOUND_WORK
+        return ExitCode.OK
 
 
-def _mode_totals(session, plan) -> tuple[float, float]:  # noqa: ANN001 - Session, Plan
+def _mode_totals(session: Any, plan: Plan) -> tuple[float, float]:
     """The plan's total in interactive mode and in batch mode (images at the batch price)."""
     interactive = batch = 0.0
-    for item in plan.items:
-        if item.action == "run" and item.cost is not None and not item.reason.endswith("(no new cost)"):
+    for item in plan.paid:
+        if item.cost is not None:
             target = session.target(item.task)
-            interactive += session.interactive_cost_of(target) or 0.0
-            batch += session.batch_cost_of(target) or 0.0
+            interactive += session.pricing.interactive_cost(target) or 0.0
+            batch += session.pricing.batch_cost(target) or 0.0
     return round(interactive, 4), round(batch, 4)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from doit.cmd_run import Run as DoitRun
 from doit.exceptions import InvalidCommand
 
+from ..bootstrap import RunOptions
 from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
 from .planning import forced_targets, plan_selection
@@ -36,8 +37,8 @@ class Run(DoitRun):
                       force_verbosity=force_verbosity, failure_verbosity=failure_verbosity, pdb=pdb)
         if session is None:
             return run(outfile, reporter=reporter, **kwargs)
-        session.claims.wait = not continue_  # --continue: a target another worker is building is reported, not awaited
         selection = list(self.sel_tasks or [])
+        forced: frozenset[str] = frozenset()
         if selection:
             try:
                 session.renamer.reconcile()  # labels shifted: rename paid assets before deciding what to build
@@ -45,7 +46,10 @@ class Run(DoitRun):
             except StorytreeError as exc:
                 raise InvalidCommand(str(exc)) from None
             if always:
-                session.forced = forced_targets(session, self.task_list, selection)
+                forced = frozenset(forced_targets(session, self.task_list, selection))
+        # --continue: a target another worker is building is reported, not awaited
+        session.start_run(RunOptions(forced=forced, wait_for_claims=not continue_))
+        if selection:
             self._batch_phase(session, selection, single)
         if reporter is SummaryReporter:
             reporter = SummaryReporter.bound(session)
@@ -61,7 +65,7 @@ class Run(DoitRun):
         targets = session.builder.targets
         chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
         try:
-            session.batch_flow.run(chosen, submit=batch_mode, forced=session.forced)
+            session.batch_flow.run(chosen, submit=batch_mode, forced=session.run_options.forced)
         except StorytreeError as exc:
             raise InvalidCommand(f"batch mode: {exc}") from None
 

@@ -3,13 +3,15 @@ dry-run shows it; the `run` command refuses to start when it is over `max_cost`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from doit.task import Task
 
+from ..core.manifest import Target
 from ..review.gate import frame_of
-from ..core.plan import Plan, make_plan
+from ..core.plan import Action, Plan, make_plan
 from .selection import expand, named
 
 if TYPE_CHECKING:
@@ -28,17 +30,17 @@ def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[st
     targets = session.builder.targets
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
-    entries = ((targets[n], session.checker.status(n)) for n in names)
-    return make_plan(session.story_id, entries, session.cost_of, forced, held_back(session))
+    entries = ((targets[n], session.facts.status(n)) for n in names)
+    return make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session))
 
 
-def held_back(session: "Session"):  # noqa: ANN201 - Callable[[Target, set[str]], str | None]
+def held_back(session: "Session") -> Callable[[Target, set[str]], str | None]:
     """Videos the review gate holds back: the reason, or None (the gate is off: always None)."""
     gate = session.review_gate
     if not gate.required:
         return lambda target, will_run: None
 
-    def reason(target, will_run: set[str]) -> str | None:  # noqa: ANN001 - Target
+    def reason(target: Target, will_run: set[str]) -> str | None:
         frame = gate.waiting_for(target, frame_rebuilt=frame_of(target.task) in will_run)
         if frame is None:
             return None
@@ -49,11 +51,25 @@ def held_back(session: "Session"):  # noqa: ANN201 - Callable[[Target, set[str]]
     return reason
 
 
-def check_plan(session: "Session", plan: Plan) -> None:
+@dataclass(frozen=True)
+class PlanCheck:
+    """What the dry-run found by rendering every prompt a plan would send: the problems that would stop the build,
+    and each paid item's request (model, config, prompt, references) for `--requests`."""
+
+    problems: list[str]
+    requests: dict[str, dict[str, Any]]
+
+
+def check_plan(session: "Session", plan: Plan) -> PlanCheck:
     """Render every prompt that would be sent (it must match the manifest) and check the reference files that no
-    planned target builds; problems and the requests go into the plan."""
-    will_run = {item.task for item in plan.items if item.action == "run"}
+    planned target builds."""
+    will_run = {item.task for item in plan.items if item.action is Action.RUN}
+    problems: list[str] = []
+    requests: dict[str, dict[str, Any]] = {}
     for item in plan.items:
-        if item.action == "run":
-            problems, item.request = session.requests.preview(session.target(item.task), will_run)
-            plan.problems += problems
+        if item.action is Action.RUN:
+            found, request = session.requests.preview(session.target(item.task), will_run)
+            problems += found
+            if request is not None:
+                requests[item.task] = request
+    return PlanCheck(problems, requests)

@@ -57,8 +57,7 @@ class DoitProject:
             story_id = choose_story(settings, invocation)
             if story_id is None:
                 return
-            self.session = Session.open(settings, story_id)
-            self.session.link_task = invocation.link_task
+            self.session = Session.open(settings, story_id, link_task=invocation.link_task)
         except StorytreeError as exc:
             raise InvalidCommand(str(exc)) from None
         from .tasks import task_dicts

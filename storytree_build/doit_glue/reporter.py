@@ -52,7 +52,7 @@ class SummaryReporter(ConsoleReporter):
             if failure.kind != "review":
                 self.write(f"  failed {failure.task}: {failure.first_line}\n")
         if waiting:
-            held = sum(session.cost_of(session.target(f.task)) or 0.0 for f in waiting)
+            held = sum(session.pricing.cost(session.target(f.task)) or 0.0 for f in waiting)
             self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
                        f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
                        + f" (`storytree review list {session.story_id}`)\n")

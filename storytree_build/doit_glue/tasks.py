@@ -34,7 +34,7 @@ class RecordCheck:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
         try:
-            return self.session.checker.status(self.task).current
+            return self.session.facts.status(self.task).current
         except Exception:  # noqa: BLE001 - the build action meets the same error and reports it, typed
             return False
 
@@ -44,11 +44,12 @@ class RecordCheck:
 
 def build_action(session: Session, task: str, download_link: str = "") -> Any:
     # doit runs an action whose uptodate said "current" only under -a; `forced` holds what -a names (cmd_run.py).
+    options = session.run_options
     try:
         if download_link:
             outcome = session.builder.download_link(task, download_link)
         else:
-            outcome = session.builder.build(task, force=task in session.forced)
+            outcome = session.builder.build(task, force=task in options.forced, wait_for_claims=options.wait_for_claims)
     except Exception as exc:  # noqa: BLE001 - every failure is counted; a traceback only for our own bugs
         failure = failure_of(task, exc)
         session.summary.fail(failure)

@@ -4,7 +4,7 @@ The page is a build target of its own (`gallery:<story-id>`) that never calls a 
 manifest, the pay-once records, the files on disk and the story store (names, scenelet tree, prompts), and is
 current while a hash of its inputs (the manifest, the story's records, every output's existence and hash, the
 provider of this run, known failures, the gallery templates and this module) equals the hash kept in a sidecar
-next to the page. That check reuses the StatusChecker's cached records and stats each output once; it never opens
+next to the page. That check reuses the fact gatherer's cached records and stats each output once; it never opens
 the story store, so it adds almost nothing to a no-op build.
 
 What the story store alone decides (scenelet descriptions, choice labels) is not part of that hash: prompts are,
@@ -118,16 +118,16 @@ def known_failures(src: GallerySource, sidecar: dict[str, Any]) -> dict[str, dic
 
 
 def _record_key(src: GallerySource, task: str) -> str | None:
-    rec = src.checker.record(task)
+    rec = src.facts.record(task)
     return f"{rec.output_sha256}:{rec.output_mtime_ns}:{rec.built_at}" if rec else None
 
 
 def gallery_inputs(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    checker = src.checker
+    facts = src.facts
     targets = []
     for target in src.manifest.targets:
-        rec = checker.record(target.task)
-        targets.append([target.task, checker.file_hash(target.output),
+        rec = facts.record(target.task)
+        targets.append([target.task, facts.file_hash(target.output),
                         [rec.signature, rec.output_sha256, rec.provider, rec.published, rec.built_at] if rec else None])
     operations = src.operations()
     reviews = src.reviews()
@@ -188,7 +188,7 @@ class RefView:
         return STATE_LABELS[self.state]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TargetView:
     task: str
     kind: str
@@ -260,7 +260,7 @@ class ShotCard:
     lines: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SceneletCard:
     anchor: str
     label: str
@@ -275,10 +275,10 @@ class SceneletCard:
 
 def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[str, Any]],
                  operations: dict[str, Any], reviews: dict[str, Any], render: bool) -> TargetView:
-    checker, sid = src.checker, src.manifest.story_id
-    digest = checker.file_hash(target.output)
-    rec = checker.record(target.task)
-    status = checker.status(target.task)
+    facts, sid = src.facts, src.manifest.story_id
+    digest = facts.file_hash(target.output)
+    rec = facts.record(target.task)
+    status = facts.status(target.task)
     note = None
     if target.task in failures:
         state, reason = "failed", failures[target.task]["message"]
@@ -297,33 +297,37 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         elif op.state in ("submitting", "submitted"):
             what = "batch job" if (op.operation or "").startswith("batches/") else "video operation"
             note = f"{what} {op.operation or '(submitting)'} in flight since {op.submitted_at}"
-    view = TargetView(
+    review = reviews.get(target.task)
+    verdict = reviewed_by = None
+    if digest is not None and review is not None and review.holds_for(digest):
+        verdict, reviewed_by = review.verdict, f"{review.reviewed_by} at {review.reviewed_at}"
+    elif digest is not None and target.kind == "key_frame":
+        verdict = "unreviewed"
+    references = []
+    for ref in target.references:
+        ref_digest = facts.file_hash(ref.path)
+        producer = ref.task if ref.task in src.manifest.by_task() else None
+        ref_state = "missing" if ref_digest is None else (
+            "current" if producer and facts.status(producer).current else "stale")
+        references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
+                                  asset_url(ref.path, ref_digest) if ref_digest else None, ref_state))
+    prompt_user = prompt_system = system_file = prompt_error = None
+    if render:
+        try:
+            prompt_user, prompt_system = src.render(target)
+            system_file = target.system_prompt
+        except Exception as exc:  # noqa: BLE001 - shown on the page; one broken prompt must not hide the rest
+            prompt_error = str(exc)
+    return TargetView(
         task=target.task, kind=target.kind, output=target.output,
         url=asset_url(target.output, digest) if digest else None, state=state, reason=reason,
         stub=rec is not None and rec.provider == "stub" and rec.output_sha256 == digest,
         origin=rec.origin if rec is not None and rec.output_sha256 == digest else None,
         model=target.model, provider=rec.provider if rec else None, built_at=rec.built_at if rec else None,
-        command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note)
-    review = reviews.get(target.task)
-    if digest is not None and review is not None and review.holds_for(digest):
-        view.review, view.reviewed_by = review.verdict, f"{review.reviewed_by} at {review.reviewed_at}"
-    elif digest is not None and target.kind == "key_frame":
-        view.review = "unreviewed"
-    view.review_note = review.note if review is not None else ""
-    for ref in target.references:
-        ref_digest = checker.file_hash(ref.path)
-        producer = ref.task if ref.task in src.manifest.by_task() else None
-        ref_state = "missing" if ref_digest is None else (
-            "current" if producer and checker.status(producer).current else "stale")
-        view.references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
-                                       asset_url(ref.path, ref_digest) if ref_digest else None, ref_state))
-    if render:
-        try:
-            view.prompt_user, view.prompt_system = src.render(target)
-            view.system_file = target.system_prompt
-        except Exception as exc:  # noqa: BLE001 - shown on the page; one broken prompt must not hide the rest
-            view.prompt_error = str(exc)
-    return view
+        command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note,
+        review=verdict, reviewed_by=reviewed_by or "", review_note=review.note if review is not None else "",
+        references=references, prompt_user=prompt_user, prompt_system=prompt_system, system_file=system_file,
+        prompt_error=prompt_error)
 
 
 def _text(value: Any) -> str:

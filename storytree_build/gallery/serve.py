@@ -254,11 +254,15 @@ def make_server(root: Path, port: int = 8000, quiet: bool = False, workers: int 
     return PooledHTTPServer(("127.0.0.1", port), handler, workers)
 
 
-def serve(settings, port: int = 8000, read_only: bool = False) -> int:  # noqa: ANN001 - Settings
-    root = settings.public_root
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def serve(root: Path, api: ReviewApi, port: int = 8000) -> int:
+    """Serve `root` (the UI's public folder) with the review API until Ctrl-C."""
+    read_only = api.read_only
     if not root.is_dir():
         raise InputError(f"{root} does not exist: build a story first (`doit story:<story-id>`).")
-    api = ReviewApi(settings, secrets.token_urlsafe(24), read_only)
     try:
         server = make_server(root, port, api=api)
     except OSError as exc:

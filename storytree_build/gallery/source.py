@@ -7,21 +7,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..building.checker import StatusChecker
+from ..building.facts import FactGatherer
 from ..core.manifest import Manifest, Target
 from ..core.story import StoryView
 from ..settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GallerySource:
     settings: Settings
     manifest: Manifest
-    checker: StatusChecker
+    facts: FactGatherer
     provider_name: str
-    operations: Callable[[], dict[str, Any]]  # task → build.records.Operation of the story
+    operations: Callable[[], dict[str, Any]]  # task → store.build_state.Operation of the story
     failures: Callable[[], dict[str, str]]  # task → message, this run
     story_view: Callable[[], StoryView]
     render: Callable[[Target], tuple[str, str | None]]  # (user prompt, system instruction) from the store
-    reviews: Callable[[], dict[str, Any]]  # task → store.reviews.Review of the story
+    reviews: Callable[[], dict[str, Any]]  # task → review.verdicts.Review of the story
     story_fingerprint: Callable[[], str]  # changes with any story text the page shows

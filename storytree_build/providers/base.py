@@ -21,7 +21,7 @@ class ReferenceImage:
     data: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageRequest:
     task: str
     model: str

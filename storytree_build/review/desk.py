@@ -13,15 +13,14 @@ import getpass
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
 
+from ..core.errors import InputError
 from ..core.hashing import FileHasher
 from ..core.manifest import Manifest, Target
-from ..core.manifest.file import load_manifest_file, manifest_path
-from ..core.errors import InputError
-from ..manifests import render_manifest, save_manifest
-from ..settings import Settings
-from ..store import open_records, open_reviews, open_store
-from .verdicts import Review, clean_note, director_notes
+from ..store.build_state import RecordsPort
+from .verdicts import Review, ReviewsPort, clean_note, director_notes
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,16 @@ class AssetReview:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ReviewResult:
     review: Review
     now_out_of_date: list[str]  # targets whose prompt the change rewrote (shown with the manifest's new state)
+
+
+class ManifestWriter(Protocol):
+    """Writes a story's manifest from the store with the given director's notes (bootstrap.Workspace)."""
+
+    def render_manifest(self, story_id: str, notes: dict[str, str] | None = None) -> tuple[str, Manifest]: ...
+    def save_manifest(self, story_id: str, text: str, manifest: Manifest) -> None: ...
 
 
 def reviewer() -> str:
@@ -52,24 +58,17 @@ def reviewer() -> str:
 
 
 class ReviewDesk:
-    """One story's reviews: read them, approve or reject a built target. Opens the store; close() it."""
+    """One story's reviews: read them, approve or reject a built target (made by bootstrap.Workspace)."""
 
-    def __init__(self, settings: Settings, story_id: str):
-        self.settings = settings
+    def __init__(self, story_id: str, manifest: Manifest, assets_root: Path, records: RecordsPort,
+                 reviews: ReviewsPort, manifests: ManifestWriter):
         self.story_id = story_id
-        path = manifest_path(settings.manifests_dir, story_id)
-        if not path.is_file():
-            raise InputError(f"story {story_id} has no manifest ({path.relative_to(settings.root)}); run "
-                             f"`storytree manifest {story_id}` first.")
-        self.manifest: Manifest = load_manifest_file(path)
-        self.store = open_store(settings)
-        self.records = open_records(settings, lambda: self.store)
-        self.reviews = open_reviews(settings, lambda: self.store)
+        self.manifest = manifest
+        self.assets_root = assets_root
+        self.records = records
+        self.reviews = reviews
+        self.manifests = manifests
         self.hasher = FileHasher()
-
-    def close(self) -> None:
-        for port in (self.reviews, self.records, self.store):
-            port.close()
 
     # -- reading -------------------------------------------------------------------------------
     def _target(self, task: str) -> Target:
@@ -80,12 +79,12 @@ class ReviewDesk:
         return target
 
     def _file_hash(self, target: Target) -> str | None:
-        path = self.settings.assets_root / target.output
+        path = self.assets_root / target.output
         return self.hasher.sha256(path) if path.is_file() else None
 
     def list(self) -> list[AssetReview]:
         """Every target of the story, key frames first (they are what a review is mostly for)."""
-        reviews = self.reviews.reviews(self.story_id)
+        reviews = self.reviews.all()
         order = {"key_frame": 0, "character_plate": 1, "environment_keyframe": 2, "video": 3}
         rows = []
         for target in sorted(self.manifest.targets, key=lambda t: (order.get(t.kind, 9), t.task)):
@@ -102,14 +101,14 @@ class ReviewDesk:
                            review.reviewed_at)
 
     # -- deciding ------------------------------------------------------------------------------
-    def approve(self, task: str, by: str | None = None) -> Outcome:
+    def approve(self, task: str, by: str | None = None) -> ReviewResult:
         target = self._target(task)
         digest = self._built(target)
-        earlier = self.reviews.reviews(self.story_id).get(task)
+        earlier = self.reviews.all().get(task)
         note = earlier.note if earlier is not None and self._made_with_current_prompt(target) else ""
         return self._decide(Review(self.story_id, task, digest, "approved", note, by or reviewer(), _now()))
 
-    def reject(self, task: str, note: str | None = None, by: str | None = None) -> Outcome:
+    def reject(self, task: str, note: str | None = None, by: str | None = None) -> ReviewResult:
         target = self._target(task)
         text = clean_note(task, note)
         digest = self._built(target)
@@ -123,25 +122,25 @@ class ReviewDesk:
         return digest
 
     def _made_with_current_prompt(self, target: Target) -> bool:
-        record = self.records.get(self.story_id, target.task)
+        record = self.records.get(target.task)
         return record is not None and record.prompt_sha256 == target.prompt_sha256
 
-    def _decide(self, review: Review) -> Outcome:
+    def _decide(self, review: Review) -> ReviewResult:
         """Store the verdict; when it changes a director's note, rewrite the manifest too. The new manifest is
         rendered first, so a story that cannot be rendered leaves both the review and the manifest as they were."""
-        reviews = self.reviews.reviews(self.story_id)
+        reviews = self.reviews.all()
         notes = director_notes({**reviews, review.task: review})
         rendered = None
         if notes != director_notes(reviews):
-            rendered = render_manifest(self.settings, self.story_id, self.store, notes)
-        self.reviews.put_review(review)
+            rendered = self.manifests.render_manifest(self.story_id, notes)
+        self.reviews.put(review)
         changed: list[str] = []
         if rendered is not None:
             old = {t.task: t.prompt_sha256 for t in self.manifest.targets}
-            save_manifest(self.settings, self.story_id, *rendered)
+            self.manifests.save_manifest(self.story_id, *rendered)
             self.manifest = rendered[1]
             changed = [t.task for t in self.manifest.targets if old.get(t.task) != t.prompt_sha256]
-        return Outcome(review, changed)
+        return ReviewResult(review, changed)
 
 
 def _now() -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ..core import naming
 from ..core.manifest import Target
+from ..core.status import Rejection
 from ..core.errors import AwaitingReview
 from .verdicts import Review, ReviewsPort
 
@@ -18,24 +19,24 @@ def frame_of(video_task: str) -> str:
 
 
 class ReviewGate:
-    def __init__(self, required: bool, story_id: str, reviews: Callable[[], ReviewsPort],
+    def __init__(self, required: bool, story_id: str, reviews: ReviewsPort,
                  frame_hash: Callable[[str], str | None]):
         self.required = required
         self.story_id = story_id
-        self._reviews = reviews  # the port, opened on first use (a build without the gate never opens it)
+        self._reviews = reviews
         self._frame_hash = frame_hash  # task → sha256 of its file now (None when missing)
         self._known: dict[str, Review] | None = None
-        self._rejected: dict[str, tuple[str, str]] = {}
+        self._rejected: dict[str, Rejection] = {}
 
     def reviews(self, fresh: bool = False) -> dict[str, Review]:
         if fresh or self._known is None:
-            self._known = self._reviews().reviews(self.story_id)
-            self._rejected = {task: (r.output_sha256, r.note) for task, r in self._known.items()
+            self._known = self._reviews.all()
+            self._rejected = {task: Rejection(r.output_sha256, r.note) for task, r in self._known.items()
                               if r.verdict == "rejected"}
         return self._known
 
-    def rejections(self) -> dict[str, tuple[str, str]]:
-        """task → (sha256, note) of every file a reviewer rejected: such a file is out of date (see core/status).
+    def rejections(self) -> dict[str, Rejection]:
+        """task → the file a reviewer rejected (sha256, note): such a file is out of date (see core/status).
         Asked for every current target of a build, so it is derived once per read of the reviews."""
         self.reviews()
         return self._rejected

@@ -53,15 +53,15 @@ def clean_note(task: str, note: str | None) -> str:
 
 
 class ReviewsPort(Protocol):
-    """Reviews of one store. Every write is one transaction."""
+    """The reviews of one story (bound when opened). Every write is one transaction."""
 
-    def reviews(self, story_id: str) -> dict[str, Review]: ...
-    def put_review(self, review: Review) -> None: ...
-    def import_reviews(self, reviews: list[Review]) -> None:
+    story_id: str
+
+    def all(self) -> dict[str, Review]: ...
+    def put(self, review: Review) -> None: ...
+    def import_missing(self, reviews: list[Review]) -> None:
         """Add reviews that are not there yet (existing ones win)."""
         ...
-
-    def close(self) -> None: ...
 
 
 def director_notes(reviews: dict[str, Review]) -> dict[str, str]:

@@ -16,12 +16,13 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
 from typing import Any
 
 from ..core.errors import StorytreeError
-from ..settings import Settings
+from .desk import ReviewDesk
 
 log = logging.getLogger("storytree")
 
@@ -30,10 +31,12 @@ TOKEN_HEADER = "X-Storytree-Token"
 
 
 class ReviewApi:
-    def __init__(self, settings: Settings, token: str, read_only: bool = False):
-        self.settings = settings
+    def __init__(self, token: str, read_only: bool, *, desk: Callable[[str], ReviewDesk],
+                 render_page: Callable[[str], None]):
         self.token = token
         self.read_only = read_only
+        self._desk = desk  # story id → its review desk (bootstrap.Workspace.review_desk)
+        self._render_page = render_page  # story id → render its review page again
         self._lock = threading.Lock()  # one review at a time: each may rewrite a manifest and a page
 
     def session(self) -> tuple[HTTPStatus, dict[str, Any]]:
@@ -78,29 +81,10 @@ class ReviewApi:
                 return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
 
     def _decide(self, request: dict[str, Any]) -> dict[str, Any]:
-        from .desk import ReviewDesk
-
-        desk = ReviewDesk(self.settings, request["story_id"])
-        try:
-            if request["verdict"] == "approve":
-                outcome = desk.approve(request["task"])
-            else:
-                outcome = desk.reject(request["task"], request.get("note"))
-        finally:
-            desk.close()
+        desk = self._desk(request["story_id"])
+        if request["verdict"] == "approve":
+            outcome = desk.approve(request["task"])
+        else:
+            outcome = desk.reject(request["task"], request.get("note"))
         self._render_page(request["story_id"])
         return {"review": asdict(outcome.review), "now_out_of_date": outcome.now_out_of_date}
-
-    def _render_page(self, story_id: str) -> None:
-        """The page shows reviews: render it again (the reviewer's browser reloads it)."""
-        from ..bootstrap import Session
-        from ..gallery.page import build_gallery, read_sidecar
-
-        provider = read_sidecar(self.settings, story_id).get("provider")  # the one the page was built for
-        session = Session.open(self.settings, story_id, provider if isinstance(provider, str) else None)
-        try:
-            build_gallery(session.gallery())
-        except (StorytreeError, OSError) as exc:  # the review is stored; the next build renders the page
-            log.error("the review page of %s could not be rendered again: %s", story_id, exc)
-        finally:
-            session.close()

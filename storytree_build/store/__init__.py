@@ -1,5 +1,5 @@
 """Story stores: the SQLite default and (with configuration) Supabase. Each also keeps the build's own state for its
-stories (records, operations, claims: records.py)."""
+stories (records, operations, claims and reviews: build_state.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from ..files.atomic import private_folder
 from ..core.story import StorySnapshot
 from ..core.errors import ConfigError
 from .ports import JsonPath, StoryStore
-from .build_state import RecordsPort
-from ..review.verdicts import ReviewsPort
+from .build_state import BuildState, ClaimsPort, OperationsPort, RecordsPort
 from .sqlite_stories import SqliteStoryStore
 
-__all__ = ["JsonPath", "StorySnapshot", "StoryStore", "SqliteStoryStore", "RecordsPort", "ReviewsPort", "open_store",
-           "open_records", "open_reviews"]
+__all__ = ["BuildState", "ClaimsPort", "JsonPath", "OperationsPort", "RecordsPort", "SqliteStoryStore", "StorySnapshot",
+           "StoryStore", "open_build_state", "open_store"]
 
 log = logging.getLogger("storytree")
 
@@ -33,31 +32,18 @@ def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported laz
     raise ConfigError(f"Unknown story store {settings.store!r}: set STORYTREE_STORE to 'sqlite' or 'supabase'.")
 
 
-def open_records(settings, store: Callable[[], StoryStore]) -> RecordsPort:  # noqa: ANN001
-    """The build's own state in the same store as the stories (`store` is asked only where the records need its
-    connection: Supabase)."""
+def open_build_state(settings, store: Callable[[], StoryStore]) -> BuildState:  # noqa: ANN001
+    """The build's own state (records, operations, claims, reviews) in the same store as the stories. `store` is
+    asked only where the state needs its connection (Supabase)."""
     if settings.store == "supabase":
-        from .supabase_records import SupabaseRecords
+        from .supabase_records import SupabaseBuildState
 
-        return SupabaseRecords(store())  # type: ignore[arg-type]
-    from .sqlite_records import SqliteRecords
+        return SupabaseBuildState(store())  # type: ignore[arg-type]
+    from .sqlite_records import SqliteBuildState
 
     move_legacy_database(settings)
     private_folder(settings.db_path.parent)
-    return SqliteRecords(settings.db_path)
-
-
-def open_reviews(settings, store: Callable[[], StoryStore]) -> ReviewsPort:  # noqa: ANN001
-    """Reviews of built assets, in the same store as the stories."""
-    if settings.store == "supabase":
-        from .supabase_reviews import SupabaseReviews
-
-        return SupabaseReviews(store())  # type: ignore[arg-type]
-    from .sqlite_reviews import SqliteReviews
-
-    move_legacy_database(settings)
-    private_folder(settings.db_path.parent)
-    return SqliteReviews(settings.db_path)
+    return SqliteBuildState(settings.db_path)
 
 
 def move_legacy_database(settings) -> None:  # noqa: ANN001

@@ -6,6 +6,8 @@ wiped state folder never pays again for what the store knows is built.
                 (origin: built | recovered | adopted | downloaded)
     Operation   a paid video job, recorded before polling: submitting → submitted (resumable) | uncertain
     Claim       a lease on a target while one worker pays for it; other workers, on any machine, wait or report it
+
+Each kind has its own port, bound to one story when it is opened (`BuildState.records(story_id)` …).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..review.verdicts import ReviewsPort
 
 
 def utc_now() -> str:
@@ -30,7 +35,7 @@ def is_past(moment: str) -> bool:
     return datetime.fromisoformat(moment) <= datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Record:
     story_id: str
     task: str
@@ -66,7 +71,7 @@ class Record:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Operation:
     story_id: str
     task: str
@@ -101,39 +106,63 @@ class Claim:
 
 
 class RecordsPort(Protocol):
-    """What the build needs from the store for its own state. Every write is one transaction."""
+    """The pay-once records of one story (bound when opened). Every write is one transaction."""
 
-    def all_for_story(self, story_id: str) -> dict[str, Record]: ...
-    def get(self, story_id: str, task: str) -> Record | None: ...
+    story_id: str
+
+    def all(self) -> dict[str, Record]: ...
+    def get(self, task: str) -> Record | None: ...
     def put(self, record: Record) -> None: ...
-    def mark_published(self, story_id: str, task: str) -> None: ...
-    def replace(self, story_id: str, remove: list[str], add: list[Record]) -> None: ...
-    def delete(self, story_id: str, task: str) -> None: ...
+    def mark_published(self, task: str) -> None: ...
+    def replace(self, remove: list[str], add: list[Record]) -> None:
+        """Delete and insert records in one transaction (renames must never lose a record)."""
+        ...
+    def delete(self, task: str) -> None: ...
+    def import_missing(self, records: list[Record]) -> None:
+        """Add records that are not there yet (existing ones win)."""
+        ...
 
-    def get_operation(self, story_id: str, task: str) -> Operation | None: ...
-    def all_operations(self, story_id: str) -> dict[str, Operation]: ...
-    def put_operation(self, op: Operation) -> None: ...
-    def put_operations(self, ops: list[Operation]) -> None:
+
+class OperationsPort(Protocol):
+    """The paid submissions of one story (video jobs, images in batch jobs), recorded before polling."""
+
+    story_id: str
+
+    def all(self) -> dict[str, Operation]: ...
+    def get(self, task: str) -> Operation | None: ...
+    def put(self, op: Operation) -> None: ...
+    def put_many(self, ops: list[Operation]) -> None:
         """Several operations in one transaction (a batch job's targets: all recorded, or none)."""
         ...
-    def delete_operation(self, story_id: str, task: str) -> None: ...
+    def delete(self, task: str) -> None: ...
+    def import_missing(self, operations: list[Operation]) -> None: ...
 
-    def claim(self, story_id: str, task: str, owner: str, lease_seconds: float) -> Claim | None:
-        """Take (or extend) the lease: None when it is ours now, else the live claim another owner holds."""
+
+class ClaimsPort(Protocol):
+    """The leases on one story's targets."""
+
+    story_id: str
+
+    def take(self, task: str, owner: str, lease_seconds: float) -> Claim | None:
+        """Take (or extend) the lease: None when it is ours now, else the unexpired claim another owner holds."""
         ...
 
-    def release(self, story_id: str, task: str, owner: str | None = None) -> Claim | None:
+    def release(self, task: str, owner: str | None = None) -> Claim | None:
         """Drop the claim (only `owner`'s, unless None); returns what was released."""
         ...
 
-    def claims(self, story_id: str) -> dict[str, Claim]:
-        """The live claims of a story."""
+    def unexpired(self) -> dict[str, Claim]:
+        """Claims whose lease has not run out (whether their owner still runs is decided by the reader)."""
         ...
 
-    def import_records(self, records: list[Record], operations: list[Operation]) -> None:
-        """Add records and operations that are not there yet (one transaction); existing ones win."""
-        ...
 
+class BuildState(Protocol):
+    """The build's own tables in one store; each port it opens serves one story."""
+
+    def records(self, story_id: str) -> RecordsPort: ...
+    def operations(self, story_id: str) -> OperationsPort: ...
+    def claims(self, story_id: str) -> ClaimsPort: ...
+    def reviews(self, story_id: str) -> ReviewsPort: ...
     def close(self) -> None: ...
 
 

@@ -47,29 +47,28 @@ def settings_for(root: Path, **env: str) -> Settings:
 
 def import_story(root: Path, export: dict[str, Any] | None = None, story_id: str = SAMPLE_ID) -> Path:
     """Import an export (default: the sample story) into the project's store and write its manifest, in-process."""
-    from storytree_build.manifests import render_manifest
-    from storytree_build.core.manifest.file import manifest_path
+    from storytree_build.bootstrap import Workspace
     from storytree_build.data.transfer import validate_export
-    from storytree_build.store import SqliteStoryStore
 
-    settings = settings_for(root)
-    store = SqliteStoryStore(settings.db_path)
+    workspace = Workspace(settings_for(root))
     try:
+        store = workspace.store()
         data = export if export is not None else json.loads(SAMPLE.read_text())
         store.import_rows(validate_export(data, store, "test"))
+        workspace.manifest_path(story_id).write_text(workspace.render_manifest(story_id)[0], encoding="utf-8")
     finally:
-        store.close()
-    manifest_path(settings.manifests_dir, story_id).write_text(render_manifest(settings, story_id)[0], encoding="utf-8")
+        workspace.close()
     return root
 
 
 def session_for(root: Path, provider: str = "stub", story_id: str = SAMPLE_ID, **kwargs: Any):  # noqa: ANN201
-    """A build session of the project's story (close it when done)."""
-    from storytree_build.bootstrap import Session
+    """A build session of the project's story, in a workspace of its own (close the session when done)."""
+    from storytree_build.bootstrap import Session, Workspace
     from storytree_build.core.manifest.file import load_manifest_file, manifest_path
 
     settings = settings_for(root)
-    return Session(settings, load_manifest_file(manifest_path(settings.manifests_dir, story_id)), provider, **kwargs)
+    return Session(Workspace(settings), load_manifest_file(manifest_path(settings.manifests_dir, story_id)), provider,
+                   owns_workspace=True, **kwargs)
 
 
 def story_db(root: Path) -> Path:
@@ -77,16 +76,17 @@ def story_db(root: Path) -> Path:
     return root / ".storytree-data" / "story.sqlite"
 
 
-def records_port(root: Path):  # noqa: ANN201 - store.sqlite_records.SqliteRecords
-    from storytree_build.store.sqlite_records import SqliteRecords
+def records_port(root: Path):  # noqa: ANN201 - store.sqlite_records.SqliteBuildState
+    """The project's build state (records, operations, claims, reviews of every story); close it when done."""
+    from storytree_build.store.sqlite_records import SqliteBuildState
 
-    return SqliteRecords(story_db(root))
+    return SqliteBuildState(story_db(root))
 
 
 def records_of(root: Path, story_id: str = SAMPLE_ID) -> dict:
     port = records_port(root)
     try:
-        return port.all_for_story(story_id)
+        return port.records(story_id).all()
     finally:
         port.close()
 

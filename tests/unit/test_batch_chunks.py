@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from storytree_build.building.batches import MAX_JOB_BYTES, BatchFlow
+from storytree_build.building.batches import MAX_JOB_BYTES, job_chunks
 
 MB = 1024 * 1024
 
@@ -16,8 +16,7 @@ def wave(n: int, refs_each: int) -> list[tuple]:
 
 
 def jobs(entries: list[tuple], max_requests: int, ref_bytes: int) -> list[int]:
-    flow = SimpleNamespace(max_requests=max_requests, _file_size=lambda path: ref_bytes)
-    return [len(chunk) for chunk in BatchFlow._chunks(flow, entries)]  # type: ignore[arg-type]
+    return [len(chunk) for chunk in job_chunks(entries, max_requests, lambda path: ref_bytes)]  # type: ignore[arg-type]
 
 
 def test_jobs_hold_at_most_n_requests() -> None:

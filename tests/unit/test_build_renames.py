@@ -1,4 +1,4 @@
-"""build/renames.py `planned_moves`: records whose target now has another name (pure over the loaded records)."""
+"""building/renames.py `planned_moves`: records whose target now has another name (pure over the loaded records)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from storytree_build.core.status import identity_of
 STORY = "story-1"
 
 
-class FakeChecker:
-    """The one thing planned_moves asks of a StatusChecker."""
+class FakeFacts:
+    """The one thing planned_moves asks of a FactGatherer."""
 
     def __init__(self, *records: Record) -> None:
-        self.records = {r.task: r for r in records}
+        self.loaded = {r.task: r for r in records}
         self.calls = 0
 
-    def all_records(self) -> dict[str, Record]:
+    def records(self) -> dict[str, Record]:
         self.calls += 1
-        return self.records
+        return self.loaded
 
 
 def record(task: str, output: str, identity: str) -> Record:
@@ -49,7 +49,7 @@ def test_a_recorded_shot_whose_scenelet_was_relabelled_moves_to_its_new_name(sho
     new = shot_target("key_frame", "scenelet-4", 1, "uuid-a")
     old = record("image:scenelet-3_1", f"{STORY}/shots/scenelet-3/shot-1_key_frame.png", "key_frame|uuid-a|1")
     assert identity_of(new) == old.identity
-    assert planned_moves(manifest_of(new), FakeChecker(old)) == [
+    assert planned_moves(manifest_of(new), FakeFacts(old)) == [
         Move(old_task="image:scenelet-3_1", new_task="image:scenelet-4_1",
              old_output=f"{STORY}/shots/scenelet-3/shot-1_key_frame.png",
              new_output=f"{STORY}/shots/scenelet-4/shot-1_key_frame.png")]
@@ -58,13 +58,13 @@ def test_a_recorded_shot_whose_scenelet_was_relabelled_moves_to_its_new_name(sho
 def test_a_record_under_its_current_name_does_not_move(shot_target) -> None:  # noqa: ANN001
     target = shot_target("video", "scenelet-3", 2, "uuid-a")
     rec = record(target.task, target.output, identity_of(target))
-    assert planned_moves(manifest_of(target), FakeChecker(rec)) == []
+    assert planned_moves(manifest_of(target), FakeFacts(rec)) == []
 
 
 def test_records_of_unknown_or_no_identity_do_not_move(shot_target, make_target) -> None:  # noqa: ANN001
     target = shot_target("key_frame", "scenelet-4", 1, "uuid-a")
     plate = make_target("ref:character.wren.character-model-sheet-1", kind="character_plate", output="p.png")
-    checker = FakeChecker(
+    checker = FakeFacts(
         record("image:scenelet-3_1", "old.png", "key_frame|uuid-gone|1"),  # a shot no longer in the story
         record("image:scenelet-3_2", "old2.png", "key_frame|uuid-a|2"),  # same scenelet, other index
         record("video:scenelet-3_1", "old3.mp4", "video|uuid-b|1"),  # same index, other scenelet
@@ -77,7 +77,7 @@ def test_records_of_unknown_or_no_identity_do_not_move(shot_target, make_target)
 
 def test_kind_is_part_of_the_identity(shot_target) -> None:  # noqa: ANN001
     video = shot_target("video", "scenelet-4", 1, "uuid-a")
-    checker = FakeChecker(record("image:scenelet-3_1", "old.png", "key_frame|uuid-a|1"))
+    checker = FakeFacts(record("image:scenelet-3_1", "old.png", "key_frame|uuid-a|1"))
     assert planned_moves(manifest_of(video), checker) == []
 
 
@@ -85,7 +85,7 @@ def test_moves_are_sorted_by_new_task_and_chains_are_all_listed(shot_target) -> 
     # scenelet-3 → scenelet-4 while scenelet-4 → scenelet-5 (a branch was inserted before both)
     targets = [shot_target("video", "scenelet-5", 1, "uuid-b"), shot_target("key_frame", "scenelet-5", 1, "uuid-b"),
                shot_target("video", "scenelet-4", 1, "uuid-a"), shot_target("key_frame", "scenelet-4", 1, "uuid-a")]
-    checker = FakeChecker(
+    checker = FakeFacts(
         record("video:scenelet-4_1", "v4", "video|uuid-b|1"),
         record("image:scenelet-3_1", "i3", "key_frame|uuid-a|1"),
         record("video:scenelet-3_1", "v3", "video|uuid-a|1"),
@@ -108,7 +108,7 @@ def test_moves_are_sorted_by_new_task_and_chains_are_all_listed(shot_target) -> 
 
 def test_moves_are_sorted_by_new_task_not_by_old_task(shot_target) -> None:  # noqa: ANN001
     targets = [shot_target("key_frame", "scenelet-1", 1, "uuid-x"), shot_target("key_frame", "scenelet-8", 1, "uuid-y")]
-    checker = FakeChecker(record("image:scenelet-2_1", "y", "key_frame|uuid-y|1"),
+    checker = FakeFacts(record("image:scenelet-2_1", "y", "key_frame|uuid-y|1"),
                           record("image:scenelet-9_1", "x", "key_frame|uuid-x|1"))
     moves = planned_moves(manifest_of(*targets), checker)
     assert [(m.old_task, m.new_task) for m in moves] == [("image:scenelet-9_1", "image:scenelet-1_1"),

@@ -8,13 +8,14 @@ import pytest
 
 from storytree_build.core.manifest import ReferenceEntry, Target
 from storytree_build.core.plan import Plan, PlanItem, make_plan
-from storytree_build.core.status import Status
+from storytree_build.core.status import Reason, Status
 
 STORY = "story-1"
-UP_TO_DATE = Status(True, "up to date")
-MISSING = Status(False, "missing")
-PUBLISH = Status(False, "built but path not yet written to the story database (no cost)", publish_only=True)
-RESUME = Status(False, "operation operations/1 in flight since 2026-11-21T10:00:00+00:00: will resume (no new cost)")
+UP_TO_DATE = Status(Reason.UP_TO_DATE)
+MISSING = Status(Reason.MISSING)
+PUBLISH = Status(Reason.PUBLISH_ONLY)
+RESUME = Status(Reason.IN_FLIGHT, {"operation": "operations/1", "submitted_at": "2026-11-21T10:00:00+00:00"})
+PROMPT_CHANGED = Status(Reason.INPUTS_CHANGED, {"difference": "prompt changed"})
 PRICES = {"ref": 0.1, "image": 0.067, "video": 3.2}
 
 SHEET = "ref:character.wren.character-model-sheet-1"
@@ -62,7 +63,7 @@ def test_everything_up_to_date_skips_everything_at_no_cost(targets) -> None:  # 
     cost_of = CostOf()
     plan, items = plan_of(targets, {}, cost_of)
     assert [i.task for i in plan.items] == [SHEET, GORGE, IMAGE, VIDEO]  # build order kept
-    assert {t: (i.action, i.reason, i.cost) for t, i in items.items()} == {
+    assert {t: (i.action.word, i.reason, i.cost) for t, i in items.items()} == {
         t: ("skip", "up to date", 0.0) for t in items}
     assert plan.to_run == [] and plan.total == 0.0 and cost_of.asked == []
     assert plan.story_id == STORY
@@ -79,25 +80,25 @@ def test_item_carries_kind_output_reference_paths_and_units(targets) -> None:  #
 def test_forced_targets_run_and_pay_even_when_up_to_date(targets) -> None:  # noqa: ANN001
     cost_of = CostOf()
     plan, items = plan_of(targets, {}, cost_of, forced={IMAGE})
-    assert (items[IMAGE].action, items[IMAGE].reason, items[IMAGE].cost) == ("run", "forced", 0.067)
+    assert (items[IMAGE].action.word, items[IMAGE].reason, items[IMAGE].cost) == ("run", "forced", 0.067)
     # forcing never forces what the target merely depends on; what depends on it follows
-    assert items[SHEET].action == items[GORGE].action == "skip"
-    assert (items[VIDEO].action, items[VIDEO].reason) == ("run", f"upstream will run: {IMAGE}")
+    assert items[SHEET].action.word == items[GORGE].action.word == "skip"
+    assert (items[VIDEO].action.word, items[VIDEO].reason) == ("run", f"upstream will run: {IMAGE}")
     assert cost_of.asked == [IMAGE, VIDEO]
 
 
 def test_forced_wins_over_any_status(targets) -> None:  # noqa: ANN001
     _, items = plan_of(targets, {VIDEO: RESUME, SHEET: PUBLISH}, forced={VIDEO, SHEET})
-    assert (items[VIDEO].action, items[VIDEO].reason, items[VIDEO].cost) == ("run", "forced", 3.2)
-    assert (items[SHEET].action, items[SHEET].reason, items[SHEET].cost) == ("run", "forced", 0.1)
+    assert (items[VIDEO].action.word, items[VIDEO].reason, items[VIDEO].cost) == ("run", "forced", 3.2)
+    assert (items[SHEET].action.word, items[SHEET].reason, items[SHEET].cost) == ("run", "forced", 0.1)
 
 
 def test_stale_target_runs_with_its_status_reason_and_propagates_upstream(targets) -> None:  # noqa: ANN001
-    plan, items = plan_of(targets, {SHEET: Status(False, "prompt changed")})
-    assert (items[SHEET].action, items[SHEET].reason, items[SHEET].cost) == ("run", "prompt changed", 0.1)
-    assert (items[GORGE].action, items[GORGE].cost) == ("skip", 0.0)
-    assert (items[IMAGE].action, items[IMAGE].reason) == ("run", f"upstream will run: {SHEET}")
-    assert (items[VIDEO].action, items[VIDEO].reason) == ("run", f"upstream will run: {IMAGE}, {SHEET}")
+    plan, items = plan_of(targets, {SHEET: PROMPT_CHANGED})
+    assert (items[SHEET].action.word, items[SHEET].reason, items[SHEET].cost) == ("run", "prompt changed", 0.1)
+    assert (items[GORGE].action.word, items[GORGE].cost) == ("skip", 0.0)
+    assert (items[IMAGE].action.word, items[IMAGE].reason) == ("run", f"upstream will run: {SHEET}")
+    assert (items[VIDEO].action.word, items[VIDEO].reason) == ("run", f"upstream will run: {IMAGE}, {SHEET}")
     assert items[IMAGE].cost == 0.067 and items[VIDEO].cost == 3.2
     assert [i.task for i in plan.to_run] == [SHEET, IMAGE, VIDEO]
 
@@ -108,15 +109,15 @@ def test_upstream_reason_lists_every_running_dependency_in_depends_on_order(targ
 
 
 def test_own_reason_wins_over_upstream(targets) -> None:  # noqa: ANN001
-    _, items = plan_of(targets, {SHEET: MISSING, IMAGE: Status(False, "prompt changed")})
+    _, items = plan_of(targets, {SHEET: MISSING, IMAGE: PROMPT_CHANGED})
     assert items[IMAGE].reason == "prompt changed"
 
 
 def test_publish_only_without_upstream_is_published_for_free(targets) -> None:  # noqa: ANN001
     cost_of = CostOf()
     plan, items = plan_of(targets, {IMAGE: PUBLISH}, cost_of)
-    assert (items[IMAGE].action, items[IMAGE].reason, items[IMAGE].cost) == ("publish", PUBLISH.reason, 0.0)
-    assert items[VIDEO].action == "skip"  # a publish does not change the file the video was built from
+    assert (items[IMAGE].action.word, items[IMAGE].reason, items[IMAGE].cost) == ("publish", PUBLISH.reason, 0.0)
+    assert items[VIDEO].action.word == "skip"  # a publish does not change the file the video was built from
     assert plan.to_run == [items[IMAGE]]
     assert plan.total == 0.0 and cost_of.asked == []
 
@@ -124,7 +125,7 @@ def test_publish_only_without_upstream_is_published_for_free(targets) -> None:  
 def test_publish_only_with_upstream_running_is_rebuilt_and_paid(targets) -> None:  # noqa: ANN001
     cost_of = CostOf()
     plan, items = plan_of(targets, {SHEET: MISSING, IMAGE: PUBLISH}, cost_of)
-    assert (items[IMAGE].action, items[IMAGE].cost) == ("run", 0.067)
+    assert (items[IMAGE].action.word, items[IMAGE].cost) == ("run", 0.067)
     assert items[VIDEO].reason == f"upstream will run: {IMAGE}, {SHEET}"
     assert cost_of.asked == [SHEET, IMAGE, VIDEO]
     assert plan.total == round(0.1 + 0.067 + 3.2, 4)
@@ -139,7 +140,7 @@ def test_publish_only_with_upstream_running_says_why_it_runs(targets) -> None:  
 def test_resumed_operation_runs_at_no_new_cost(targets) -> None:  # noqa: ANN001
     cost_of = CostOf()
     plan, items = plan_of(targets, {VIDEO: RESUME}, cost_of)
-    assert (items[VIDEO].action, items[VIDEO].reason, items[VIDEO].cost) == ("run", RESUME.reason, 0.0)
+    assert (items[VIDEO].action.word, items[VIDEO].reason, items[VIDEO].cost) == ("run", RESUME.reason, 0.0)
     assert cost_of.asked == [] and plan.total == 0.0 and plan.unpriced == []
 
 
@@ -169,6 +170,6 @@ def test_biggest_leaves_out_free_items(targets) -> None:  # noqa: ANN001
 
 
 def test_total_rounds_away_float_noise() -> None:
-    items = [PlanItem(f"image:s_{n}", "key_frame", f"o{n}", "run", "missing", [], {}, cost=0.1) for n in range(3)]
+    items = [PlanItem(task=f"image:s_{n}", kind="key_frame", output=f"o{n}", action="run", reason="missing", references=[], units={}, cost=0.1) for n in range(3)]
     plan = Plan(STORY, items)
     assert plan.total == 0.3 and plan.subtotals() == {"key_frame": 0.3}

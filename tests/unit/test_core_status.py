@@ -10,7 +10,9 @@ import pytest
 
 from storytree_build.core.manifest import ShotKey, Target
 from storytree_build.core.status import (
+    Reason,
     Status,
+    TargetFacts,
     content_key,
     decide,
     explain_difference,
@@ -52,60 +54,56 @@ class FakeOperation:
     submitted_at: str = "2026-11-21T10:00:00+00:00"
 
 
-class Calls:
-    """A `current_inputs` callable that counts its calls."""
-
-    def __init__(self, value: dict[str, Any] | None) -> None:
-        self.value, self.count = value, 0
-
-    def __call__(self) -> dict[str, Any] | None:
-        self.count += 1
-        return self.value
+def facts(output: str | None = OUT, record: FakeRecord | None = None, now: dict[str, Any] | None = None,
+          **more: Any) -> TargetFacts:
+    """The facts of TASK: its file, record and current inputs (default: unchanged), anything else by keyword."""
+    return TargetFacts(story_id=STORY, task=TASK, output_sha256=output, record=record, inputs=inputs() if now is None else now, **more)
 
 
-def must_not_be_called() -> dict[str, Any] | None:
-    raise AssertionError("current_inputs() was called although the decision did not need it")
+def status_of(output: str | None = OUT, record: FakeRecord | None = None, now: dict[str, Any] | None = None,
+              **more: Any) -> Status:
+    return decide(facts(output, record, now, **more))
 
 
 # -- decide: every reason, in order of precedence ---------------------------------------------------
 def test_submitted_operation_resumes_at_no_new_cost_before_anything_else() -> None:
-    status = decide(STORY, TASK, None, None, must_not_be_called, FakeOperation("submitted"))
-    assert status == Status(False, "operation operations/abc in flight since 2026-11-21T10:00:00+00:00: "
-                                   "will resume (no new cost)")
-    assert status.reason.endswith("(no new cost)")
+    status = status_of(None, None, operation=FakeOperation("submitted"))
+    assert status == Status(Reason.IN_FLIGHT, {"operation": "operations/abc",
+                                               "submitted_at": "2026-11-21T10:00:00+00:00"})
+    assert status.reason == "operation operations/abc in flight since 2026-11-21T10:00:00+00:00: will resume (no new cost)"
+    assert status.why.costs_nothing_new
     # even with an up-to-date file and record, an in-flight operation decides
-    assert decide(STORY, TASK, OUT, FakeRecord(), must_not_be_called, FakeOperation("submitted")).reason \
-        .endswith("will resume (no new cost)")
+    assert status_of(OUT, FakeRecord(), operation=FakeOperation("submitted")).why is Reason.IN_FLIGHT
 
 
 @pytest.mark.parametrize("state", ["uncertain", "submitting"])
 def test_uncertain_submit_is_blocked_until_resubmit(state: str) -> None:
-    status = decide(STORY, TASK, OUT, FakeRecord(), must_not_be_called, FakeOperation(state, operation=None))
-    assert not status.current and not status.publish_only
+    status = status_of(OUT, FakeRecord(), operation=FakeOperation(state, operation=None))
+    assert not status.current and not status.publish_only and not status.why.costs_nothing_new
     assert status.reason == ("a submit at 2026-11-21T10:00:00+00:00 may have reached the provider: blocked until "
                              f"`storytree resubmit {STORY} {TASK}`")
-    assert "no new cost" not in status.reason
 
 
-def test_missing_output_is_missing_without_hashing_references() -> None:
-    assert decide(STORY, TASK, None, FakeRecord(), must_not_be_called) == Status(False, "missing")
-    assert decide(STORY, TASK, None, None, must_not_be_called) == Status(False, "missing")
+def test_missing_output_is_missing() -> None:
+    assert status_of(None, FakeRecord(), None) == Status(Reason.MISSING)
+    assert status_of(None, None, None) == Status(Reason.MISSING)
+    assert status_of(None, None, None).reason == "missing"
 
 
 def test_existing_file_without_record_would_be_replaced() -> None:
-    status = decide(STORY, TASK, OUT, None, must_not_be_called)
-    assert status == Status(False, "no record (an existing file would be replaced)")
+    status = status_of(OUT, None)
+    assert status == Status(Reason.UNRECORDED)
+    assert status.reason == "no record (an existing file would be replaced)"
 
 
 def test_output_changed_since_built_wins_over_reference_and_input_changes() -> None:
-    status = decide(STORY, TASK, "b" * 64, FakeRecord(), must_not_be_called)
-    assert status == Status(False, "output file changed since it was built")
+    status = status_of("b" * 64, FakeRecord(), inputs(prompt_sha256="p2"))
+    assert status.reason == "output file changed since it was built"
 
 
 def test_references_not_built_yet_when_current_inputs_is_none() -> None:
-    calls = Calls(None)
-    assert decide(STORY, TASK, OUT, FakeRecord(published=False), calls) == Status(False, "references not built yet")
-    assert calls.count == 1
+    status = decide(TargetFacts(story_id=STORY, task=TASK, output_sha256=OUT, record=FakeRecord(published=False), inputs=None))
+    assert status == Status(Reason.REFERENCES_NOT_BUILT) and status.reason == "references not built yet"
 
 
 @pytest.mark.parametrize(("now", "reason"), [
@@ -122,30 +120,30 @@ def test_references_not_built_yet_when_current_inputs_is_none() -> None:
 ])
 def test_changed_inputs_are_explained(now: dict[str, Any], reason: str) -> None:
     # published=False: an input change must win over publish-only
-    status = decide(STORY, TASK, OUT, FakeRecord(published=False), Calls(now))
-    assert status == Status(False, reason, publish_only=False)
+    status = status_of(OUT, FakeRecord(published=False), now)
+    assert status.why is Reason.INPUTS_CHANGED and status.reason == reason and not status.publish_only
 
 
 def test_record_provider_is_named_in_provider_change() -> None:
     record = FakeRecord(inputs=inputs(provider="stub"))
-    assert decide(STORY, TASK, OUT, record, Calls(inputs(provider="gemini"))).reason == \
-        "provider changed (stub → gemini)"
+    assert status_of(OUT, record, inputs(provider="gemini")).reason == "provider changed (stub → gemini)"
 
 
 def test_signature_mismatch_without_a_visible_difference_says_inputs_changed() -> None:
     record = FakeRecord(signature="0" * 64)
-    assert decide(STORY, TASK, OUT, record, Calls(inputs())).reason == "inputs changed"
+    assert status_of(OUT, record).reason == "inputs changed"
 
 
 def test_built_but_unpublished_is_publish_only() -> None:
-    status = decide(STORY, TASK, OUT, FakeRecord(published=False), Calls(inputs()))
-    assert status == Status(False, "built but path not yet written to the story database (no cost)", publish_only=True)
+    status = status_of(OUT, FakeRecord(published=False))
+    assert status == Status(Reason.PUBLISH_ONLY) and status.publish_only and not status.current
+    assert status.reason == "built but path not yet written to the story database (no cost)"
 
 
 def test_up_to_date() -> None:
-    calls = Calls(inputs())
-    assert decide(STORY, TASK, OUT, FakeRecord(), calls) == Status(True, "up to date", publish_only=False)
-    assert calls.count == 1
+    status = status_of(OUT, FakeRecord())
+    assert status == Status(Reason.UP_TO_DATE) and status.current and not status.publish_only
+    assert status.reason == "up to date"
 
 
 def test_explain_difference_reads_records_written_without_some_keys() -> None:

@@ -129,6 +129,10 @@ class _FastYaml:
         self.seen.add(key)
         self.added.append(key)
 
+    def start_target(self) -> None:
+        """A new target begins: what it adds is what `forget` takes back."""
+        self.added = []
+
     def forget(self) -> None:
         self.seen.difference_update(self.added)
         self.added = []
@@ -220,7 +224,7 @@ def dump_yaml(data: Any) -> str:
                 parts.append(f"{key}:\n")
                 for item in value:  # a block sequence at column 0, each item a mapping
                     lines: list[str] = []
-                    fast.added = []
+                    fast.start_target()
                     try:
                         fast.mapping(item, 2, "- ", lines)
                         lines.append("")
