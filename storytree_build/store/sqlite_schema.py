@@ -1,11 +1,44 @@
-"""The tables of the embedded SQLite store, in one place: the story tables (the original Supabase schema, jsonb as JSON
-text) and the build's own tables (records, operations, claims, reviews) in the same file."""
+"""The tables of the embedded SQLite store, in one place, versioned: the story tables (the original Supabase schema,
+jsonb as JSON text) and the build's own tables (records, operations, claims, reviews) in the same file.
+
+The file's `PRAGMA user_version` is the number of the last migration applied to it. `ensure_schema` runs on open:
+at the current version it only reads that number (no write, no lock); behind it, it applies the missing migrations
+and the new number in one `BEGIN IMMEDIATE` transaction, re-reading the number once it holds the lock (threads and
+processes open the same file at once: whoever comes second finds the work done); ahead of it (a newer storytree wrote
+the file) it refuses and changes nothing. Version 0 with tables is the layout from before versioning; migration 1 is
+that layout, all `create ... if not exists`, so such a file is adopted as it is.
+
+To add a migration, append one entry to MIGRATIONS with the next number, e.g.
+
+    Migration(2, "records remember their object-store key",
+              "alter table storytree_records add column object_key text not null default '';"),
+
+and never edit one that has shipped: files out there are already past it. Statements run one by one inside the
+transaction (not `executescript`, which commits first). SQLite cannot switch `foreign_keys` inside a transaction, so
+a migration that rebuilds a table uses `pragma defer_foreign_keys = on` and SQLite's 12-step procedure.
+"""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-STORY_TABLES = """
+from ..core.errors import ConfigError, EnvironmentFault
+from ..files.sqlite_file import immediate
+
+log = logging.getLogger("storytree")
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int  # the file's user_version once this has run: 1, 2, 3 ... with no gaps
+    description: str
+    sql: str  # one or more statements separated by `;`
+
+
+_LAYOUT_1_STORY_TABLES = """
 create table if not exists stories (
   id text primary key,
   display_name text not null check (length(trim(display_name)) > 0),
@@ -48,7 +81,7 @@ create table if not exists shots (
 create index if not exists shots_story_scenelet_idx on shots(story_id, scenelet_id, shot_index);
 """
 
-BUILD_TABLES = """
+_LAYOUT_1_BUILD_TABLES = """
 create table if not exists storytree_records (
   story_id text not null, task text not null, output text not null, signature text not null, inputs text not null,
   output_sha256 text not null, output_size integer not null, output_mtime_ns integer not null,
@@ -75,6 +108,79 @@ create table if not exists storytree_reviews (
 """
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create every table and index that is missing (all statements are `if not exists`)."""
-    conn.executescript(STORY_TABLES + BUILD_TABLES)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the layout from before versioning: story tables and the build's records, operations, claims and "
+                 "reviews", _LAYOUT_1_STORY_TABLES + _LAYOUT_1_BUILD_TABLES),
+)
+CURRENT_VERSION = MIGRATIONS[-1].number
+
+
+def ensure_schema(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Bring the file behind `conn` (autocommit, as `sqlite_file.connect` opens it) to the newest migration, or
+    refuse a file newer than these migrations. Cheap when the file is current: one read of `user_version`."""
+    newest = _check_numbering(migrations)
+    found = _version(conn)
+    if found == newest:
+        return
+    _refuse_if_newer(conn, found, newest)
+    path = _file_name(conn)
+    try:
+        with immediate(conn):
+            found = _version(conn)  # again, holding the write lock: another thread or process may have done it
+            if found == newest:
+                return
+            _refuse_if_newer(conn, found, newest)
+            adopted = found == 0 and _has_tables(conn)
+            for migration in migrations[found:]:
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+            conn.execute(f"pragma user_version = {newest}")
+    except sqlite3.Error as exc:
+        raise EnvironmentFault(
+            f"the story database {path} could not be upgraded from schema {found} to {newest} ({exc}); nothing was "
+            f"changed, it is still at schema {found}. Free space or make the folder writable and run again.") from None
+    if found > 0 or adopted:  # a brand-new file is created silently
+        log.info("upgraded the story database %s from schema %d to %d", path, found, newest)
+
+
+def _check_numbering(migrations: Sequence[Migration]) -> int:
+    numbers = [m.number for m in migrations]
+    if numbers != list(range(1, len(numbers) + 1)):  # a gap or a repeat would skip or re-run a migration
+        raise ValueError(f"SQLite migrations must be numbered 1, 2, 3 ... without gaps; found {numbers}")
+    return len(numbers)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("pragma user_version").fetchone()[0])
+
+
+def _refuse_if_newer(conn: sqlite3.Connection, found: int, newest: int) -> None:
+    if found > newest:
+        raise ConfigError(
+            f"the story database {_file_name(conn)} is at schema {found}, and this storytree knows schemas up to "
+            f"{newest}: a newer storytree wrote it. Upgrade storytree-build to that version or later and run again; the "
+            "file was left unchanged.")
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("select 1 from sqlite_master where type = 'table' limit 1").fetchone() is not None
+
+
+def _file_name(conn: sqlite3.Connection) -> str:
+    for _seq, name, file in conn.execute("pragma database_list"):
+        if name == "main":
+            return file or ":memory:"
+    return "?"
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split a script at the `;` that end statements (sqlite3.complete_statement knows quotes and triggers)."""
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"SQLite migration ends inside a statement: {pending.strip()[:80]!r}")

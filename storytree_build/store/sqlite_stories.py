@@ -3,6 +3,9 @@
 Concurrency (storage notes §3): one connection per thread, autocommit mode with explicit
 `BEGIN IMMEDIATE`, WAL and a busy timeout; JSON paths are written with a single `json_set` UPDATE,
 which never loses a concurrent update. Plain deferred transactions upgrade read→write and fail.
+
+The tables live in `sqlite_schema.py`, versioned by `PRAGMA user_version`: opening the store applies any missing
+numbered migration there, and refuses a file written by a newer storytree.
 """
 
 from __future__ import annotations
