@@ -4,6 +4,7 @@ never a traceback and never a secret."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,14 @@ SECRET = "sk-live-never-show-me-0123456789"
 
 
 def settings_of(root: Path, toml: str | None = None, env: dict[str, str] | None = None,
-                variables: dict[str, str | None] | None = None, **overrides: Any) -> Settings:
+                variables: Mapping[str, str | None] | None = None, **overrides: Any) -> Settings:
     if toml is not None:
         (root / "storytree.toml").write_text(toml)
     return load_settings(root=root, env=env or {}, variables=variables, **overrides)
 
 
 def problems_of(root: Path, toml: str | None = None, env: dict[str, str] | None = None,
-                variables: dict[str, str | None] | None = None) -> list[str]:
+                variables: Mapping[str, str | None] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as raised:
         settings_of(root, toml, env, variables)
     return str(raised.value).splitlines()

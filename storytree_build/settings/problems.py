@@ -4,7 +4,6 @@ and the form it must take. No pydantic dump, and never the value of a secret.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Sequence
@@ -84,6 +83,8 @@ def _unknown(model: type[BaseModel], loc: FieldPath) -> str:
     if parent is None:
         return "unknown setting"
     known = sorted(name for name in parent.model_fields if not (parent is model and name in HIDDEN_FIELDS))
+    import difflib  # only when there is a problem to tell: not on every run's start-up path
+
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     return f"unknown setting ({hint}known: {', '.join(known)})"
