@@ -1,24 +1,19 @@
-"""One settings object, built once at the edge (the CLI or the composition root of a doit run) and passed down.
-
-Order of precedence: built-in defaults < `storytree.toml` in the project root < environment variables < doit
-command-line variables (`provider=`, `story=`, `max_cost=`, `verbose=`), which are parsed here and nowhere else.
-No other module reads `os.environ`.
+"""What the settings are: one `Settings` model and its sections (`[gemini]`, `[storage]`, `[build]`, `[review]`),
+with every name, default and limit. Where the values come from is `sources.py`; how a bad one is told, `problems.py`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
+from contextvars import ContextVar
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .core.generation import GenerationSettings, ImageTargetConfig, VideoTargetConfig
-from .core.pricing import PriceTable
-from .core.errors import ConfigError
+from ..core.generation import GenerationSettings
+from ..core.pricing import PriceTable
 
 ASSETS_REL = Path("apps/story-tree-ui/public/generated")
 
@@ -118,8 +113,18 @@ class ReviewSettings(BaseModel):
     key_frames: Literal["off", "required"] = "off"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# The layered sources of the one `load_settings` call under way (sources.py), highest precedence first.
+# `settings_customise_sources` is a classmethod, so the run's environment, root and doit variables reach it here;
+# a `Settings(...)` built directly has none and takes only its arguments.
+LAYERED_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("storytree_settings_sources",
+                                                                                 default=())
+
+
+class Settings(BaseSettings):
+    """Every setting of a run. Build it with `load_settings` (defaults < storytree.toml < environment < doit
+    variables < explicit overrides); `state_dir`, `data_dir` and `db_path` default under `root`."""
+
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=True, validate_default=False)
     root: Path
     store: Literal["sqlite", "supabase"] = "sqlite"
     db_path: Path
@@ -148,6 +153,31 @@ class Settings(BaseModel):
     video_poll_deadline_seconds: float = Field(1200.0, gt=0)
     # Generated videos are kept by the server for about 2 days; older operations cannot be resumed.
     video_retention_hours: float = Field(48.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Never pydantic-settings' own os.environ reader: sources.py maps the environment it was given.
+        return init_settings, *LAYERED_SOURCES.get()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_folders(cls, data: Any) -> Any:
+        """The folders default under the root, the story database under the data folder."""
+        if not isinstance(data, dict) or "root" not in data:
+            return data
+        data = dict(data)
+        root = Path(data["root"])
+        data.setdefault("state_dir", root / ".storytree")
+        data.setdefault("data_dir", root / ".storytree-data")
+        data["db_path_is_default"] = not data.get("db_path")
+        if data["db_path_is_default"]:  # a data_dir of the wrong type is reported on its own line
+            data_dir = data["data_dir"] if isinstance(data["data_dir"], (str, Path)) else root / ".storytree-data"
+            data["db_path"] = Path(data_dir) / "story.sqlite"
+        return data
 
     @property
     def assets_root(self) -> Path:
@@ -181,123 +211,3 @@ class Settings(BaseModel):
     @property
     def locks_dir(self) -> Path:
         return self.state_dir / "locks"
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The project root is the nearest folder holding `manifests/` and `templates/` (or the cwd)."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "templates").is_dir() and (folder / "system_prompts").is_dir():
-            return folder
-    return here
-
-
-# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1`).
-RUN_VARIABLES = ("provider", "story", "max_cost", "verbose", "batch")
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() not in ("", "0", "false", "no")
-
-
-def run_variable_overrides(variables: Mapping[str, str | None]) -> dict[str, Any]:
-    """Settings overrides from doit's command-line variables; a bad value names the variable and an example."""
-    out: dict[str, Any] = {}
-    if variables.get("provider"):
-        out["provider"] = variables["provider"]
-    if variables.get("story"):
-        out["story"] = variables["story"]
-    max_cost = variables.get("max_cost")
-    if max_cost is not None:
-        try:
-            out["max_cost"] = float(max_cost)
-        except ValueError:
-            raise ConfigError(f"max_cost={max_cost!r} is not a number (e.g. max_cost=12.50).") from None
-    if variables.get("verbose") is not None:
-        out["verbose"] = _flag(variables["verbose"] or "")
-    if variables.get("batch") is not None:
-        out["batch"] = _flag(variables["batch"] or "")
-    return out
-
-
-def project_root(env: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("STORYTREE_ROOT") or root or find_root())
-
-
-def state_dir(env: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
-    """The state folder (doit's database, caches, locks) without validating the rest of the settings: doit needs it
-    before anything else is loaded."""
-    env = os.environ if env is None else env
-    return Path(env.get("STORYTREE_STATE_DIR") or project_root(env, root) / ".storytree")
-
-
-def load_settings(root: Path | None = None, env: dict[str, str] | None = None,
-                  variables: Mapping[str, str | None] | None = None, **overrides: Any) -> Settings:
-    env = dict(os.environ if env is None else env)
-    root = project_root(env, root)
-    data: dict[str, Any] = {}
-    config_file = root / "storytree.toml"
-    if config_file.exists():
-        try:
-            data.update(tomllib.loads(config_file.read_text()))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
-    data.setdefault("state_dir", state_dir(env, root))
-    data.setdefault("data_dir", Path(env.get("STORYTREE_DATA_DIR") or root / ".storytree-data"))
-    data["db_path_is_default"] = not (env.get("STORYTREE_DB") or data.get("db_path"))
-    data["db_path"] = Path(env.get("STORYTREE_DB") or data.get("db_path") or Path(data["data_dir"]) / "story.sqlite")
-    if env.get("STORYTREE_STORE"):
-        data["store"] = env["STORYTREE_STORE"]
-    if env.get("STORYTREE_PROVIDER"):
-        data["provider"] = env["STORYTREE_PROVIDER"]
-    generation = data.setdefault("generation", {})
-    for kind in ("character_plate", "environment_keyframe", "key_frame"):
-        if env.get("STORYTREE_IMAGE_MODEL"):
-            generation.setdefault(kind, {})["model"] = env["STORYTREE_IMAGE_MODEL"]
-    if env.get("STORYTREE_VIDEO_MODEL"):
-        generation.setdefault("video", {})["model"] = env["STORYTREE_VIDEO_MODEL"]
-    # GOOGLE_API_KEY wins over GEMINI_API_KEY, as in the google-genai SDK.
-    key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")
-    if key:
-        data["gemini_api_key"] = key
-    if env.get("GOOGLE_GEMINI_BASE_URL"):
-        data["gemini_base_url"] = env["GOOGLE_GEMINI_BASE_URL"]
-    if env.get("SUPABASE_URL"):
-        data["supabase_url"] = env["SUPABASE_URL"]
-    if env.get("SUPABASE_SERVICE_ROLE_KEY"):
-        data["supabase_service_role_key"] = env["SUPABASE_SERVICE_ROLE_KEY"]
-    if env.get("STORYTREE_STORY"):
-        data["story"] = env["STORYTREE_STORY"]
-    if env.get("STORYTREE_STUB_CALL_LOG"):
-        data["stub_call_log"] = Path(env["STORYTREE_STUB_CALL_LOG"])
-    if env.get("STORYTREE_STUB_DELAY"):
-        data["stub_delay_seconds"] = float(env["STORYTREE_STUB_DELAY"])
-    if env.get("STORYTREE_MAX_COST"):
-        data["max_cost"] = float(env["STORYTREE_MAX_COST"])
-    if env.get("STORYTREE_VIDEO_POLL_INTERVAL"):
-        data["video_poll_interval_seconds"] = float(env["STORYTREE_VIDEO_POLL_INTERVAL"])
-    if env.get("STORYTREE_VIDEO_POLL_DEADLINE"):
-        data["video_poll_deadline_seconds"] = float(env["STORYTREE_VIDEO_POLL_DEADLINE"])
-    if env.get("STORYTREE_BATCH"):
-        generation["batch"] = _flag(env["STORYTREE_BATCH"])
-    if env.get("STORYTREE_BATCH_POLL"):
-        generation["batch_poll_seconds"] = float(env["STORYTREE_BATCH_POLL"])
-    if env.get("STORYTREE_VERBOSE"):
-        data["verbose"] = env["STORYTREE_VERBOSE"] not in ("", "0", "false")
-    if env.get("CI"):
-        data["ci"] = _flag(env["CI"])
-    data.update(run_variable_overrides(variables or {}))
-    if "batch" in data:  # the doit variable `batch=1` sets [generation] batch
-        generation["batch"] = data.pop("batch")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    data["root"] = root
-    if isinstance(data.get("prices"), dict):
-        try:
-            data["prices"] = PriceTable.model_validate(data["prices"])
-        except ValidationError as exc:
-            raise ConfigError(f"Invalid [prices] in {config_file}:\n{exc}") from exc
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid storytree settings ({config_file} / environment):\n{exc}") from exc
