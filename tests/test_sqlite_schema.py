@@ -19,8 +19,7 @@ import pytest
 
 from storytree_build.core.errors import ConfigError, EnvironmentFault
 from storytree_build.files.sqlite_file import connect
-from storytree_build.store.sqlite_records import SqliteRecords
-from storytree_build.store.sqlite_reviews import SqliteReviews
+from storytree_build.store.sqlite_records import SqliteBuildState
 from storytree_build.store.sqlite_schema import CURRENT_VERSION, MIGRATIONS, Migration, ensure_schema
 from storytree_build.store.sqlite_stories import SqliteStoryStore
 
@@ -159,7 +158,7 @@ def upgrade_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def open_every_adapter(path: Path) -> None:
-    for adapter in (SqliteStoryStore(path), SqliteRecords(path), SqliteReviews(path)):
+    for adapter in (SqliteStoryStore(path), SqliteBuildState(path)):
         adapter.close()
 
 
@@ -171,8 +170,8 @@ def test_a_file_in_todays_layout_is_upgraded_once_and_every_row_is_still_readabl
     caplog.set_level(logging.INFO, logger="storytree")
 
     stories = SqliteStoryStore(path)
-    records = SqliteRecords(path)
-    reviews = SqliteReviews(path)
+    records = SqliteBuildState(path)
+    reviews = records.reviews(STORY)
     try:
         assert upgrade_messages(caplog) == [f"{UPGRADED} {path} from schema 0 to {CURRENT_VERSION}"]
         assert [r.levelno for r in caplog.records if UPGRADED in r.getMessage()] == [logging.INFO]
@@ -184,17 +183,17 @@ def test_a_file_in_todays_layout_is_upgraded_once_and_every_row_is_still_readabl
         assert [s["content"] for s in snapshot.scenelets] == [{"description": "the storm"}]
         assert [(s["shot_index"], s["key_frame_image_path"]) for s in snapshot.shots] == [(1, "assets/k1.png")]
 
-        record = records.get(STORY, "image:k1")
+        record = records.records(STORY).get("image:k1")
         assert record is not None
         assert (record.output_sha256, record.inputs, record.published, record.identity) == (
             "a" * 64, {"prompt": "p"}, True, "key_frame:scenelet-1:1")
-        operation = records.get_operation(STORY, "video:v1")
+        operation = records.operations(STORY).get("video:v1")
         assert operation is not None and (operation.state, operation.operation) == ("submitted", "operations/42")
-        assert list(records.claims(STORY)) == ["video:v2"]  # still live: a claim is never dropped by an upgrade
-        review = reviews.reviews(STORY)["image:k1"]
+        assert list(records.claims(STORY).unexpired()) == ["video:v2"]  # still live: a claim is never dropped by an upgrade
+        review = reviews.all()["image:k1"]
         assert (review.verdict, review.note) == ("rejected", "warmer light")
     finally:
-        for adapter in (stories, records, reviews):
+        for adapter in (stories, records):
             adapter.close()
 
     open_every_adapter(path)  # opened again: nothing more to say
@@ -203,7 +202,7 @@ def test_a_file_in_todays_layout_is_upgraded_once_and_every_row_is_still_readabl
 
 # -- (2) a newer file is refused and left as it was ------------------------------------------------------------------
 
-@pytest.mark.parametrize("adapter", [SqliteStoryStore, SqliteRecords, SqliteReviews])
+@pytest.mark.parametrize("adapter", [SqliteStoryStore, SqliteBuildState])
 def test_a_file_newer_than_this_storytree_is_refused_and_never_altered(tmp_path: Path,
                                                                         adapter: Callable[[Path], object]) -> None:
     path = current_file(tmp_path / "story.sqlite")
@@ -269,8 +268,7 @@ def test_opening_a_current_file_through_every_adapter_leaves_its_bytes_as_they_w
 
 # -- (5) concurrent first opens ---------------------------------------------------------------------------------------
 
-ADAPTERS: list[Callable[[Path], SqliteStoryStore | SqliteRecords | SqliteReviews]] = [
-    SqliteStoryStore, SqliteRecords, SqliteReviews]
+ADAPTERS: list[Callable[[Path], SqliteStoryStore | SqliteBuildState]] = [SqliteStoryStore, SqliteBuildState]
 
 
 def open_from_threads(path: Path, count: int) -> list[str]:
@@ -313,8 +311,7 @@ def test_threads_opening_one_file_at_once_all_succeed_and_one_of_them_upgrades(
 OPENER = """
 import logging, sys, threading, time
 from pathlib import Path
-from storytree_build.store.sqlite_records import SqliteRecords
-from storytree_build.store.sqlite_reviews import SqliteReviews
+from storytree_build.store.sqlite_records import SqliteBuildState
 from storytree_build.store.sqlite_stories import SqliteStoryStore
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
@@ -325,7 +322,7 @@ while not go.exists() and time.monotonic() < give_up:  # every process starts op
 failures = []
 def open_one(n):
     try:
-        (SqliteStoryStore, SqliteRecords, SqliteReviews)[n % 3](path).close()
+        (SqliteStoryStore, SqliteBuildState)[n % 2](path).close()
     except Exception as exc:
         failures.append(repr(exc))
 threads = [threading.Thread(target=open_one, args=(n,)) for n in range(4)]
@@ -349,9 +346,9 @@ def test_processes_opening_todays_file_at_once_all_succeed_and_exactly_one_upgra
     upgrades = [line for out, _err in outputs for line in out.splitlines() if UPGRADED in line]
     assert upgrades == [f"{UPGRADED} {path} from schema 0 to {CURRENT_VERSION}"]
     assert version_of(path) == CURRENT_VERSION
-    records = SqliteRecords(path)
+    records = SqliteBuildState(path)
     try:
-        assert list(records.all_for_story(STORY)) == ["image:k1"]
+        assert list(records.records(STORY).all()) == ["image:k1"]
     finally:
         records.close()
 
@@ -393,9 +390,9 @@ def test_a_migration_that_fails_half_way_is_rolled_back_completely(tmp_path: Pat
     assert tables_of(path) == TABLES
     assert columns_of(path, "storytree_records") == records_columns
     assert upgrade_messages(caplog) == [f"{UPGRADED} {path} from schema 0 to {CURRENT_VERSION}"]  # only the real one
-    records = SqliteRecords(path)  # and the file still opens with the real migrations
+    records = SqliteBuildState(path)  # and the file still opens with the real migrations
     try:
-        assert list(records.all_for_story(STORY)) == ["image:k1"]
+        assert list(records.records(STORY).all()) == ["image:k1"]
     finally:
         records.close()
 
@@ -432,7 +429,7 @@ end;
     assert columns_of(path, "storytree_records")[-1] == "object_key"
     assert upgrade_messages(caplog) == [f"{UPGRADED} {path} from schema {CURRENT_VERSION} to {CURRENT_VERSION + 1}"]
     with pytest.raises(ConfigError):  # and this storytree, which knows only the shipped list, now refuses the file
-        SqliteRecords(path)
+        SqliteBuildState(path)
 
 
 def test_migrations_are_numbered_from_one_without_gaps(tmp_path: Path) -> None:
