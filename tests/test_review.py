@@ -13,7 +13,7 @@ import pytest
 
 from storytree_build.core.manifest.file import load_manifest_file
 from support.gallery import SAMPLE_ID, new_project, settings_for
-from support.project import doit, manifest_of, project_env, storytree
+from support.project import ASSETS, doit, manifest_of, project_env, records_of, storytree
 
 REVIEW_ON = '[review]\nkey_frames = "required"\n'
 
@@ -99,10 +99,30 @@ def test_a_regenerated_key_frame_needs_a_new_review(built: Path, monkeypatch: py
     (built / "storytree.toml").write_text(REVIEW_ON)
     video = video_using_its_key_frame(built)
     assert storytree(built, "review", "approve", SAMPLE_ID, frame(video), monkeypatch=monkeypatch) == 0
+    approved = records_of(built)[frame(video)].output_sha256
     run = build(built, "-a", frame(video))  # forced: a new file for the same key frame
     assert run.returncode == 0, run.stdout + run.stderr
+    assert records_of(built)[frame(video)].output_sha256 != approved  # a new file, even within the same second
     listed = review_states(built)
     assert listed[frame(video)]["state"] == "unreviewed"
+
+
+def test_two_writes_of_one_target_are_never_the_same_file(built: Path) -> None:
+    """The stub draws the same pixels for the same request; the file's provenance says when it was written, to the
+    microsecond, so a rebuild within one second is still another file (a review is about one exact file)."""
+    from support.project import session_for
+
+    session = session_for(built)
+    try:
+        target = session.target(frame(video_using_its_key_frame(built)))
+        data = session.images().generate(session.requests.image(target)).data
+        written = set()
+        for _ in range(5):  # well within one second
+            session.outputs.write_image(target, data, "signature")
+            written.add((built / ASSETS / target.output).read_bytes())
+        assert len(written) == 5
+    finally:
+        session.close()
 
 
 def review_states(root: Path) -> dict[str, dict]:

@@ -13,7 +13,7 @@ from ..core.manifest import Target
 from ..core.status import identity_of, signature_of
 from .facts import FactGatherer
 from .files import to_png_with_provenance, verify_mp4
-from ..store.build_state import Record, RecordsPort, utc_now
+from ..store.build_state import Record, RecordsPort, utc_now, utc_now_precise
 
 if TYPE_CHECKING:
     from ..store import StoryStore
@@ -35,7 +35,7 @@ class Outputs:
         return self.assets_root / target.output
 
     def write_image(self, target: Target, data: bytes, signature: str) -> None:
-        png = to_png_with_provenance(data, target, self.provider, utc_now(), signature)
+        png = to_png_with_provenance(data, target, self.provider, utc_now_precise(), signature)
         write_bytes_atomic(self.path(target), png)
 
     def write_video(self, target: Target, fill: Callable[[Path], None]) -> None:

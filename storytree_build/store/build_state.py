@@ -27,6 +27,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def utc_now_precise() -> str:
+    """The moment, to the microsecond: what a file's provenance says of when it was written, so that two writes of
+    the same target — a forced rebuild within the same second by a deterministic provider — never give
+    byte-identical files (a review is about one exact file)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 def utc_in(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
