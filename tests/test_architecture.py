@@ -14,7 +14,8 @@ def test_the_core_imports_no_doit_sdk_http_or_store() -> None:
     """In a fresh interpreter, importing every core module pulls in none of the edges."""
     modules = sorted("storytree_build." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in (PACKAGE / "core").rglob("*.py") if p.stem != "__init__")
     forbidden = ["doit", "google.genai", "supabase", "httpx", "storytree_build.store", "storytree_build.providers",
-                 "storytree_build.building"]
+                 "storytree_build.building", "storytree_build.settings", "storytree_build.bootstrap",
+                 "pydantic_settings"]
     script = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
               f"print(sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') for f in {forbidden!r})))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
@@ -70,3 +71,29 @@ def test_there_are_no_import_cycles() -> None:
         return False
 
     assert not any(visit(m, []) for m in sorted(graph) if m not in state), " -> ".join(cycle)
+
+
+def test_no_lower_layer_imports_the_composition_root() -> None:
+    """Only the doit glue and the CLI, which sit above it, may import bootstrap."""
+    graph = import_graph()
+    above = ("storytree_build.doit_glue", "storytree_build.cli", "storytree_build.bootstrap")
+    importers = sorted(m for m, targets in graph.items() if "storytree_build.bootstrap" in targets
+                       and not m.startswith(above))
+    assert importers == []
+
+
+def test_no_constructor_takes_more_than_seven_positional_parameters() -> None:
+    """Long positional lists are how wiring goes wrong unnoticed: parameter objects or keyword-only arguments."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+                positional = [a for a in node.args.posonlyargs + node.args.args if a.arg != "self"]
+                if len(positional) > 7:
+                    found.append(f"{path.name}:{node.lineno}")
+            elif isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                keyword_only = any("kw_only=True" in ast.unparse(d) for d in node.decorator_list)
+                fields = [s for s in node.body if isinstance(s, ast.AnnAssign)]
+                if len(fields) > 7 and not keyword_only:
+                    found.append(f"{path.name}:{node.lineno} {node.name}")
+    assert found == []
