@@ -97,3 +97,11 @@ def test_no_constructor_takes_more_than_seven_positional_parameters() -> None:
                 if len(fields) > 7 and not keyword_only:
                     found.append(f"{path.name}:{node.lineno} {node.name}")
     assert found == []
+
+
+def test_the_readme_prints_the_one_table_of_exit_codes() -> None:
+    from storytree_build.core.exit_codes import markdown_table
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    printed = readme.split("<!-- exit-codes -->\n", 1)[1].split("<!-- /exit-codes -->", 1)[0]
+    assert printed == markdown_table()
