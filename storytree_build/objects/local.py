@@ -130,6 +130,7 @@ class LocalObjects:
         with source:
             if self.link == "hardlink" and self._hardlink(source, source_path, sha256, dest, verify):
                 return
+            source.seek(0)  # a hardlink attempt may have read it to the end
             try:
                 with replacing(dest) as tmp, open(tmp, "wb") as out:
                     if try_reflink(source, out):
