@@ -33,7 +33,7 @@ from ..core.errors import ConfigError, StorytreeError
 from ..files.atomic import replacing
 from . import faults
 from .errors import ObjectCorrupt, ObjectNotFound, ObjectStoreFault, RemoteError, RemoteUnreachable, short
-from .keys import CHUNK, check_sha256, hash_file, relative_key, sha256_of_key
+from .keys import check_sha256, hash_file, relative_key, sha256_of_key
 from .placing import describe, fsync_folder
 
 URL_FORMS = "file:///absolute/folder or s3://bucket/prefix"
@@ -42,6 +42,9 @@ S3_OPTIONS = {"endpoint", "region", "access_key_id", "secret_access_key", "sessi
 CLIENT_OPTIONS = {"connect_timeout": 5.0, "timeout": 60.0, "max_retries": 2.0, "retry_timeout": 20.0}
 SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token")
 FEW = 8  # up to this many ids, `missing` asks per object; above it, one listing is cheaper
+# Downloads take the body as it arrives: larger minimum chunks make obstore re-buffer (measured on 100 x 2 MB: 1 MiB
+# chunks cost ~35 % more CPU than 64 KiB ones; 10 MiB, its default, twice as much).
+STREAM_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class ObstoreRemote:
         import obstore
 
         try:
-            stream = obstore.get(self._store, key).stream(min_chunk_size=CHUNK)
+            stream = obstore.get(self._store, key).stream(min_chunk_size=STREAM_CHUNK)
         except Exception as exc:
             raise self._fault(exc, "download", sha256) from None
         while True:
