@@ -178,6 +178,22 @@ def test_fetch_many_into_the_local_store(place: Place, local: LocalObjects, tmp_
     assert (clone.root.stat().st_mode & 0o777) == 0o700
 
 
+def test_fetch_puts_a_verified_read_only_object_in_the_store_or_nothing(place: Place, local: LocalObjects,
+                                                                        tmp_path: Path) -> None:
+    digest, path = stored(local, FRAME)
+    place.remote.put(digest, path)
+    damaged = sha(b"genuine")
+    place.plant(relative_key(damaged), b"damaged")
+    clone = LocalObjects(tmp_path / "clone" / "objects")
+
+    assert clone.fetch(place.remote, digest) == clone.path(digest)
+    with pytest.raises(RemoteCorrupt):
+        clone.fetch(place.remote, damaged)
+
+    assert clone.verify(digest) and (clone.path(digest).stat().st_mode & 0o777) == 0o444
+    assert not clone.has(damaged) and [s for s, _ in clone] == [digest] and parts_left(clone.root) == []
+
+
 # -- damage and absence -----------------------------------------------------------------------------------------
 def test_a_corrupt_remote_object_is_a_typed_error_and_leaves_nothing(place: Place, tmp_path: Path) -> None:
     digest = sha(FRAME)

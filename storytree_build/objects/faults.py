@@ -67,7 +67,7 @@ def translate(exc: BaseException, *, url: str, action: str, sha256: str = "", bu
 
     if isinstance(exc, FileNotFoundError) and "NoSuchBucket" not in text:
         return RemoteNotFound(f"{what}: not found ({action})", **args)
-    if status == 404 and "NoSuchBucket" in text or "NoSuchBucket" in text:
+    if "NoSuchBucket" in text:
         return RemoteRefused(f"{what}: cannot {action}: the bucket {bucket or '(of the URL)'} does not exist at the "
                              f"endpoint. Create it, or fix the remote URL / AWS_ENDPOINT_URL. ({why})", **args)
     if os_error in (28, 122) or status == 507 or "StorageFull" in text or "QuotaExceeded" in text:
