@@ -12,7 +12,8 @@ from storytree_build.settings import Settings, load_settings
 from storytree_build.store import SqliteStoryStore
 from support.project import REPO, SAMPLE, SAMPLE_ID, SECRET_ENV, new_project
 
-pytest_plugins = ["support.pg_services"]  # throwaway Postgres + PostgREST for the Supabase store
+pytest_plugins = ["support.pg_services",  # throwaway Postgres + PostgREST for the Supabase store
+                  "support.s3_server"]  # a real S3-protocol server (moto) for the object remote
 
 __all__ = ["REPO", "SAMPLE", "SAMPLE_ID", "SECRET_ENV"]
 
@@ -23,7 +24,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SECRET_ENV:
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
-        if name.startswith("STORYTREE_"):
+        if name.startswith(("STORYTREE_", "AWS_")):  # obstore reads AWS_* itself
             monkeypatch.delenv(name, raising=False)
 
 

@@ -45,3 +45,33 @@ def read_only(path: Path) -> Iterator[Path]:
         yield path
     finally:
         _umount(path)
+
+
+@contextmanager
+def reflink_filesystem(path: Path, size_mb: int = 320) -> Iterator[Path]:
+    """A small XFS with reflink (copy-on-write clones) on a loop device at `path`; ext4 has no clones, so this is
+    where the FICLONE path runs. Needs mkfs.xfs (Debian `xfsprogs`, installed by .ci/services-install) and loop
+    devices; skipped without them (a failure with REQUIRE_MOUNT_TESTS=1)."""
+    import shutil
+
+    if not shutil.which("mkfs.xfs"):
+        reason = "mkfs.xfs not found (apt-get install xfsprogs)"
+        if os.environ.get("REQUIRE_MOUNT_TESTS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    image = path.with_name(path.name + ".img")
+    with open(image, "wb") as handle:
+        handle.truncate(size_mb * 2**20)  # sparse: costs only what XFS writes
+    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], capture_output=True, text=True)
+    if made.returncode != 0:
+        image.unlink()
+        pytest.skip(f"mkfs.xfs failed: {made.stderr.strip()}")
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        _mount("-o", "loop", str(image), str(path))
+        try:
+            yield path
+        finally:
+            _umount(path)
+    finally:
+        image.unlink(missing_ok=True)
