@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from storytree_build.data.transfer import validate_export
-from storytree_build.store.build_state import (ClaimsPort, Operation, OperationsPort, Record, RecordsPort,
+from storytree_build.store.build_state import (ClaimsPort, Operation, OperationsPort, Record, RecordsPort, Version,
                                               utc_now)
 from support.project import SAMPLE_ID
 
@@ -153,3 +153,28 @@ def test_a_port_serves_only_its_own_story(state) -> None:  # noqa: ANN001
     assert state.claims(other).take(TASK, "a", 60) is None  # the same task name in another story is another lease
     assert state.claims(SAMPLE_ID).take(TASK, "b", 60) is None
     assert set(state.claims(other).unexpired()) == {TASK} and state.claims(other).unexpired()[TASK].owner == "a"
+
+
+def test_a_replaced_record_is_kept_as_a_version_with_its_verdict(state) -> None:  # noqa: ANN001
+    records, versions = state.records(SAMPLE_ID), state.versions(SAMPLE_ID)
+    first = record(output_sha256="1" * 64, cost=0.067, pushed_to="s3://team/objects", version=1)
+    records.put(first)
+    assert records.get(TASK) == first  # cost, pushed_to and version round trip
+    second = record(output_sha256="2" * 64, cost=0.067, version=2)
+    records.put(second, replaced=Version.of(first, "approved", "2026-12-03T10:00:00+00:00"))
+    third = record(output_sha256="3" * 64, cost=0.0, origin="edited", version=3)
+    records.put(third, replaced=Version.of(second, "", "2026-12-03T11:00:00+00:00"))
+    assert records.get(TASK) == third
+    kept = versions.all(TASK)
+    assert [(v.version, v.output_sha256[0], v.verdict) for v in kept] == [(2, "2", ""), (1, "1", "approved")]
+    assert kept[1].record == first and kept[1].replaced_at == "2026-12-03T10:00:00+00:00"
+    assert versions.all() == kept and state.versions(OTHER_STORY).all() == []
+
+    records.mark_pushed(["1" * 64, "3" * 64], "file:///team")
+    assert records.get(TASK).pushed_to == "file:///team"
+    assert {v.version: v.record.pushed_to for v in versions.all(TASK)} == {2: "", 1: "file:///team"}
+
+    versions.delete(TASK, [1])
+    assert [v.version for v in versions.all(TASK)] == [2]
+    versions.import_missing([Version.of(first, "rejected", "x"), Version.of(second, "approved", "y")])
+    assert [(v.version, v.verdict) for v in versions.all(TASK)] == [(2, ""), (1, "rejected")]  # existing ones win

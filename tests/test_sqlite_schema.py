@@ -97,7 +97,8 @@ create table if not exists storytree_reviews (
 """
 
 TABLES = ["scenelets", "shots", "stories", "storytree_claims", "storytree_operations", "storytree_records",
-          "storytree_reviews"]
+          "storytree_reviews", "storytree_versions"]
+
 
 
 def todays_file(path: Path) -> Path:

@@ -105,6 +105,52 @@ class BuildSettings(BaseModel):
     claim_poll_seconds: float = Field(1.0, gt=0)  # how often a waiting worker looks again
 
 
+class ObjectsSettings(BaseModel):
+    """The local object store (`[objects]` in storytree.toml): every paid asset once, by sha256, under the data
+    folder; assets are materialised from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    # "copy" (default): a reflink where the filesystem has one, else a copy — an in-place edit of an asset never
+    # reaches its object. "hardlink": no second copy on disk, but a program that rewrites an asset in place changes
+    # the stored object too (verify reports it; re-adding the genuine bytes repairs it).
+    link: Literal["copy", "hardlink"] = "copy"
+    keep_versions: int = Field(3, ge=0)  # earlier versions per target `storytree gc` keeps (current ones always)
+
+
+class RemoteSettings(BaseModel):
+    """A shared remote for the objects (`[remote]` in storytree.toml, or STORYTREE_REMOTE): `file:///folder` or
+    `s3://bucket/prefix`. Endpoint, region and credentials come from the standard AWS_* variables, or from here
+    (never put secrets in storytree.toml: it is committed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = ""  # '' = no remote
+    endpoint: str | None = None  # e.g. https://<ref>.storage.supabase.co/storage/v1/s3, http://127.0.0.1:9000
+    region: str | None = None
+    allow_http: bool = False  # an http:// endpoint (a local server) is allowed anyway
+    access_key_id: SecretStr | None = None  # AWS_ACCESS_KEY_ID
+    secret_access_key: SecretStr | None = None  # AWS_SECRET_ACCESS_KEY
+    session_token: SecretStr | None = None  # AWS_SESSION_TOKEN
+    timeout_seconds: float = Field(60.0, gt=0)  # per request (a whole download of one object)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+
+    def options(self) -> dict[str, str]:
+        """What objects.remote.open_remote takes beside the URL: for an s3:// remote, its endpoint, region and
+        credentials; for any remote, the client's time limits."""
+        out = {"timeout": f"{self.timeout_seconds}s", "connect_timeout": f"{self.connect_timeout_seconds}s"}
+        if not self.url.startswith(("s3://", "s3a://")):
+            return out
+        for key, value in (("endpoint", self.endpoint), ("region", self.region)):
+            if value:
+                out[key] = value
+        for key, secret in (("access_key_id", self.access_key_id), ("secret_access_key", self.secret_access_key),
+                            ("session_token", self.session_token)):
+            if secret is not None:
+                out[key] = secret.get_secret_value()
+        if self.allow_http or (self.endpoint or "").startswith("http://"):
+            out["allow_http"] = "true"
+        return out
+
+
 class ReviewSettings(BaseModel):
     """Human review between the cheap and the expensive step (`[review]` in storytree.toml)."""
 
@@ -130,9 +176,11 @@ class Settings(BaseSettings):
     db_path: Path
     db_path_is_default: bool = True  # neither STORYTREE_DB nor db_path in storytree.toml
     state_dir: Path  # caches only: doit's database, the manifest cache, locks — deleting it pays nothing
-    data_dir: Path  # what must be kept: the default story database, paid results waiting to be written
+    data_dir: Path  # what must be kept: the default story database and the local objects (every paid asset)
     build: BuildSettings = Field(default_factory=BuildSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)
     provider: str = "gemini"
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     gemini_api_key: SecretStr | None = None
@@ -206,7 +254,12 @@ class Settings(BaseSettings):
 
     @property
     def recovery_dir(self) -> Path:
+        """Where earlier versions kept paid results they could not write (read, never written any more)."""
         return self.data_dir / "recovery"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
 
     @property
     def locks_dir(self) -> Path:

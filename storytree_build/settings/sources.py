@@ -99,6 +99,17 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_BATCH", "generation", "batch", kind="flag"),
     _one("STORYTREE_BATCH_POLL", "generation", "batch_poll_seconds", kind="number", example="30"),
     _one("STORYTREE_VERBOSE", "verbose", kind="flag"),
+    _one("STORYTREE_REMOTE", "remote", "url"),
+    # The standard variables of S3 clients, for the remote (see settings.model.RemoteSettings); later rows win.
+    _one("AWS_ENDPOINT", "remote", "endpoint"),
+    _one("AWS_ENDPOINT_URL", "remote", "endpoint"),
+    _one("AWS_ENDPOINT_URL_S3", "remote", "endpoint"),
+    _one("AWS_DEFAULT_REGION", "remote", "region"),
+    _one("AWS_REGION", "remote", "region"),
+    _one("AWS_ACCESS_KEY_ID", "remote", "access_key_id"),
+    _one("AWS_SECRET_ACCESS_KEY", "remote", "secret_access_key"),
+    _one("AWS_SESSION_TOKEN", "remote", "session_token"),
+    _one("AWS_ALLOW_HTTP", "remote", "allow_http", kind="flag"),
     _one("CI", "ci", kind="ci"),
 )
 

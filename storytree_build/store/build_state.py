@@ -58,9 +58,12 @@ class Record:
     built_at: str
     published: bool
     identity: str = ""  # what the target is, independent of its name (kind, scenelet uuid, shot index)
-    origin: str = "built"  # built | recovered | adopted | downloaded
+    origin: str = "built"  # built | recovered | adopted | downloaded | edited | restored
     built_by: str = ""  # the checkout that made or adopted the file (host and project folder)
     detail: str = ""  # e.g. the host a downloaded video came from
+    cost: float | None = None  # what this file was estimated to cost (0: free; None: recorded before costs were)
+    pushed_to: str = ""  # the remote (display URL) that holds this file's object; '' when none does yet
+    version: int = 1  # 1 for a target's first file, one more for each file that replaced the one before
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,10 +75,52 @@ class Record:
         if isinstance(values.get("inputs"), str):
             values["inputs"] = json.loads(values["inputs"])
         values["published"] = bool(values.get("published"))
-        for key in ("identity", "origin", "built_by", "detail"):
+        for key in ("identity", "origin", "built_by", "detail", "pushed_to", "version"):
             if values.get(key) is None:
                 values.pop(key, None)
         return cls(**values)
+
+    def worth_keeping(self, free_providers: frozenset[str]) -> bool:
+        """A file another provider's build must not replace on its own: money was spent on it, or a person made or
+        chose it (a downloaded or hand-edited file). Records from before costs were kept, and adopted files, count by
+        their provider."""
+        if self.origin in ("downloaded", "edited"):
+            return True
+        if self.cost is not None:
+            return self.cost > 0
+        return self.provider not in free_providers
+
+
+@dataclass(frozen=True, kw_only=True)
+class Version:
+    """A file a target had before the current one: its record as it was, and the review verdict that held for it."""
+
+    story_id: str
+    task: str
+    version: int
+    output_sha256: str
+    record: Record
+    verdict: str = ""  # approved | rejected | '' (unreviewed)
+    replaced_at: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        return {"story_id": self.story_id, "task": self.task, "version": self.version,
+                "output_sha256": self.output_sha256, "record": self.record.to_row(), "verdict": self.verdict,
+                "replaced_at": self.replaced_at}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Version":
+        record = row["record"]
+        if isinstance(record, str):
+            record = json.loads(record)
+        return cls(story_id=row["story_id"], task=row["task"], version=int(row["version"]),
+                   output_sha256=row["output_sha256"], record=Record.from_row(record), verdict=row.get("verdict") or "",
+                   replaced_at=row.get("replaced_at") or "")
+
+    @classmethod
+    def of(cls, record: Record, verdict: str, replaced_at: str) -> "Version":
+        return cls(story_id=record.story_id, task=record.task, version=record.version,
+                   output_sha256=record.output_sha256, record=record, verdict=verdict, replaced_at=replaced_at)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,8 +164,13 @@ class RecordsPort(Protocol):
 
     def all(self) -> dict[str, Record]: ...
     def get(self, task: str) -> Record | None: ...
-    def put(self, record: Record) -> None: ...
+    def put(self, record: Record, replaced: Version | None = None) -> None:
+        """Write the record; `replaced`, the version it replaces, is kept in the same transaction."""
+        ...
     def mark_published(self, task: str) -> None: ...
+    def mark_pushed(self, shas: list[str], remote: str) -> None:
+        """The remote now holds these objects: every record and kept version of this story with one of them says so."""
+        ...
     def replace(self, remove: list[str], add: list[Record]) -> None:
         """Delete and insert records in one transaction (renames must never lose a record)."""
         ...
@@ -128,6 +178,16 @@ class RecordsPort(Protocol):
     def import_missing(self, records: list[Record]) -> None:
         """Add records that are not there yet (existing ones win)."""
         ...
+
+
+class VersionsPort(Protocol):
+    """The files one story's targets had before their current ones (newest first)."""
+
+    story_id: str
+
+    def all(self, task: str | None = None) -> list[Version]: ...
+    def delete(self, task: str, versions: list[int]) -> None: ...
+    def import_missing(self, versions: list[Version]) -> None: ...
 
 
 class OperationsPort(Protocol):
@@ -167,6 +227,7 @@ class BuildState(Protocol):
     """The build's own tables in one store; each port it opens serves one story."""
 
     def records(self, story_id: str) -> RecordsPort: ...
+    def versions(self, story_id: str) -> VersionsPort: ...
     def operations(self, story_id: str) -> OperationsPort: ...
     def claims(self, story_id: str) -> ClaimsPort: ...
     def reviews(self, story_id: str) -> ReviewsPort: ...

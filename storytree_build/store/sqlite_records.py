@@ -8,12 +8,13 @@ import sqlite3
 from dataclasses import fields
 from typing import Any
 
-from .build_state import Claim, Operation, Record, utc_in, utc_now
+from .build_state import Claim, Operation, Record, Version, utc_in, utc_now
 from .sqlite_reviews import SqliteReviews
 from .sqlite_tables import SqliteTables, _Bound, _guarded
 
 RECORD_COLS = [f.name for f in fields(Record)]
 OPERATION_COLS = [f.name for f in fields(Operation)]
+VERSION_COLS = ["story_id", "task", "version", "output_sha256", "record", "verdict", "replaced_at"]
 
 
 def _record_values(record: Record) -> list[Any]:
@@ -28,6 +29,9 @@ class SqliteBuildState(SqliteTables):
 
     def records(self, story_id: str) -> "SqliteRecords":
         return SqliteRecords(self, story_id)
+
+    def versions(self, story_id: str) -> "SqliteVersions":
+        return SqliteVersions(self, story_id)
 
     def operations(self, story_id: str) -> "SqliteOperations":
         return SqliteOperations(self, story_id)
@@ -57,8 +61,23 @@ class SqliteRecords(_Bound):
                      f"({', '.join('?' for _ in RECORD_COLS)})", _record_values(record))
 
     @_guarded
-    def put(self, record: Record) -> None:
-        self._put(self._conn(), self._own(record))
+    def put(self, record: Record, replaced: Version | None = None) -> None:
+        if replaced is None:
+            self._put(self._conn(), self._own(record))
+            return
+        with self._transaction() as conn:
+            self._own(replaced.record)
+            SqliteVersions.insert(conn, replaced)
+            self._put(conn, self._own(record))
+
+    @_guarded
+    def mark_pushed(self, shas: list[str], remote: str) -> None:
+        with self._transaction() as conn:
+            for sha in shas:
+                conn.execute("update storytree_records set pushed_to = ? where story_id = ? and output_sha256 = ?",
+                             (remote, self.story_id, sha))
+                conn.execute("update storytree_versions set record = json_set(record, '$.pushed_to', ?) "
+                             "where story_id = ? and output_sha256 = ?", (remote, self.story_id, sha))
 
     @_guarded
     def mark_published(self, task: str) -> None:
@@ -87,6 +106,40 @@ class SqliteRecords(_Bound):
         if record.story_id != self.story_id:
             raise ValueError(f"record of story {record.story_id} given to the records of story {self.story_id}")
         return record
+
+
+class SqliteVersions(_Bound):
+    @staticmethod
+    def insert(conn: sqlite3.Connection, version: Version, verb: str = "insert or ignore") -> None:
+        row = version.to_row()
+        row["record"] = json.dumps(row["record"], sort_keys=True)
+        conn.execute(f"{verb} into storytree_versions ({', '.join(VERSION_COLS)}) values "
+                     f"({', '.join('?' for _ in VERSION_COLS)})", [row[c] for c in VERSION_COLS])
+
+    @_guarded
+    def all(self, task: str | None = None) -> list[Version]:
+        if task is None:
+            rows = self._conn().execute("select * from storytree_versions where story_id = ? order by task, version "
+                                        "desc", (self.story_id,))
+        else:
+            rows = self._conn().execute("select * from storytree_versions where story_id = ? and task = ? order by "
+                                        "version desc", (self.story_id, task))
+        return [Version.from_row(dict(r)) for r in rows]
+
+    @_guarded
+    def delete(self, task: str, versions: list[int]) -> None:
+        with self._transaction() as conn:
+            for number in versions:
+                conn.execute("delete from storytree_versions where story_id = ? and task = ? and version = ?",
+                             (self.story_id, task, number))
+
+    @_guarded
+    def import_missing(self, versions: list[Version]) -> None:
+        with self._transaction() as conn:
+            for version in versions:
+                if version.story_id != self.story_id:
+                    raise ValueError(f"version of story {version.story_id} given to story {self.story_id}")
+                self.insert(conn, version)
 
 
 class SqliteOperations(_Bound):

@@ -108,9 +108,23 @@ create table if not exists storytree_reviews (
 """
 
 
+_OBJECTS = """
+alter table storytree_records add column cost real;
+alter table storytree_records add column pushed_to text not null default '';
+alter table storytree_records add column version integer not null default 1;
+create table if not exists storytree_versions (
+  story_id text not null, task text not null, version integer not null, output_sha256 text not null,
+  record text not null, verdict text not null default '', replaced_at text not null,
+  primary key (story_id, task, version)
+);
+create index if not exists storytree_versions_sha on storytree_versions(output_sha256);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout from before versioning: story tables and the build's records, operations, claims and "
                  "reviews", _LAYOUT_1_STORY_TABLES + _LAYOUT_1_BUILD_TABLES),
+    Migration(2, "every paid result kept: what a record's file cost, which remote holds it, its version; the files "
+                 "targets had before", _OBJECTS),
 )
 CURRENT_VERSION = MIGRATIONS[-1].number
 

@@ -6,13 +6,15 @@ clock, so machines with skewed clocks still agree on whose lease is live.
 
 from __future__ import annotations
 
-from .build_state import Claim, Operation, Record
+from .build_state import Claim, Operation, Record, Version
 from .supabase_reviews import SupabaseReviews
 from .supabase_stories import SupabaseStoryStore, _is_uuid
 from .supabase_tables import SupabaseTables
 
 RECORD_COLS = list(Record.__dataclass_fields__)
 OPERATION_COLS = list(Operation.__dataclass_fields__)
+VERSION_COLS = ["story_id", "task", "version", "output_sha256", "record", "verdict", "replaced_at"]
+VERSIONS_MIGRATION = "supabase/migrations/000017_storytree_objects.sql"
 
 
 class SupabaseBuildState:
@@ -23,6 +25,9 @@ class SupabaseBuildState:
 
     def records(self, story_id: str) -> "SupabaseRecords":
         return SupabaseRecords(self._store, story_id)
+
+    def versions(self, story_id: str) -> "SupabaseVersions":
+        return SupabaseVersions(self._store, story_id)
 
     def operations(self, story_id: str) -> "SupabaseOperations":
         return SupabaseOperations(self._store, story_id)
@@ -46,8 +51,18 @@ class SupabaseRecords(SupabaseTables):
         rows = self._select(f"read the record of {task}", "storytree_records", RECORD_COLS, task)
         return Record.from_row(rows[0]) if rows else None
 
-    def put(self, record: Record) -> None:
-        self._rpc(f"record {record.task}", "storytree_put_record", {"p_record": self._own([record])[0]})
+    def put(self, record: Record, replaced: Version | None = None) -> None:
+        if replaced is None:
+            self._rpc(f"record {record.task}", "storytree_put_record", {"p_record": self._own([record])[0]})
+            return
+        self._own([replaced.record])
+        self._rpc(f"record {record.task}", "storytree_put_record_keeping",
+                  {"p_record": self._own([record])[0], "p_replaced": replaced.to_row()})
+
+    def mark_pushed(self, shas: list[str], remote: str) -> None:
+        if shas:
+            self._rpc(f"mark {len(shas)} objects pushed", "storytree_mark_pushed",
+                      {"p_story_id": self.story_id, "p_shas": shas, "p_remote": remote})
 
     def mark_published(self, task: str) -> None:
         self._rpc(f"mark {task} published", "storytree_mark_published", {"p_story_id": self.story_id, "p_task": task})
@@ -64,6 +79,26 @@ class SupabaseRecords(SupabaseTables):
         if records:
             self._rpc(f"import {len(records)} records", "storytree_import_records",
                       {"p_records": self._own(records), "p_operations": []})
+
+
+class SupabaseVersions(SupabaseTables):
+    migration = VERSIONS_MIGRATION
+    tables = "versions table"
+
+    def all(self, task: str | None = None) -> list[Version]:
+        rows = self._select(f"read the versions of story {self.story_id}", "storytree_versions", VERSION_COLS, task)
+        return sorted((Version.from_row(r) for r in rows), key=lambda v: (v.task, -v.version))
+
+    def delete(self, task: str, versions: list[int]) -> None:
+        if versions:
+            self._rpc(f"delete {len(versions)} versions of {task}", "storytree_delete_versions",
+                      {"p_story_id": self.story_id, "p_task": task, "p_versions": versions})
+
+    def import_missing(self, versions: list[Version]) -> None:
+        if versions:
+            self._own([v.record for v in versions])
+            self._rpc(f"import {len(versions)} versions", "storytree_import_versions",
+                      {"p_versions": self._own(versions)})
 
 
 class SupabaseOperations(SupabaseTables):

@@ -10,7 +10,8 @@ from postgrest.exceptions import APIError
 from ..core.errors import ConfigError
 from .supabase_stories import SupabaseStoryStore, _is_uuid
 
-MIGRATION = "supabase/migrations/000014_storytree_records.sql (and 000016_storytree_put_operations.sql)"
+MIGRATION = ("supabase/migrations/000014_storytree_records.sql (and 000016_storytree_put_operations.sql, "
+             "000017_storytree_objects.sql)")
 
 
 class SupabaseTables:
