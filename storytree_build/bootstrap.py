@@ -34,6 +34,7 @@ from .building.space import SpaceGuard
 from .building.spend import Budget, SpendGate
 from .building.summary import RunSummary
 from .building.verify import stored_value
+from .building.vault import Vault
 from .building.videos import VideoFlow, VideoTiming
 from .core import naming
 from .core.claim_liveness import owner_name
@@ -51,6 +52,8 @@ from .store import open_build_state, open_store
 from .store.build_state import BuildState, read_legacy_records
 
 if TYPE_CHECKING:
+    from .objects.local import LocalObjects
+    from .objects.remote import Remote
     from .core.prompts import PromptRenderer
     from .core.story import StoryView
     from .review.desk import ReviewDesk
@@ -58,6 +61,15 @@ if TYPE_CHECKING:
     from .store.ports import StoryStore
 
 log = logging.getLogger("storytree")
+
+
+def remote_display(url: str) -> str:
+    """How a remote is named in records and messages: its URL without credentials ('' when there is none)."""
+    if not url:
+        return ""
+    from .objects.faults import redact_url
+
+    return redact_url(url)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,19 @@ class Workspace:
         self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
         self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else open_store(settings))
         self.state: Lazy[BuildState] = Lazy(self._open_state)
+        self.vault = Vault(Lazy(self._open_objects), Lazy(self._open_remote), remote_display(settings.remote.url))
+
+    def _open_objects(self) -> LocalObjects:
+        from .objects.local import LocalObjects
+
+        return LocalObjects(self.settings.objects_dir, self.settings.objects.link)
+
+    def _open_remote(self) -> Remote | None:
+        if not self.settings.remote.url:
+            return None
+        from .objects.remote import open_remote
+
+        return open_remote(self.settings.remote.url, options=self.settings.remote.options(), env={})
 
     def _open_state(self) -> BuildState:
         state = open_build_state(self.settings, self.store)
@@ -185,14 +210,17 @@ class Session:
         self.owner = owner_name(self.checkout, os.getpid())
         state = workspace.state()
         self.records = state.records(story_id)
+        self.versions = state.versions(story_id)
         self.operations = state.operations(story_id)
         self.reviews = state.reviews(story_id)
         self.review_gate = ReviewGate(settings.review.key_frames == "required", story_id, self.reviews,
                                       self._file_hash_of)
+        vault = workspace.vault
         self.facts = FactGatherer(
             manifest, settings.assets_root, StoryState(self.records, self.operations, state.claims(story_id)),
-            provider, hasher=FileHasher(), asker=Asker(self.checkout, self.owner, settings.build.adopt_existing),
-            points_here=self._points_here, rejections=self.review_gate.rejections)
+            provider, hasher=FileHasher(),
+            asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url),
+            points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))
         self.claims = Claims(state.claims(story_id), self.owner,
@@ -206,8 +234,8 @@ class Session:
         self.renderer = Lazy(workspace.renderer)
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
                                        settings.generation.max_key_frame_references, settings.verbose)
-        self.outputs = Outputs(settings.assets_root, provider, self.records, self.facts, workspace.store,
-                               checkout=self.checkout)
+        self.outputs = Outputs(settings.assets_root, provider, self.records, self.facts, workspace.store, vault,
+                               checkout=self.checkout, verdicts=self.verdict_of)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.pricing = Pricing(settings.prices, provider, settings.generation.batch)
         recovery = Recovery(settings.recovery_dir / story_id)
@@ -264,6 +292,11 @@ class Session:
     def _file_hash_of(self, task: str) -> str | None:
         target = self.builder.targets.get(task)
         return self.facts.file_hash(target.output) if target is not None else None
+
+    def verdict_of(self, task: str, sha256: str) -> str:
+        """The review verdict that holds for that file of `task` ('' when none): kept with a replaced version."""
+        review = self.review_gate.reviews().get(task)
+        return review.verdict if review is not None and review.holds_for(sha256) else ""
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""

@@ -188,6 +188,113 @@ def cmd_verify(workspace: Workspace, args: argparse.Namespace) -> int:
     return ExitCode.CHECK_FOUND_WORK if report.problems else ExitCode.OK
 
 
+def cmd_pull(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .building import keeping
+
+    session = workspace.session(args.story_id)
+    try:
+        report = keeping.pull(session)
+    finally:
+        session.close()
+    for line in report.problems:
+        print(f"problem: {line}")
+    print(f"pull {args.story_id}: " + (", ".join(f"{n} {what}" for what, n in sorted(report.counts.items())) or
+                                       "nothing recorded") + " (no provider was called)", file=sys.stderr)
+    return ExitCode.FAILED if report.problems else ExitCode.OK
+
+
+def cmd_push(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .building import keeping
+
+    session = workspace.session(args.story_id)
+    try:
+        report = keeping.push(session)
+    finally:
+        session.close()
+    for line in report.problems:
+        print(f"problem: {line}")
+    print(f"push {args.story_id} to {workspace.vault.remote_url}: {report.counts.get('sent', 0)} sent, "
+          f"{report.counts.get('already there', 0)} already there", file=sys.stderr)
+    return ExitCode.FAILED if report.problems else ExitCode.OK
+
+
+def cmd_history(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .building import keeping
+
+    session = workspace.session(args.story_id)
+    try:
+        current, versions = keeping.history(session, args.task)
+    finally:
+        session.close()
+    rows = ([("current", current)] if current is not None else []) + [(str(v.version), v) for v in versions]
+    if args.json:
+        print(json.dumps([{"version": label, **item.to_row()} for label, item in rows], indent=2))
+        return ExitCode.OK
+    if not rows:
+        print(f"{args.task}: not built yet", file=sys.stderr)
+        return ExitCode.OK
+    for label, item in rows:
+        record = item if label == "current" else item.record
+        verdict = "" if label == "current" else (f", {item.verdict}" if item.verdict else "")
+        number = record.version if label == "current" else item.version
+        cost = "" if record.cost is None else f", {record.cost:.2f} USD"
+        print(f"{'*' if label == 'current' else ' '} {number:>3}  {record.output_sha256[:12]}  {record.built_at}  "
+              f"{record.origin} by {record.built_by or '?'} with {record.provider} {record.model}{cost}{verdict}")
+    print(f"{len(rows)} version(s); `storytree restore {args.story_id} {args.task} <version>` makes one current "
+          "again (free)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_restore(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .building import keeping
+
+    session = workspace.session(args.story_id)
+    try:
+        line = keeping.restore(session, args.task, args.version, keep=args.keep)
+    finally:
+        session.close()
+    print(line, file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_gc(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .building import keeping
+
+    settings = workspace.settings
+    story_ids = workspace.store().list_story_ids()
+    needed = keeping.needed_objects(workspace.state(), story_ids, settings.objects.keep_versions)
+    objects = workspace.vault.objects()
+    count, freed = keeping.collect_garbage(objects, needed, dry_run=args.dry_run)
+    verb = "would free" if args.dry_run else "freed"
+    print(f"gc: {verb} {count} local object(s), {freed / 2**20:.1f} MB ({len(needed)} needed by {len(story_ids)} "
+          f"stories: current files and the newest {settings.objects.keep_versions} versions of each target)",
+          file=sys.stderr)
+    if not args.remote:
+        return ExitCode.OK
+    garbage = keeping.remote_garbage(workspace.vault, needed)
+    total = sum(size for _, size in garbage)
+    print(f"gc: the remote {workspace.vault.remote_url} holds {len(garbage)} object(s) nothing needs "
+          f"({total / 2**20:.1f} MB)", file=sys.stderr)
+    if args.dry_run or not garbage:
+        return ExitCode.OK
+    if not args.yes and not confirm(f"Delete them from {workspace.vault.remote_url}? Teammates' stories in other "
+                                    "story stores may still need them. [y/N] "):
+        print("gc: nothing deleted on the remote", file=sys.stderr)
+        return ExitCode.OK
+    remote = workspace.vault.remote()
+    assert remote is not None
+    for sha, _ in garbage:
+        remote.delete(sha)
+    print(f"gc: deleted {len(garbage)} object(s) on the remote", file=sys.stderr)
+    return ExitCode.OK
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise InputError("deleting remote objects needs a yes: answer at a terminal, or add --yes.")
+    return input(question).strip().lower() in ("y", "yes")
+
+
 def _only_story(settings: Settings) -> str:
     ids = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
     if len(ids) != 1:
@@ -247,6 +354,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     p.add_argument("--read-only", action="store_true", help="show reviews, never change them (for sharing a screen)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("pull", help="make every current asset of a story present from the objects or the remote "
+                                    "(no build, no provider)")
+    p.add_argument("story_id")
+    p.set_defaults(func=cmd_pull)
+    p = sub.add_parser("push", help="send the objects the remote lacks (current files and kept versions)")
+    p.add_argument("story_id")
+    p.set_defaults(func=cmd_push)
+    p = sub.add_parser("history", help="a target's current file and its earlier versions")
+    p.add_argument("story_id")
+    p.add_argument("task")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
+    p = sub.add_parser("restore", help="make an earlier version of a target current again (free)")
+    p.add_argument("story_id")
+    p.add_argument("task")
+    p.add_argument("version", help="a version number (see `storytree history`) or a sha256 prefix")
+    p.add_argument("--keep", action="store_true", help="accept it although it was made from other inputs")
+    p.set_defaults(func=cmd_restore)
+    p = sub.add_parser("gc", help="free local objects no current file and no kept version needs")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be freed")
+    p.add_argument("--remote", action="store_true", help="also on the remote (asks first)")
+    p.add_argument("--yes", action="store_true", help="with --remote: do not ask")
+    p.set_defaults(func=cmd_gc)
     p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
     p.add_argument("story_id")
     p.add_argument("--no-repair", action="store_true", help="only report, write nothing")

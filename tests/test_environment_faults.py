@@ -5,6 +5,7 @@ counted with its reason; no traceback."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -119,29 +120,56 @@ def test_a_full_data_folder_is_refused_before_paying(root: Path, tmp_path: Path)
 
 def test_a_result_that_cannot_be_written_is_kept_and_written_later_without_paying(
         root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storytree_build.building import outputs
+    from storytree_build.objects.local import LocalObjects
 
     log = tmp_path / "calls.log"
     for name, value in stub_env(root, log).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(root)
 
-    def disk_full(path: Path, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def disk_full(self, sha256: str, dest: Path, **kwargs) -> None:  # noqa: ANN001, ANN003
+        raise OSError(errno.ENOSPC, "No space left on device", str(dest))
 
     with monkeypatch.context() as patch:
-        patch.setattr(outputs, "write_bytes_atomic", disk_full)
+        patch.setattr(LocalObjects, "materialize", disk_full)  # the asset folder's disk is full
         failed = run_doit(root, REF, "provider=stub")
     assert failed.code != 0 and calls(log) == [REF]
-    assert "paid for but could not be written" in failed.output and "No space left on device" in failed.output
+    assert "the result is kept (object" in failed.output and "No space left on device" in failed.output
     assert "1 failed" in failed.out and "Traceback" not in failed.output
-    kept = list((root / ".storytree-data" / "recovery" / SAMPLE_ID).glob("*.bin"))
-    assert len(kept) == 1 and records(root) == {}
+    recorded = records(root)[REF]  # recorded, pointing at its object: the file itself is missing
+    assert not (root / ASSETS / recorded.output).exists()
 
+    plan = run_doit(root, "dryrun", REF, "provider=stub")
+    assert f"F {REF}  [file missing: will be restored from the local objects (no cost)]" in plan.out
     again = run_doit(root, REF, "provider=stub")
     assert again.code == 0, again.output
-    assert calls(log) == [REF]  # written from the recovery folder: no second call
-    assert "1 recovered" in again.out
+    assert calls(log) == [REF]  # written from the object: no second call
+    assert "1 restored" in again.out
+    assert hashlib.sha256((root / ASSETS / recorded.output).read_bytes()).hexdigest() == recorded.output_sha256
+    assert records(root)[REF].published
+
+
+def test_a_result_an_earlier_version_kept_in_the_recovery_folder_is_written_without_paying(
+        root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storytree_build.building.recovery import Recovery
+    from storytree_build.core.status import signature_of
+    from support.project import session_for
+
+    session = session_for(root)
+    try:
+        target = session.target(REF)
+        signature = signature_of(session.facts.current_inputs(target))
+        data = session.images().generate(session.requests.image(target)).data
+    finally:
+        session.close()
+    Recovery(root / ".storytree-data" / "recovery" / SAMPLE_ID).keep(REF, signature, data)
+    log = tmp_path / "calls.log"
+    for name, value in stub_env(root, log).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(root)
+    again = run_doit(root, REF, "provider=stub")
+    assert again.code == 0, again.output
+    assert not log.exists() and "1 recovered" in again.out
     assert REF in records(root) and (root / ASSETS / records(root)[REF].output).read_bytes()[:4] == b"\x89PNG"
     assert not list((root / ".storytree-data" / "recovery" / SAMPLE_ID).glob("*"))
 
@@ -156,7 +184,7 @@ def test_a_lost_record_is_recovered_from_the_files_provenance_without_paying(
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(root)
 
-    def full(self, record) -> None:  # noqa: ANN001
+    def full(self, record, replaced=None) -> None:  # noqa: ANN001
         raise sqlite3.OperationalError("database or disk is full")
 
     with monkeypatch.context() as patch:

@@ -153,8 +153,9 @@ def test_missing_asset_gets_a_placeholder_not_a_broken_image(proj):
     assert {p["data-task"] for p in page.placeholders} == {"image:scenelet-1_1", "video:scenelet-2_3"}
     assert page.targets["image:scenelet-1_1"] == "missing"
     assert page.targets["video:scenelet-2_3"] == "missing"
-    assert page.targets["video:scenelet-1_1"] == "stale"  # its reference (the key frame) is gone
-    assert "references not built yet" in page.all_text
+    # its reference (the key frame) is gone, but a copy is kept: the build restores it first, so the video stays
+    assert page.targets["video:scenelet-1_1"] == "current"
+    assert "file missing: will be restored from the local objects (no cost)" in page.all_text
     assert '<span class="thumb">missing</span>' in (proj / PAGE_REL).read_text()
 
 
@@ -167,7 +168,7 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
     gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert page.targets["ref:character.captain-clank.character-model-sheet-1"] == "stale"
-    assert "output file changed since it was built" in page.all_text
+    assert "edited by hand since it was built: kept as a new version (no cost)" in page.all_text
     assert page.targets["video:scenelet-2_1"] == "failed"
     assert "the provider filtered the video (SAFETY)" in page.all_text
 

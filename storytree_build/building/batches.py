@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 from ..core.manifest import Target
-from ..core.status import signature_of
+from ..core.status import Reason, signature_of
 from ..core.errors import (BatchPending, ClaimedElsewhere, FailedEarlier, GenerationRefused, ProviderError,
                            StorytreeError, SubmitUncertain)
 from ..providers.base import BatchStatus, ImageBatchProvider, ImageRequest
@@ -143,8 +143,9 @@ class BatchFlow:
             if task in self.summary.failures:
                 continue
             status = self.facts.status(task)
-            free = status.current or status.publish_only or status.adoptable
-            if (free and task not in forced) or status.elsewhere or status.claimed_by:
+            free = status.current or status.publish_only or status.adoptable or status.restorable \
+                or status.why is Reason.EDITED
+            if (free and task not in forced) or status.elsewhere or status.lost or status.claimed_by:
                 continue  # doit handles these (free steps, or reports)
             if self.operations.get(task) is not None:
                 continue  # in a job, or blocked
@@ -261,12 +262,15 @@ class BatchFlow:
             item = status.items.get(task)
             if item is not None and item.result is not None:
                 try:
-                    self.paid_images.write(target, item.result.data, op.signature)
+                    placed = self.paid_images.write(target, item.result.data, op.signature)
                     inputs = self.facts.current_inputs(target) or self.facts.current_inputs(
                         target, unknown_ok=frozenset(r.path for r in target.references))
-                    self.summary.add(self.paid_images.finish(target, inputs, op.signature, "built", detail=f"batch {name}"))
+                    assert inputs is not None  # nothing is required to be known
+                    self.summary.add(self.paid_images.finish(target, inputs, op.signature, "built", placed,
+                                                             cost=self.parts.pricing.batch_cost(target),
+                                                             detail=f"batch {name}"))
                     self.collected.add(task)
-                except StorytreeError as exc:  # a failed write keeps the paid image in the recovery folder
+                except StorytreeError as exc:  # a failed write keeps the paid image as an object, recorded
                     self._fail(task, exc)
                 self.operations.delete(task)  # the job has nothing more to give
                 continue

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..core.errors import BuiltElsewhere
+from ..core.errors import AssetLost, BuiltElsewhere, StorytreeError
 from ..core.manifest import Target
-from ..core.status import signature_of
+from ..core.status import Reason, signature_of
 from ..providers.base import ImageProvider
 from .batches import BatchFlow
 from .files import TargetLocks, remove_leftovers
+from .outputs import Placed
 from .paid_images import PaidImages
 from .parts import BuildParts
 from .summary import Outcome
@@ -59,26 +60,65 @@ class Builder:
                 return summary.add(self._build_image(target))
 
     def _without_paying(self, target: Target, force: bool) -> Outcome | None:
-        """The outcome when the target needs no paid call (current, publish, adopt), None when it does; raises when
-        it must not be paid for here (built by another checkout)."""
+        """The outcome when the target needs no paid call (current, kept, publish, adopt, restore), None when it
+        does; raises when it must not be paid for here (built by another checkout, or lost: `-a` forces)."""
         task, facts, outputs = target.task, self.parts.facts, self.parts.outputs
         facts.refresh(task)
         facts.forget_claim(task)  # the claim (ours, or the one we waited for) is not a reason here
-        status = facts.status(task)
-        if status.current and not force:
-            return Outcome(task, "up to date")
-        if status.publish_only:
-            outputs.publish(target)
-            return Outcome(task, "published", "path written to the story database")
-        if status.adoptable and not force:
-            inputs = facts.current_inputs(target)
-            assert inputs is not None  # the status compared them with the file
-            outputs.record(target, inputs, origin="adopted")
-            outputs.publish(target)
-            return Outcome(task, "adopted", status.reason)
-        if status.elsewhere and not force:
-            raise BuiltElsewhere(f"{task}: {status.reason}; nothing was paid here.")
+        done: list[str] = []  # free steps taken on the way (a restore, a kept edit), for the outcome
+        for _ in range(3):  # at most: restore or keep an edit, then publish
+            status = facts.status(task)
+            if force:
+                if status.why is Reason.EDITED:  # `-a` never destroys a hand edit: it is kept as a version first
+                    self._keep_edit(target)
+                return None
+            if status.current:
+                detail = status.reason if status.why is Reason.KEPT else ""
+                return Outcome(task, done[0] if done else ("kept" if status.why is Reason.KEPT else "up to date"),
+                               "; ".join([*done[1:], detail]).strip("; "))
+            if status.publish_only:
+                outputs.publish(target)
+                return Outcome(task, done[0] if done else "published", "path written to the story database")
+            if status.adoptable:
+                inputs = facts.current_inputs(target)
+                assert inputs is not None  # the status compared them with the file
+                placed = self._keep_as_object(target)
+                outputs.record(target, inputs, origin="adopted", placed=placed, cost=None)
+                outputs.publish(target)
+                return Outcome(task, "adopted", status.reason)
+            if status.restorable:
+                restored = outputs.restore(target)
+                done.append("restored" if restored.source == "local" else "pulled")
+                continue
+            if status.why is Reason.EDITED:
+                self._keep_edit(target)
+                done.append("kept edit")
+                continue
+            if status.lost:
+                raise AssetLost(f"{task}: {status.reason}; nothing was paid.")
+            if status.elsewhere:
+                raise BuiltElsewhere(f"{task}: {status.reason}; nothing was paid here.")
+            return None
         return None
+
+    def _keep_as_object(self, target: Target) -> Placed:
+        """The file at the target path kept as an object (and sent to the remote); an unkeepable one stays as is."""
+        outputs = self.parts.outputs
+        try:
+            sha = outputs.keep_existing(target)
+        except StorytreeError:
+            return Placed("", True)
+        return Placed(sha, True, outputs.vault.upload(sha, target.task))
+
+    def _keep_edit(self, target: Target) -> None:
+        """A valid file with other bytes than recorded: a person's edit, kept as the target's new version (made from
+        the same inputs); the record it replaces is kept as a version."""
+        record = self.parts.facts.record(target.task)
+        assert record is not None
+        placed = self._keep_as_object(target)
+        self.parts.outputs.record(target, record.inputs, record.signature, origin="edited",
+                                  detail="edited by hand", placed=placed, cost=0.0)
+        self.parts.outputs.publish(target)
 
     def download_link(self, task: str, link: str) -> Outcome:
         target = self.targets[task]
@@ -91,16 +131,18 @@ class Builder:
         inputs = parts.facts.current_inputs(target)
         assert inputs is not None  # references were just read
         signature = signature_of(inputs)
-        kept = parts.recovery.find(target.task, signature)
+        kept = parts.recovery.find(target.task, signature)  # paid for by an earlier version that could not write it
         if kept is None:  # a paid call: never for an image in a batch job, nor one batch mode left for later
             waiting = self.batch.refusal(target)
             if waiting is not None:
                 raise waiting
+        cost = parts.pricing.cost(target)
         with parts.room_for(target):
             if kept is not None:
                 data, action = kept.data_path.read_bytes(), "recovered"
             else:
-                with parts.spend.paid_call(target.task, target.model, parts.pricing.cost(target)):
+                with parts.spend.paid_call(target.task, target.model, cost):
                     data, action = self._images().generate(request).data, "built"
-            self.paid_images.write_or_keep(target, data, signature, already_kept=kept is not None)
-        return self.paid_images.finish(target, inputs, signature, action, kept is not None)
+            placed = self.paid_images.place(target, data, signature)
+        return self.paid_images.finish(target, inputs, signature, action, placed, cost=cost,
+                                       recovered=kept is not None)

@@ -3,9 +3,12 @@
 
     always                 the output's hash, the record, a recorded operation, the latest rejection
     not current            another worker's live claim (a no-op build never reads the claims)
-    a file and no job      the current inputs (hashes of the reference files)
+    a file or a record     the current inputs (hashes of the reference files: a reference that will be restored
+                           counts with its recorded hash), unless a job is pending
     a file, no record      what the file says about itself (PNG provenance) and whether the story database points
                            at it (this loads the story: asked for unrecorded files only)
+    other bytes than       whether the file is a valid file of its kind (decoded: asked only when its hash differs
+    recorded, or none      from the record) and whether the recorded object is in the local store
 
 Fast path: one query loads the story's records (and one its operations, one its claims); each output and reference
 is `stat`ed and re-hashed only when its size or mtime differs from what was recorded.
@@ -24,18 +27,20 @@ from ..core.status import HeldClaim, Inputs, Rejection, Status, TargetFacts, dec
 from ..core.status import unknown_reference_paths
 from ..store.build_state import Claim, ClaimsPort, Operation, OperationsPort, Record, RecordsPort
 from .claims import is_live
+from ..files.content import check
 from .files import read_provenance
 
 
 @dataclass(frozen=True)
 class Asker:
     """Who asks: this checkout (records of another checkout without a file are "built elsewhere"), this process as a
-    claim owner (its own claims are no reason to wait), and whether unrecorded files the database points at are
-    taken as built."""
+    claim owner (its own claims are no reason to wait), whether unrecorded files the database points at are taken as
+    built, and this build's remote (a record pushed there can be pulled)."""
 
     checkout: str = ""
     owner: str = ""
     adopt_existing: bool = True
+    remote: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class FactGatherer:
     def __init__(self, manifest: Manifest, assets_root: Path, state: StoryState, provider: str, *,
                  hasher: FileHasher | None = None, asker: Asker = Asker(),
                  points_here: Callable[[Target], bool] = lambda target: False,
-                 rejections: Callable[[], dict[str, Rejection]] = dict):
+                 rejections: Callable[[], dict[str, Rejection]] = dict,
+                 object_local: Callable[[str], bool] = lambda sha256: False):
         self.manifest = manifest
         self.assets_root = assets_root
         self.state = state
@@ -60,6 +66,7 @@ class FactGatherer:
         self.asker = asker
         self._points_here = points_here  # reads the story database: asked only for unrecorded files
         self._rejections = rejections  # task → the latest rejection (read once per read of the reviews)
+        self._object_local = object_local  # sha256 → is that object in the local store (a stat)
         self._by_task = manifest.by_task()
         self._by_output = {t.output: t.task for t in manifest.targets}
         self._records: dict[str, Record] | None = None
@@ -129,13 +136,33 @@ class FactGatherer:
             return rec.output_sha256
         return self.hasher.sha256(path, st)
 
+    def damaged(self, rel: str) -> str:
+        """Why the file at `rel` is not a valid file of its kind ('' when it is)."""
+        verdict = check(self.assets_root / rel, inside=self.assets_root)
+        return "" if verdict.ok else verdict.why
+
+    def reference_hash(self, rel: str, overlay: dict[str, str] | None = None) -> str | None:
+        """What the file at `rel` will hold when the build gets to a target that uses it: its recorded bytes when it
+        is missing or damaged and a copy is kept (the build restores it first, for free), else what is there (a hand
+        edit included); None when it is missing and nothing will bring it back."""
+        actual = self.file_hash(rel, overlay)
+        producer = self._by_output.get(rel)
+        rec = self.record(producer) if producer else None
+        if rec is None or actual == rec.output_sha256 or (overlay and rel in overlay):
+            return actual
+        if actual is not None and not self.damaged(rel):
+            return actual  # edited by hand: what uses it goes out of date
+        if self._object_local(rec.output_sha256) or (self.asker.remote and rec.pushed_to == self.asker.remote):
+            return rec.output_sha256
+        return None
+
     def current_inputs(self, target: Target, overlay: dict[str, str] | None = None,
                        unknown_ok: frozenset[str] = frozenset()) -> Inputs | None:
         """None when a reference file is missing (it has not been built yet), unless its path is in `unknown_ok`:
         a record made without knowing it (a downloaded video) does not need it."""
         hashes: list[list[str | None]] = []
         for ref in target.references:
-            digest = self.file_hash(ref.path, overlay)
+            digest = self.reference_hash(ref.path, overlay)
             if digest is None and ref.path not in unknown_ok:
                 return None
             hashes.append([ref.path, digest])
@@ -148,18 +175,24 @@ class FactGatherer:
         record = self.record(task)
         operation = self.operation(task)
         inputs = provenance = None
-        points_here = False
-        if output is not None and operation is None:
+        points_here = object_local = False
+        damaged = ""
+        if operation is None and (output is not None or record is not None):
             unknown = unknown_reference_paths(record.inputs) if record is not None else frozenset()
             inputs = self.current_inputs(target, unknown_ok=unknown)
-            if record is None:
-                provenance = read_provenance(self.assets_root / target.output)
-                points_here = self.asker.adopt_existing and self._points_here(target)
+        if operation is None and record is None and output is not None:
+            provenance = read_provenance(self.assets_root / target.output)
+            points_here = self.asker.adopt_existing and self._points_here(target)
+        if operation is None and record is not None and output != record.output_sha256:
+            damaged = self.damaged(target.output) if output is not None else ""
+            if output is None or damaged:
+                object_local = self._object_local(record.output_sha256)
         return TargetFacts(
             story_id=self.manifest.story_id, task=task, output_sha256=output, record=record, inputs=inputs,
             operation=operation, provenance=provenance or {}, points_here=points_here,
             claim=self.held_claim(task) if with_claim else None, rejection=self._rejections().get(task),
-            checkout=self.asker.checkout, adopt_existing=self.asker.adopt_existing)
+            checkout=self.asker.checkout, adopt_existing=self.asker.adopt_existing, provider=self.provider,
+            damaged=damaged, object_local=object_local, remote=self.asker.remote)
 
     def status(self, task: str) -> Status:
         # A claim matters only for a target that is not current: a no-op build never reads the story's claims.

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
 
-ORDER = ("built", "recovered", "resumed", "downloaded", "moved", "adopted", "published", "up to date",
-         "waiting for review", "failed")
+ORDER = ("built", "recovered", "resumed", "downloaded", "restored", "pulled", "kept edit", "moved", "adopted",
+         "published", "kept", "up to date", "waiting for review", "failed")
 
 
 @dataclass(frozen=True)
 class Outcome:
     task: str
-    action: str  # built | recovered | resumed | downloaded | adopted | published | up to date
+    action: str  # one of ORDER: built | recovered | resumed | downloaded | restored | pulled | ... | up to date
     detail: str = ""
 
 

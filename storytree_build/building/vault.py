@@ -14,14 +14,13 @@ current; the builder asks the vault only when the status says so.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import StorytreeError
+from ..core.errors import AssetLost, StorytreeError
 
 if TYPE_CHECKING:
     from ..objects.local import LocalObjects
@@ -36,12 +35,6 @@ class Restored:
     source: str  # "local" | "remote"
 
 
-class AssetUnavailable(StorytreeError):
-    """No copy of a recorded file exists: neither in the local objects nor on the remote."""
-
-    kind = "lost"
-
-
 class Vault:
     def __init__(self, objects: Callable[[], LocalObjects], remote: Callable[[], Remote | None], remote_url: str):
         self._objects = objects  # made on first use: a no-op build with every file present never opens the store
@@ -50,6 +43,9 @@ class Vault:
         self._off: str | None = None  # why the remote is not asked any more in this run
         self._lock = threading.Lock()
         self.upload_failures: list[str] = []  # one line each, for the closing summary
+
+    def objects(self) -> LocalObjects:
+        return self._objects()
 
     # -- into the store -------------------------------------------------------------------------------------------
     def keep_bytes(self, data: bytes) -> str:
@@ -105,18 +101,18 @@ class Vault:
 
     def restore(self, sha256: str, dest: Path, pushed_to: str, task: str) -> Restored:
         """Bring the recorded bytes back to `dest` for free: from the local objects, else from the remote that holds
-        them (then they are kept locally too). AssetUnavailable when no copy can be had."""
+        them (then they are kept locally too). AssetLost when no copy can be had."""
         objects = self._objects()
         if objects.has(sha256):
             objects.materialize(sha256, dest)
             return Restored(sha256, "local")
         remote = self.remote() if pushed_to and pushed_to == self.remote_url else None
         if remote is None:
-            raise AssetUnavailable(self._nowhere(sha256, dest, pushed_to, task))
+            raise AssetLost(self._nowhere(sha256, dest, pushed_to, task))
         try:
             objects.fetch(remote, sha256)
         except StorytreeError as exc:
-            raise AssetUnavailable(f"{task}: {dest.name} could not be pulled from the remote ({exc}); nothing was "
+            raise AssetLost(f"{task}: {dest.name} could not be pulled from the remote ({exc}); nothing was "
                                    "written and nothing is paid. Try again later.") from None
         objects.materialize(sha256, dest)
         return Restored(sha256, "remote")
@@ -126,10 +122,3 @@ class Vault:
                  if pushed_to else "it was never sent to a remote")
         return (f"{task}: {dest} is gone and no copy of {sha256[:12]}… is kept (not in the local objects; {where}). "
                 f"`doit -a {task}` pays for a new one.")
-
-
-def free_bytes(folder: Path) -> int:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return 0

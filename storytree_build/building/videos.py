@@ -23,6 +23,7 @@ from ..core.errors import GenerationRefused, InputError, ProviderError, SubmitUn
 from ..providers.base import VideoProvider, VideoStatus
 from ..review.gate import ReviewGate
 from ..store.build_state import Operation, utc_now
+from .outputs import Placed
 from .parts import BuildParts
 from .summary import Outcome
 
@@ -95,7 +96,7 @@ class VideoFlow:
         if status.error:
             self.operations.delete(target.task)
             raise ProviderError(f"{target.task}: video operation {operation} failed: {status.error}")
-        self._download(target, status)
+        placed = self._download(target, status)
         unknown = any(digest is None for _, digest in inputs["references"])
         if resumed and not unknown and signature_of(inputs) != signature:
             log.warning("%s: the story changed while the video was generated; it was saved but is out of date.",
@@ -103,7 +104,8 @@ class VideoFlow:
         changed = signature_of(inputs) != signature
         recorded = {**inputs, "submitted_signature": signature} if changed else inputs
         # Unknown reference hashes: the record's signature is that of what is known, as for a downloaded video.
-        self.parts.outputs.record(target, recorded, signature_of(inputs) if unknown else signature)
+        self.parts.outputs.record(target, recorded, signature_of(inputs) if unknown else signature, placed=placed,
+                                  cost=self.parts.pricing.cost(target))
         self.operations.delete(target.task)
         self.parts.outputs.publish(target)
         return Outcome(target.task, "resumed" if resumed else "built", target.output)
@@ -121,8 +123,9 @@ class VideoFlow:
         inputs = signature_inputs(target, self.provider_name, hashes)
         log.info("%s: downloading %s (no model call)", target.task, link)
         with self.parts.room_for(target):
-            self._download(target, VideoStatus(done=True, uri=link))
-        self.parts.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "")
+            placed = self._download(target, VideoStatus(done=True, uri=link))
+        self.parts.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "",
+                                  placed=placed, cost=0.0)
         self.parts.outputs.publish(target)
         return Outcome(target.task, "downloaded", target.output)
 
@@ -174,7 +177,7 @@ class VideoFlow:
         finally:
             self.in_flight.pop(target.task, None)
 
-    def _download(self, target: Target, status: VideoStatus) -> None:
+    def _download(self, target: Target, status: VideoStatus) -> Placed:
         if status.uri:
             log.info("%s: download link %s", target.task, status.uri)
 
@@ -184,4 +187,4 @@ class VideoFlow:
             else:
                 self._videos().download(status, tmp)
 
-        self.parts.outputs.write_video(target, fill)
+        return self.parts.outputs.write_video(target, fill)

@@ -10,7 +10,8 @@ which exit code it implies for the run:
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
     ├── ClaimedElsewhere           another worker (any machine) is building the target right now: not paid here
-    ├── BuiltElsewhere             another checkout built the target; this one lacks the file: sync, not pay
+    ├── BuiltElsewhere             another checkout built the target; this one lacks the file: push there, not pay
+    ├── AssetLost                  a recorded file is gone and no copy is kept: `doit -a` pays for a new one
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     ├── AwaitingReview             a video whose key frame is not approved yet ([review] key_frames): not paid (exit 4)
     ├── BatchPending               an image waits in a batch job that is still running: collect it later (exit 75)
@@ -65,6 +66,12 @@ class ClaimedElsewhere(StorytreeError):
 class BuiltElsewhere(StorytreeError):
     kind = "elsewhere"
     retry_safe = True
+
+
+class AssetLost(StorytreeError):
+    """A recorded file is gone and no copy is kept (local objects, remote): never paid for again on its own."""
+
+    kind = "lost"
 
 
 class ProviderError(StorytreeError):

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any
 
 from .manifest import Target
-from .status import Status
+from .status import Reason, Status
 
 
 class Action(Enum):
@@ -19,12 +19,22 @@ class Action(Enum):
     RUN = ("run", "R")  # a paid call (or a free resume of one already paid for: see PlanItem.costs)
     PUBLISH = ("publish", "P")  # built and recorded; only its path is written to the story database (free)
     ADOPT = ("adopt", "A")  # an existing file is recorded as built (free)
+    RESTORE = ("restore", "F")  # its recorded file brought back from the local objects or the remote (free)
+    RECORD = ("record", "E")  # a hand edit kept as a new version (free); what uses it goes out of date
+    KEEP = ("keep", "K")  # a paid file another provider's build leaves in place
+    BLOCKED = ("blocked", "X")  # its recorded file is gone and no copy is kept: needs `-a` (which pays)
     SKIP = ("skip", "U")  # up to date
     WAIT = ("wait", "W")  # a video held back until its key frame is approved (costs nothing this run)
 
     def __init__(self, word: str, mark: str) -> None:
         self.word = word
         self.mark = mark
+
+
+# Statuses brought up to date without a paid call, and what the plan calls that step.
+FREE_STEPS = {Reason.PUBLISH_ONLY: Action.PUBLISH, Reason.SAVED_UNRECORDED: Action.ADOPT,
+              Reason.ADOPTABLE: Action.ADOPT, Reason.RESTORE: Action.RESTORE, Reason.PULL: Action.RESTORE,
+              Reason.EDITED: Action.RECORD}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +61,15 @@ class Plan:
 
     @property
     def to_run(self) -> list[PlanItem]:
-        return [i for i in self.items if i.action not in (Action.SKIP, Action.WAIT)]
+        return [i for i in self.items if i.action not in (Action.SKIP, Action.WAIT, Action.KEEP, Action.BLOCKED)]
+
+    @property
+    def blocked(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action is Action.BLOCKED]
+
+    @property
+    def kept(self) -> list[PlanItem]:
+        return [i for i in self.items if i.action is Action.KEEP]
 
     @property
     def paid(self) -> list[PlanItem]:
@@ -101,15 +119,18 @@ def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: 
         ignored = {r.task for r in target.references if r.path in status.unknown_references}
         upstream = [d for d in target.depends_on if d in will_run and d not in ignored]
         costs = True
+        free = FREE_STEPS.get(status.why)
         if task in forced:
             action, reason = Action.RUN, "forced"
-        elif not status.current and status.publish_only and not upstream:
-            action, reason = Action.PUBLISH, status.reason
-        elif not status.current and status.adoptable and not upstream:
-            action, reason = Action.ADOPT, status.reason
-        elif not status.current and not status.publish_only and not status.adoptable:
+        elif free is not None and not upstream:
+            action, reason = free, status.reason
+        elif status.lost:
+            action, reason, costs = Action.BLOCKED, status.reason, False
+        elif status.current and status.why is Reason.KEPT:
+            action, reason, costs = Action.KEEP, status.reason, False
+        elif not status.current and free is None:
             action, reason, costs = Action.RUN, status.reason, not status.why.costs_nothing_new
-        elif upstream:  # a free step (publish, adopt) no longer fits once a reference is rebuilt: paid
+        elif upstream:  # a free step (publish, adopt, restore) no longer fits once a reference is rebuilt: paid
             action, reason = Action.RUN, "upstream will run: " + ", ".join(upstream)
         else:
             action, reason = Action.SKIP, "up to date"

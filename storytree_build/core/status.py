@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from .hashing import sha256_json
 from .manifest import Target
+from .pricing import FREE_PROVIDERS
 
 Inputs = dict[str, Any]
 
@@ -28,10 +29,9 @@ class Reason(Enum):
 
     UP_TO_DATE = "up to date"
     MISSING = "missing"
-    BUILT_ELSEWHERE = ("built elsewhere by {built_by} at {built_at}; sync the asset folder (or force a rebuild here "
-                       "with -a)")
+    BUILT_ELSEWHERE = ("built elsewhere by {built_by} at {built_at} and not on this build's remote yet: run "
+                       "`storytree push` there, or force a rebuild here with -a")
     UNRECORDED = "no record (an existing file would be replaced)"
-    OUTPUT_CHANGED = "output file changed since it was built"
     REFERENCES_NOT_BUILT = "references not built yet"
     INPUTS_CHANGED = "{difference}"
     PUBLISH_ONLY = "built but path not yet written to the story database (no cost)"
@@ -43,6 +43,12 @@ class Reason(Enum):
     IN_FLIGHT = "operation {operation} in flight since {submitted_at}: will resume (no new cost)"
     SUBMIT_UNCERTAIN = ("a submit at {submitted_at} may have reached the provider: blocked until "
                         "`storytree resubmit {story_id} {task}`")
+    RESTORE = "file {state}: will be restored from {source} (no cost)"
+    PULL = "built by {built_by} at {built_at}: will be pulled from the remote {source} (no cost)"
+    LOST = ("file {state} and no copy of {sha256} is kept (not in the local objects, not on a remote): "
+            "`doit -a {task}` pays for a new one")
+    EDITED = "edited by hand since it was built: kept as a new version (no cost); what uses it goes out of date"
+    KEPT = ("kept: a paid {provider} file; the {run_provider} provider does not replace it (-a replaces it)")
 
     def __init__(self, template: str) -> None:
         self.template = template
@@ -65,7 +71,8 @@ class Status:
 
     @property
     def current(self) -> bool:
-        return self.why is Reason.UP_TO_DATE
+        """Nothing to do in this run (up to date, or a paid file another provider's build leaves in place)."""
+        return self.why in (Reason.UP_TO_DATE, Reason.KEPT)
 
     @property
     def publish_only(self) -> bool:
@@ -79,8 +86,18 @@ class Status:
 
     @property
     def elsewhere(self) -> bool:
-        """Another checkout built it; this one lacks the file (never paid for again here)."""
+        """Another checkout built it; this one lacks the file and no remote has it (never paid for again here)."""
         return self.why is Reason.BUILT_ELSEWHERE
+
+    @property
+    def restorable(self) -> bool:
+        """Its recorded file is missing or damaged and a copy is kept: brought back for free."""
+        return self.why in (Reason.RESTORE, Reason.PULL)
+
+    @property
+    def lost(self) -> bool:
+        """Its recorded file is gone and no copy is kept: blocked until forced (`-a` pays for a new one)."""
+        return self.why is Reason.LOST
 
     @property
     def claimed_by(self) -> str | None:
@@ -163,6 +180,25 @@ class RecordFacts(Protocol):
     def built_by(self) -> str: ...
     @property
     def built_at(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def cost(self) -> float | None: ...
+    @property
+    def pushed_to(self) -> str: ...
+
+
+def worth_keeping(record: RecordFacts) -> bool:
+    """A file another provider's build must not replace on its own: money was spent on it, or a person made or chose
+    it (a downloaded or hand-edited file). Records from before costs were kept, and adopted files, count by their
+    provider."""
+    if record.origin in ("downloaded", "edited"):
+        return True
+    if record.cost is not None:
+        return record.cost > 0
+    return record.provider not in FREE_PROVIDERS
 
 
 class OperationFacts(Protocol):
@@ -209,6 +245,10 @@ class TargetFacts:
     rejection: Rejection | None = None  # the latest rejection of this target, whatever file it was about
     checkout: str = ""  # who is asking: records of another checkout without a file are "built elsewhere"
     adopt_existing: bool = True  # take unrecorded files the database points at as built
+    provider: str = ""  # the provider this build uses ('' : not known, e.g. in old tests: never "another provider")
+    damaged: str = ""  # why the file at the path, other bytes than recorded, is not a valid file of its kind
+    object_local: bool = False  # the record's file is in the local objects (asked when it is missing or damaged)
+    remote: str = ""  # this build's remote (display URL, '' when none): a record pushed there can be pulled
 
 
 def decide(facts: TargetFacts) -> Status:
@@ -231,14 +271,14 @@ def _from_files(facts: TargetFacts) -> Status:
                                              "submitted_at": operation.submitted_at})
         return Status(Reason.SUBMIT_UNCERTAIN, {"submitted_at": operation.submitted_at, "story_id": facts.story_id,
                                                 "task": facts.task})
-    if output is None:
-        if record is not None and record.built_by and record.built_by != facts.checkout:
-            return Status(Reason.BUILT_ELSEWHERE, {"built_by": record.built_by, "built_at": record.built_at})
-        return Status(Reason.MISSING)
     if record is None:
-        return _unrecorded(facts)
+        return Status(Reason.MISSING) if output is None else _unrecorded(facts)
+    if output is None or facts.damaged:
+        return _gone(facts, record, "missing" if output is None else f"damaged ({facts.damaged})")
     if record.output_sha256 != output:
-        return Status(Reason.OUTPUT_CHANGED)
+        return Status(Reason.EDITED)
+    if _kept_from(facts, record):
+        return Status(Reason.KEPT, {"provider": record.provider, "run_provider": facts.provider})
     if facts.inputs is None:
         return Status(Reason.REFERENCES_NOT_BUILT)
     if signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature:
@@ -247,6 +287,31 @@ def _from_files(facts: TargetFacts) -> Status:
     if not record.published:
         return Status(Reason.PUBLISH_ONLY, unknown_references=unknown)
     return Status(Reason.UP_TO_DATE, unknown_references=unknown)
+
+
+def _kept_from(facts: TargetFacts, record: RecordFacts) -> bool:
+    """A file this build's provider must leave alone: another provider made it and it is worth keeping."""
+    return bool(facts.provider) and record.provider != facts.provider and worth_keeping(record)
+
+
+def _gone(facts: TargetFacts, record: RecordFacts, state: str) -> Status:
+    """The recorded file is missing or damaged: restored for free where a copy is kept (unless the record no longer
+    fits the manifest: then it is rebuilt as any stale target), blocked where none is."""
+    stale = facts.inputs is not None and signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature
+    if stale and not _kept_from(facts, record):
+        assert facts.inputs is not None
+        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, facts.inputs)})
+    elsewhere = bool(record.built_by) and record.built_by != facts.checkout
+    on_remote = bool(facts.remote) and record.pushed_to == facts.remote
+    if facts.object_local:
+        return Status(Reason.RESTORE, {"state": state, "source": "the local objects"})
+    if on_remote and elsewhere:
+        return Status(Reason.PULL, {"built_by": record.built_by, "built_at": record.built_at, "source": facts.remote})
+    if on_remote:
+        return Status(Reason.RESTORE, {"state": state, "source": f"the remote {facts.remote}"})
+    if elsewhere:
+        return Status(Reason.BUILT_ELSEWHERE, {"built_by": record.built_by, "built_at": record.built_at})
+    return Status(Reason.LOST, {"state": state, "sha256": record.output_sha256[:12] + "…", "task": facts.task})
 
 
 def _unrecorded(facts: TargetFacts) -> Status:

@@ -283,7 +283,7 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
     if target.task in failures:
         state, reason = "failed", failures[target.task]["message"]
     elif digest is None:
-        state, reason = "missing", "the file is gone (deleted or moved since it was built)" if rec else "not built yet"
+        state, reason = "missing", status.reason if rec else "not built yet"
     elif status.current:
         state, reason = "current", ""
     else:

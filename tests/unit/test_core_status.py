@@ -42,6 +42,10 @@ class FakeRecord:
     signature: str = ""
     built_by: str = ""
     built_at: str = "2026-11-29T10:00:00+00:00"
+    provider: str = "gemini"
+    origin: str = "built"
+    cost: float | None = 0.067
+    pushed_to: str = ""
 
     def __post_init__(self) -> None:
         self.signature = self.signature or signature_of(self.inputs)
@@ -85,7 +89,6 @@ def test_uncertain_submit_is_blocked_until_resubmit(state: str) -> None:
 
 
 def test_missing_output_is_missing() -> None:
-    assert status_of(None, FakeRecord(), None) == Status(Reason.MISSING)
     assert status_of(None, None, None) == Status(Reason.MISSING)
     assert status_of(None, None, None).reason == "missing"
 
@@ -96,9 +99,9 @@ def test_existing_file_without_record_would_be_replaced() -> None:
     assert status.reason == "no record (an existing file would be replaced)"
 
 
-def test_output_changed_since_built_wins_over_reference_and_input_changes() -> None:
+def test_a_valid_file_with_other_bytes_is_a_hand_edit_whatever_else_changed() -> None:
     status = status_of("b" * 64, FakeRecord(), inputs(prompt_sha256="p2"))
-    assert status.reason == "output file changed since it was built"
+    assert status.why is Reason.EDITED and not status.current
 
 
 def test_references_not_built_yet_when_current_inputs_is_none() -> None:
