@@ -201,6 +201,47 @@ def test_two_clones_building_at_once_pay_for_every_target_exactly_once(machines:
         assert port.operations(SAMPLE_ID).all() == {}
 
 
+# -- 1b. with a shared remote: no syncing by hand, both clones end with every file ----------------------------------
+@pytest.fixture(params=["file", "s3"])
+def remote_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "file":
+        return {"STORYTREE_REMOTE": f"file://{tmp_path / 'team-objects'}"}
+    s3 = request.getfixturevalue("s3_server")
+    return {"STORYTREE_REMOTE": s3.fresh_url("clones"), **s3.env}
+
+
+def test_two_clones_with_a_remote_finish_a_shared_story_paying_once(machines: Machines, remote_env: dict[str, str]):
+    m, tasks = machines, all_tasks(machines.a)
+    for clone in (m.a, m.b):
+        clone.store_env.update(remote_env)
+    rounds = 0
+    while True:
+        rounds += 1
+        runs = [m.doit(clone, "-n", "4", "-P", "thread", "--continue", f"story:{SAMPLE_ID}", "provider=stub",
+                       wait=False, STORYTREE_STUB_DELAY="0.05") for clone in (m.a, m.b)]
+        outputs = {}
+        for clone, run in zip((m.a, m.b), runs):
+            out, err = run.communicate(timeout=120)
+            outputs[clone.name] = (run.returncode, out + err)
+        paid = Counter(m.calls())
+        assert not [task for task, n in paid.items() if n > 1], f"paid twice: {paid}\n{outputs}"
+        for clone, other in ((m.a, m.b), (m.b, m.a)):
+            code, output = outputs[clone.name]
+            assert "Traceback" not in output, output
+            # only what the other clone is building right now is left for the next round; never "sync by hand"
+            for task, reason in failures(output).items():
+                assert reason.startswith(f"{task}: being built by {other.checkout} (pid "), (task, reason, output)
+        if all(code == 0 for code, _ in outputs.values()):
+            break
+        assert rounds < 4, outputs
+    assert sorted(m.calls()) == sorted(tasks)  # one paid call per target, both clones together
+    files = [{p.relative_to(clone.assets): p.read_bytes() for p in clone.assets.rglob("*") if p.is_file()}
+             for clone in (m.a, m.b)]
+    assert len(files[0]) == 36 and files[0] == files[1]  # every asset in both clones, byte-identical
+    with m.records() as state:
+        assert {r.pushed_to for r in state.records(SAMPLE_ID).all().values()} == {remote_env["STORYTREE_REMOTE"]}
+
+
 # -- 2. a teammate's build: recorded as built elsewhere, never paid again ---------------------------
 def test_a_clone_without_the_files_reports_built_elsewhere_and_pays_nothing(machines: Machines):
     m = machines

@@ -88,6 +88,16 @@ class Outputs:
             return Placed(sha, False, pushed_to, str(exc) if isinstance(exc, StorytreeError) else describe(exc))
         return Placed(sha, True, pushed_to)
 
+    def ensure_kept(self, target: Target) -> None:
+        """A current target's file is an object (one stat when it is): files built before the object store existed
+        are taken in on the first build that finds them current."""
+        current = self.facts.record(target.task)
+        if current is not None and not self.vault.has_local(current.output_sha256):
+            try:
+                self.vault.keep_file(self.path(target), current.output_sha256)
+            except StorytreeError:
+                pass  # not the file its record says (a race with an edit), or no room: the next build tries again
+
     def keep_current_file(self, target: Target) -> None:
         """Before a target's file is replaced: make sure the recorded one is an object (files made before the object
         store existed are taken in when they still hash to their record)."""

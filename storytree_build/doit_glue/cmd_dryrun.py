@@ -64,6 +64,8 @@ class DryRun(DoitCmdBase):
                 "targets": [{**item.as_json(), "request": checked.requests.get(item.task)} for item in plan.items],
                 "would_run": len(plan.to_run),
                 "waiting_for_review": len(plan.waiting),
+                "kept": len(plan.kept),
+                "blocked": len(plan.blocked),
                 "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
                              "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
                              "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
@@ -84,6 +86,11 @@ class DryRun(DoitCmdBase):
                                      f"{_money(item.cost, prices.currency)}\n    → {item.output}\n")
                 for ref in item.references:
                     self.outstream.write(f"    ref {ref}\n")
+                if item.action is Action.RECORD:
+                    stale = [i.task for i in plan.items if i.action is Action.RUN
+                             and item.task in session.target(i.task).depends_on]
+                    if stale:
+                        self.outstream.write(f"    puts out of date: {', '.join(stale)}\n")
                 req = checked.requests.get(item.task)
                 if requests and req:
                     self.outstream.write(f"    model {req['model']} {json.dumps(req['config'])}\n")
@@ -107,15 +114,23 @@ class DryRun(DoitCmdBase):
                 self.outstream.write(f"  held back for review: {len(plan.waiting)} video(s), "
                                      f"{_money(plan.held_back, prices.currency)} (not in the total; approve their key "
                                      f"frames: `storytree review list {plan.story_id}`)\n")
-            skipped = len(plan.items) - len(plan.to_run) - len(plan.waiting)
+            if plan.kept:
+                self.outstream.write(f"  kept: {len(plan.kept)} paid file(s) another provider made; provider "
+                                     f"{session.provider_name} does not replace them (`doit -a` would)\n")
+            if plan.blocked:
+                self.outstream.write(f"  blocked: {len(plan.blocked)} recorded file(s) gone with no copy kept; "
+                                     "`doit -a <task>` pays for new ones\n")
+            skipped = len(plan.items) - len(plan.to_run) - len(plan.waiting) - len(plan.blocked) - len(plan.kept)
             waiting = f", {len(plan.waiting)} waiting for review" if plan.waiting else ""
-            self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}, {skipped} up to date "
+            kept = f", {len(plan.kept)} kept" if plan.kept else ""
+            blocked = f", {len(plan.blocked)} blocked" if plan.blocked else ""
+            self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}{blocked}, {skipped} up to date{kept} "
                                  f"(provider {session.provider_name}); nothing was called or written.\n")
             for problem in checked.problems:
                 sys.stderr.write(f"dryrun: problem: {problem}\n")
         if checked.problems:
             return ExitCode.FAILED
-        if check and (plan.to_run or plan.waiting):
+        if check and (plan.to_run or plan.waiting or plan.blocked):
             return ExitCode.CHECK_FOUND_WORK
         return ExitCode.OK
 

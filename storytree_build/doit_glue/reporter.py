@@ -61,6 +61,10 @@ class SummaryReporter(ConsoleReporter):
             self.write(f"storytree: {len(pending)} batch job(s) still running with "
                        f"{sum(len(t) for t in pending.values())} image(s): {', '.join(sorted(pending))}; run the same "
                        "command again later to collect them (nothing is paid again).\n")
+        unsent = session.workspace.vault.upload_failures
+        if unsent:
+            self.write(f"storytree: {len(unsent)} new file(s) not on the remote {session.workspace.vault.remote_url} "
+                       f"yet (kept locally); `storytree push {session.story_id}` sends them\n")
         limiter = session.limiter.peek()
         for line in limiter.summary_lines() if limiter is not None else ():
             self.write(f"storytree: {line}\n")

@@ -34,7 +34,10 @@ class RecordCheck:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
         try:
-            return self.session.facts.status(self.task).current
+            current = self.session.facts.status(self.task).current
+            if current:
+                self.session.outputs.ensure_kept(self.session.target(self.task))
+            return current
         except Exception:  # noqa: BLE001 - the build action meets the same error and reports it, typed
             return False
 
