@@ -51,6 +51,10 @@ class RunSummary:
         with self._lock:
             self.failures[failure.task] = failure
 
+    def tasks(self, action: str) -> set[str]:
+        with self._lock:
+            return {o.task for o in self.outcomes if o.action == action}
+
     def counts(self, skipped: int = 0) -> dict[str, int]:
         """Outcomes by action; `skipped` adds targets doit found current without calling us."""
         counts: dict[str, int] = {}

@@ -42,7 +42,7 @@ class Vault:
         self.remote_url = remote_url  # the remote's display URL ('' when none): what a record's pushed_to names
         self._off: str | None = None  # why the remote is not asked any more in this run
         self._lock = threading.Lock()
-        self.upload_failures: list[str] = []  # one line each, for the closing summary
+        self.upload_failures: list[str] = []  # tasks whose new object is not on the remote yet (the summary counts)
 
     def objects(self) -> LocalObjects:
         return self._objects()
@@ -71,21 +71,29 @@ class Vault:
             return None
 
     def upload(self, sha256: str, task: str) -> str:
-        """Send the object to the remote; the remote's display URL when it holds it now, '' when not (one line)."""
+        """Send the object to the remote; the remote's display URL when it holds it now, '' when not. A remote that
+        fails this way (unreachable, refusing, full) is not asked again in this run: one line, then silence; every
+        object left behind is counted for the summary (`storytree push` sends them)."""
+        if not self.remote_url:
+            return ""
         remote = self.remote()
         if remote is None:
+            self._unsent(task)
             return ""
         try:
             remote.put(sha256, self.object_path(sha256))
         except StorytreeError as exc:
-            line = f"{task}: not on the remote yet ({exc}); `storytree push` sends it later"
-            with self._lock:
-                self.upload_failures.append(line)
-            log.warning("%s", line)
-            if getattr(exc, "retry_safe", False) and type(exc).__name__ == "RemoteUnreachable":
+            self._unsent(task)
+            if type(exc).__name__ in ("RemoteUnreachable", "RemoteRefused", "RemoteOutOfSpace"):
                 self._turn_off(str(exc))
+            else:
+                log.warning("%s: not on the remote yet (%s); `storytree push` sends it later", task, exc)
             return ""
         return self.remote_url
+
+    def _unsent(self, task: str) -> None:
+        with self._lock:
+            self.upload_failures.append(task)
 
     def _turn_off(self, why: str) -> None:
         with self._lock:

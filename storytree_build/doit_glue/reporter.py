@@ -34,7 +34,8 @@ class SummaryReporter(ConsoleReporter):
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions and naming.split_task(task.name)[0] in naming.ASSET_STAGES:  # assets only, not the page
-            if self.session is None or task.name not in self.session.batch_flow.collected:  # counted as built
+            counted = self.session.batch_flow.collected | self.session.summary.tasks("kept") if self.session else set()
+            if task.name not in counted:  # counted as built (batch) or as kept
                 self.skipped += 1
 
     def complete_run(self) -> None:

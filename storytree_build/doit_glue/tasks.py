@@ -15,7 +15,8 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from ..bootstrap import Session
-from ..building.summary import Failure
+from ..building.summary import Failure, Outcome
+from ..core.status import Reason
 from ..core import naming
 from ..building.space import describe
 from ..core.errors import EnvironmentFault, StorytreeError
@@ -34,10 +35,12 @@ class RecordCheck:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
         try:
-            current = self.session.facts.status(self.task).current
-            if current:
+            status = self.session.facts.status(self.task)
+            if status.current:
                 self.session.outputs.ensure_kept(self.session.target(self.task))
-            return current
+            if status.why is Reason.KEPT:  # current for this run, but said: a paid file this provider leaves alone
+                self.session.summary.add(Outcome(self.task, "kept", status.reason))
+            return status.current
         except Exception:  # noqa: BLE001 - the build action meets the same error and reports it, typed
             return False
 

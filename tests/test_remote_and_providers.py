@@ -1,0 +1,181 @@
+"""Paid files against cheaper builds and a remote that fails: a stub build over a Gemini-built story changes no paid
+file; a remote that is down, refuses or hands back wrong bytes never stops a build, loses nothing or pays anything;
+`storytree push` later sends what is missing; a no-op never asks the remote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from support.fakes.gemini_server import FakeGemini
+from support.project import ASSETS, SAMPLE_ID, doit, import_story, manifest_of, new_project, project_env, records_of
+from test_gemini_images import KEY, write_config
+
+STORY = f"story:{SAMPLE_ID}"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_of(root: Path) -> dict[str, str]:
+    return {p.relative_to(root / ASSETS).as_posix(): sha(p) for p in (root / ASSETS).rglob("*") if p.is_file()}
+
+
+# -- a cheaper provider never replaces a paid file ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gemini_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's references and key frames paid for through the real SDK against the fake Gemini server."""
+    root = new_project(tmp_path_factory.mktemp("paid") / "project")
+    write_config(root)
+    import_story(root)
+    with FakeGemini() as fake:
+        run = doit(root, "ref", "image", env=project_env(root, GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=fake.url))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert len(fake.image_calls()) == 24
+    return root
+
+
+def test_a_stub_build_over_a_gemini_built_story_changes_no_paid_file(gemini_built: Path, tmp_path: Path):
+    project = tmp_path / "project"
+    shutil.copytree(gemini_built, project)
+    paid = files_of(project)
+    plan = doit(project, "dryrun", "--json", STORY, "provider=stub")
+    items = {t["task"]: t for t in json.loads(plan.stdout)["targets"]}
+    kept = [t for t, item in items.items() if item["action"] == "keep"]
+    assert len(kept) == 24 and all("kept: a paid gemini file; the stub provider does not replace it" in
+                                   items[t]["reason"] for t in kept)
+    calls = tmp_path / "calls.log"
+    run = doit(project, STORY, "provider=stub", env=project_env(project, STORYTREE_STUB_CALL_LOG=str(calls)))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {p: h for p, h in files_of(project).items() if p in paid} == paid  # 0 paid files changed
+    stubbed = calls.read_text().split()
+    assert stubbed and all(task.startswith("video:") for task in stubbed)  # only what nobody had paid for yet
+    assert "24 kept" in run.stdout
+    forced = doit(project, "-a", next(iter(kept)), "provider=stub")  # -a still forces
+    assert forced.returncode == 0 and files_of(project) != {**files_of(project), **paid}
+
+
+# -- a remote that fails ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stub_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = import_story(new_project(tmp_path_factory.mktemp("remote") / "project"))
+    assert doit(root, STORY, "provider=stub").returncode == 0
+    return root
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Path:
+    """The sample story imported, nothing built."""
+    return import_story(new_project(tmp_path / "project"))
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Refusing(BaseHTTPRequestHandler):
+    """An S3 endpoint that answers 403 to everything (a wrong key, a bucket policy)."""
+
+    def _refuse(self) -> None:
+        body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture
+def refusing_endpoint():  # noqa: ANN201
+    server = HTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def s3_env(endpoint: str, secret: str = "do-not-show-this-secret-9f8e7d") -> dict[str, str]:
+    return {"STORYTREE_REMOTE": "s3://team/objects", "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "id",
+            "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+
+
+@pytest.mark.parametrize("how", ["unreachable", "refused"])
+def test_a_remote_that_fails_never_stops_a_build_and_push_sends_everything_later(fresh: Path, tmp_path: Path,
+                                                                                how: str, refusing_endpoint: str,
+                                                                                s3_server):  # noqa: ANN001
+    endpoint = f"http://127.0.0.1:{closed_port()}" if how == "unreachable" else refusing_endpoint
+    secret = "do-not-show-this-secret-9f8e7d"
+    calls = tmp_path / "calls.log"
+    env = project_env(fresh, STORYTREE_STUB_CALL_LOG=str(calls), **s3_env(endpoint, secret))
+    run = doit(fresh, STORY, "provider=stub", env=env, timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Traceback" not in output and secret not in output
+    assert "36 built" in run.stdout and "not on the remote s3://team/objects yet" in run.stdout
+    remote_lines = [line for line in output.splitlines() if "remote" in line.lower()]
+    assert len(remote_lines) <= 3, remote_lines  # said once or twice, not once per target
+    assert all(r.pushed_to == "" for r in records_of(fresh).values())
+    # later, with the remote back: `storytree push` sends every object the remote lacks
+    good = project_env(fresh, STORYTREE_REMOTE=s3_server.fresh_url("push"),
+                       **{k: v for k, v in s3_server.env.items()})
+    pushed = doit_cli(fresh, good, "push", SAMPLE_ID)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "36 sent" in pushed.stderr
+    assert {r.pushed_to for r in records_of(fresh).values()} == {good["STORYTREE_REMOTE"]}
+    again = doit_cli(fresh, good, "push", SAMPLE_ID)
+    assert "0 sent, 36 already there" in again.stderr
+    assert len(calls.read_text().split()) == 36  # nothing was paid twice on the way
+
+
+def doit_cli(root: Path, env: dict[str, str], *args: str):  # noqa: ANN201
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "storytree_build.cli", *args], cwd=root, env=env, text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+def test_a_no_op_build_never_asks_the_remote(stub_built: Path, tmp_path: Path):
+    project = tmp_path / "project"
+    shutil.copytree(stub_built, project)
+    env = project_env(project, **s3_env(f"http://127.0.0.1:{closed_port()}"))
+    run = doit(project, STORY, "provider=stub", env=env)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "0 built" in run.stdout, output
+    assert "remote" not in output.lower()  # a dead remote would have been reported had it been asked
+
+
+def test_a_corrupt_remote_copy_is_never_written_and_nothing_is_paid(stub_built: Path, tmp_path: Path, s3_server):  # noqa: ANN001
+    project = tmp_path / "project"
+    shutil.copytree(stub_built, project)
+    url = s3_server.fresh_url("corrupt")
+    env = project_env(project, STORYTREE_REMOTE=url, **s3_server.env)
+    assert doit_cli(project, env, "push", SAMPLE_ID).returncode == 0
+    sheet = next(t for t in manifest_of(project).targets if t.kind == "character_plate")
+    record = records_of(project)[sheet.task]
+    prefix = url.split("/", 3)[3]
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key=f"{prefix}/sha256/{record.output_sha256[:2]}/"
+                                  f"{record.output_sha256[2:]}", Body=b"not the paid bytes")
+    (project / ASSETS / sheet.output).unlink()
+    shutil.rmtree(project / ".storytree-data" / "objects")  # only the remote has it now
+    calls = tmp_path / "calls.log"
+    run = doit(project, sheet.task, "provider=stub", env={**env, "STORYTREE_STUB_CALL_LOG": str(calls)})
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and not calls.exists(), output
+    assert "could not be pulled from the remote" in output and "Traceback" not in output
+    assert not (project / ASSETS / sheet.output).exists()
