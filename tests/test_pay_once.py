@@ -146,32 +146,50 @@ def test_a_provenance_from_an_older_prompt_is_still_out_of_date(project: Path, s
 
 
 def test_download_only_sends_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video fetched from a link pays for nothing else; and building its references afterwards — the images it
+    was never made from as far as the record knows — does not make it stale: it is never submitted again."""
+    import json
+
     from support.fakes.gemini_server import FakeGemini
     from test_gemini_images import KEY, write_config
 
     root = new_project(tmp_path / "project")
     write_config(root)
     import_story(root)
+    video = manifest_of(root).by_task()["video:scenelet-1_1"]
     with FakeGemini() as fake:
         for name, value in project_env(root, GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=fake.url).items():
             monkeypatch.setenv(name, value)
         monkeypatch.chdir(root)
         link = fake.video.add_file()
         before = len(fake.requests)
-        run = run_doit(root, "video:scenelet-1_1", f"--download-link={link}")
+        run = run_doit(root, video.task, f"--download-link={link}")
         assert run.code == 0, run.output
         calls = fake.requests[before:]
         assert [(c.method, c.path.split("/files/")[0]) for c in calls] == [("GET", "/v1beta")], calls
         assert fake.image_calls() == [] and fake.video.submit_calls == []
-    files = [p for p in (root / ASSETS).rglob("*") if p.is_file()]
-    assert [p.name for p in files] == ["shot-1.mp4"]
-    rec = records_of(root)["video:scenelet-1_1"]
-    assert rec.origin == "downloaded" and rec.detail == "127.0.0.1" and KEY not in str(rec)
-    # Building the references later does not make the downloaded video stale (its reference hashes were unknown).
-    plan = run_doit(root, "dryrun", "--json", "shot:scenelet-1_1")
-    import json
+        files = [p for p in (root / ASSETS).rglob("*") if p.is_file()]
+        assert [p.name for p in files] == ["shot-1.mp4"]
+        rec = records_of(root)[video.task]
+        assert rec.origin == "downloaded" and rec.detail == "127.0.0.1" and KEY not in str(rec)
+        assert [digest for _, digest in rec.inputs["references"]] == [None] * len(video.references)
 
-    assert "video:scenelet-1_1" not in {t["task"] for t in json.loads(plan.out)["targets"] if t["action"] == "run"}
+        # Now build every reference of the video (paid images, from the fake).
+        references = [r.task for r in video.references]
+        built = run_doit(root, *references)
+        assert built.code == 0, built.output
+        assert all((root / ASSETS / r.path).is_file() for r in video.references)
+        assert len(fake.image_calls()) >= len(references) and fake.video.submit_calls == []
+
+        # The downloaded video is up to date (not waiting, not to be run), and building it pays nothing.
+        plan = run_doit(root, "dryrun", "--json", video.task)
+        assert plan.code == 0, plan.output
+        items = {t["task"]: t for t in json.loads(plan.out)["targets"]}
+        assert (items[video.task]["action"], items[video.task]["reason"]) == ("skip", "up to date"), items
+        again = run_doit(root, video.task)
+        assert again.code == 0, again.output
+        assert fake.video.submit_calls == []
+        assert records_of(root)[video.task] == rec
 
 
 def test_the_review_page_marks_adopted_assets(project: Path) -> None:

@@ -1,5 +1,6 @@
 """One contract for the build's own state in every store: records, operations and claims (SQLite and Supabase over a
-real PostgREST)."""
+real PostgREST), and the in-memory ports the unit tests count calls on (`support/fakes/build_state.py`), so that those
+fakes cannot drift from the stores they stand in for."""
 
 from __future__ import annotations
 
@@ -27,9 +28,14 @@ class Ports:
     claims: ClaimsPort
 
 
-@pytest.fixture(params=["sqlite", "supabase"])
+@pytest.fixture(params=["sqlite", "supabase", "memory"])
 def state(request, sample_export):
     """The build state of a store holding the sample story."""
+    if request.param == "memory":
+        from support.fakes.build_state import MemoryBuildState
+
+        yield MemoryBuildState()
+        return
     if request.param == "sqlite":
         from storytree_build.store.sqlite_records import SqliteBuildState
 

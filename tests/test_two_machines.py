@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from storytree_build.core.exit_codes import ExitCode
+from support.processes import dead_pid
 from support.project import (
     ASSETS,
     SAMPLE,
@@ -150,12 +151,6 @@ def dryrun_items(m: Machines, clone: Clone, *selection: str) -> dict[str, dict]:
 def sync_assets(source: Clone, destination: Clone) -> None:
     """What "sync the asset folder" means: copy the generated files across (git-lfs, rsync, a shared drive)."""
     shutil.copytree(source.assets, destination.assets, dirs_exist_ok=True)
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def first_reference(clone: Clone) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from storytree_build.core.manifest import ReferenceEntry, Target
-from storytree_build.core.plan import Plan, PlanItem, make_plan
+from storytree_build.core.plan import Action, Plan, PlanItem, make_plan
 from storytree_build.core.status import Reason, Status
 
 STORY = "story-1"
@@ -173,3 +173,110 @@ def test_total_rounds_away_float_noise() -> None:
     items = [PlanItem(task=f"image:s_{n}", kind="key_frame", output=f"o{n}", action="run", reason="missing", references=[], units={}, cost=0.1) for n in range(3)]
     plan = Plan(STORY, items)
     assert plan.total == 0.3 and plan.subtotals() == {"key_frame": 0.3}
+
+
+ADOPT = Status(Reason.ADOPTABLE)
+CLAIMED = Status(Reason.CLAIMED, {"owner": "box-b:/p (pid 7)", "claimed_at": "2026-12-01T09:00:00+00:00"})
+ELSEWHERE = Status(Reason.BUILT_ELSEWHERE, {"built_by": "box-b:/p", "built_at": "2026-11-29T10:00:00+00:00"})
+
+
+@pytest.mark.parametrize("status", [ADOPT, Status(Reason.SAVED_UNRECORDED)], ids=["adoptable", "saved-unrecorded"])
+def test_an_adoptable_file_without_upstream_is_adopted_for_free(targets, status: Status) -> None:  # noqa: ANN001
+    cost_of = CostOf()
+    plan, items = plan_of(targets, {IMAGE: status}, cost_of)
+    assert (items[IMAGE].action.word, items[IMAGE].reason, items[IMAGE].cost) == ("adopt", status.reason, 0.0)
+    assert items[VIDEO].action.word == "skip"  # adopting does not change the file the video was made from
+    assert plan.to_run == [items[IMAGE]] and plan.paid == [] and plan.total == 0.0 and cost_of.asked == []
+
+
+def test_an_adoptable_file_with_upstream_running_is_rebuilt_and_paid(targets) -> None:  # noqa: ANN001
+    _, items = plan_of(targets, {SHEET: MISSING, IMAGE: ADOPT})
+    assert (items[IMAGE].action.word, items[IMAGE].reason, items[IMAGE].cost) == ("run", f"upstream will run: {SHEET}",
+                                                                                   0.067)
+
+
+def test_a_target_another_worker_builds_runs_at_no_new_cost(targets) -> None:  # noqa: ANN001
+    cost_of = CostOf()
+    plan, items = plan_of(targets, {IMAGE: CLAIMED}, cost_of)
+    item = items[IMAGE]
+    assert (item.action.word, item.reason, item.costs, item.cost) == ("run", CLAIMED.reason, False, 0.0)
+    assert plan.paid == [items[VIDEO]]  # the video depends on it and is paid here
+    assert cost_of.asked == [VIDEO] and plan.total == 3.2
+
+
+def test_paid_lists_only_the_runs_this_build_pays_for(targets) -> None:  # noqa: ANN001
+    plan, items = plan_of(targets, {SHEET: MISSING, GORGE: PUBLISH, VIDEO: RESUME})
+    assert [i.task for i in plan.paid] == [SHEET, IMAGE]
+    assert [i.costs for i in plan.items] == [True, True, True, False]
+
+
+@pytest.mark.xfail(strict=True, reason="core/plan.py make_plan prices a built-elsewhere target as a paid run, but "
+                   "building/builder.py refuses to pay for it without -a (BuiltElsewhere): the estimate overstates")
+def test_a_target_built_elsewhere_is_not_priced_unless_forced(targets) -> None:  # noqa: ANN001
+    plan, items = plan_of(targets, {GORGE: ELSEWHERE})
+    assert items[GORGE].cost == 0.0 and GORGE not in {i.task for i in plan.paid}
+
+
+def test_a_target_built_elsewhere_is_listed_with_its_reason(targets) -> None:  # noqa: ANN001
+    _, items = plan_of(targets, {GORGE: ELSEWHERE})
+    assert (items[GORGE].action.word, items[GORGE].reason) == ("run", ELSEWHERE.reason)
+
+
+class HeldBack:
+    """`held_back` that holds every video and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, set[str]]] = []
+
+    def __call__(self, target: Target, will_run: set[str]) -> str | None:
+        self.asked.append((target.task, set(will_run)))
+        return "key frame not approved" if target.kind == "video" else None
+
+
+def test_a_video_held_back_for_review_waits_and_costs_nothing_this_run(targets) -> None:  # noqa: ANN001
+    held = HeldBack()
+    plan = make_plan(STORY, [(targets[t], MISSING) for t in (SHEET, GORGE, IMAGE, VIDEO)], CostOf(), None, held)
+    items = {i.task: i for i in plan.items}
+    assert (items[VIDEO].action.word, items[VIDEO].reason, items[VIDEO].cost) == ("wait", "key frame not approved",
+                                                                                   3.2)
+    assert plan.waiting == [items[VIDEO]] and items[VIDEO] not in plan.to_run and items[VIDEO] not in plan.paid
+    assert plan.total == round(0.1 + 0.1 + 0.067, 4) and plan.held_back == 3.2
+    assert "video" not in plan.subtotals()
+    # asked only for what would run, with what runs before it
+    assert held.asked == [(SHEET, set()), (GORGE, {SHEET}), (IMAGE, {SHEET, GORGE}), (VIDEO, {SHEET, GORGE, IMAGE})]
+
+
+def test_nothing_up_to_date_is_held_back(targets) -> None:  # noqa: ANN001
+    held = HeldBack()
+    plan = make_plan(STORY, [(targets[t], UP_TO_DATE) for t in (SHEET, GORGE, IMAGE, VIDEO)], CostOf(), None, held)
+    assert plan.waiting == [] and held.asked == []
+
+
+def test_what_depends_on_a_held_back_video_is_not_rebuilt_for_it(make_target: Callable[..., Target],
+                                                                targets) -> None:  # noqa: ANN001
+    after = make_target("video:scenelet-1_2", kind="video", output="s/shots/scenelet-1/shot-2.mp4",
+                        depends_on=[VIDEO])
+    entries = [(targets[VIDEO], MISSING), (after, UP_TO_DATE)]
+    plan = make_plan(STORY, entries, CostOf(), None, HeldBack())
+    assert [i.action.word for i in plan.items] == ["wait", "skip"]
+
+
+def test_plan_item_as_json_is_what_dryrun_json_prints(targets) -> None:  # noqa: ANN001
+    _, items = plan_of(targets, {IMAGE: MISSING})
+    assert items[IMAGE].as_json() == {
+        "task": IMAGE, "kind": "key_frame", "output": targets[IMAGE].output, "action": "run", "reason": "missing",
+        "references": [targets[SHEET].output, targets[GORGE].output], "units": {"images": 1, "image_size": "1K"},
+        "cost": 0.067}
+
+
+def test_subtotals_round_like_the_total() -> None:
+    items = [PlanItem(task="image:s_1", kind="key_frame", output="o", action=Action.RUN, reason="missing",
+                      references=[], units={}, cost=0.123456)]
+    plan = Plan(STORY, items)
+    assert plan.total == 0.1235 and plan.subtotals() == {"key_frame": 0.1235}
+
+
+def test_biggest_lists_five_by_default() -> None:
+    items = [PlanItem(task=f"image:s_{n}", kind="key_frame", output=f"o{n}", action=Action.RUN, reason="missing",
+                      references=[], units={}, cost=float(n)) for n in range(1, 8)]
+    assert [i.task for i in Plan(STORY, items).biggest()] == [f"image:s_{n}" for n in (7, 6, 5, 4, 3)]
