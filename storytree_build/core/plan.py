@@ -124,7 +124,7 @@ def make_plan(story_id: str, entries: Iterable[tuple[Target, Status]], cost_of: 
             action, reason = Action.RUN, "forced"
         elif free is not None and not upstream:
             action, reason = free, status.reason
-        elif status.lost:
+        elif status.lost or status.elsewhere:  # never paid for on its own: only `-a` pays for a new one
             action, reason, costs = Action.BLOCKED, status.reason, False
         elif status.current and status.why is Reason.KEPT:
             action, reason, costs = Action.KEEP, status.reason, False

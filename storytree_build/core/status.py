@@ -282,7 +282,7 @@ def _from_files(facts: TargetFacts) -> Status:
     if facts.inputs is None:
         return Status(Reason.REFERENCES_NOT_BUILT)
     if signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature:
-        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, facts.inputs)})
+        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, as_recorded(facts.inputs, record.inputs))})
     unknown = tuple(path for path, digest in record.inputs.get("references") or [] if digest is None)
     if not record.published:
         return Status(Reason.PUBLISH_ONLY, unknown_references=unknown)
@@ -300,7 +300,7 @@ def _gone(facts: TargetFacts, record: RecordFacts, state: str) -> Status:
     stale = facts.inputs is not None and signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature
     if stale and not _kept_from(facts, record):
         assert facts.inputs is not None
-        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, facts.inputs)})
+        return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, as_recorded(facts.inputs, record.inputs))})
     elsewhere = bool(record.built_by) and record.built_by != facts.checkout
     on_remote = bool(facts.remote) and record.pushed_to == facts.remote
     if facts.object_local:
@@ -331,5 +331,6 @@ def _unrecorded(facts: TargetFacts) -> Status:
         if carried.get("storytree:signature"):
             return Status(Reason.MADE_FROM_OTHER_INPUTS)
     if facts.adopt_existing and facts.points_here:
-        return Status(Reason.ADOPTABLE)
+        # adopted with the inputs it has now: they must all be known (references built) to be recorded
+        return Status(Reason.ADOPTABLE) if facts.inputs is not None else Status(Reason.REFERENCES_NOT_BUILT)
     return Status(Reason.UNRECORDED)

@@ -210,8 +210,6 @@ def test_paid_lists_only_the_runs_this_build_pays_for(targets) -> None:  # noqa:
     assert [i.costs for i in plan.items] == [True, True, True, False]
 
 
-@pytest.mark.xfail(strict=True, reason="core/plan.py make_plan prices a built-elsewhere target as a paid run, but "
-                   "building/builder.py refuses to pay for it without -a (BuiltElsewhere): the estimate overstates")
 def test_a_target_built_elsewhere_is_not_priced_unless_forced(targets) -> None:  # noqa: ANN001
     plan, items = plan_of(targets, {GORGE: ELSEWHERE})
     assert items[GORGE].cost == 0.0 and GORGE not in {i.task for i in plan.paid}
@@ -219,7 +217,7 @@ def test_a_target_built_elsewhere_is_not_priced_unless_forced(targets) -> None: 
 
 def test_a_target_built_elsewhere_is_listed_with_its_reason(targets) -> None:  # noqa: ANN001
     _, items = plan_of(targets, {GORGE: ELSEWHERE})
-    assert (items[GORGE].action.word, items[GORGE].reason) == ("run", ELSEWHERE.reason)
+    assert (items[GORGE].action.word, items[GORGE].reason) == ("blocked", ELSEWHERE.reason)
 
 
 class HeldBack:

@@ -202,10 +202,20 @@ def test_a_missing_output_hashes_no_reference(story: Story) -> None:
     assert story.hasher.asked == ["s/sheet.png"]
     story.hasher.asked.clear()
     story.path(IMAGE).unlink()
+    del story.records.rows[IMAGE]  # never built: nothing to compare its inputs with
     story.gatherer.refresh()
     assert story.status(IMAGE) == Status(Reason.MISSING)
     assert story.gatherer.facts(IMAGE).inputs is None
     assert story.hasher.asked == []
+
+
+def test_a_recorded_file_that_is_missing_is_compared_with_the_manifest(story: Story) -> None:
+    """Restore it (free) only while its record still fits: a stale one is rebuilt like any stale target."""
+    story.touch(SHEET)
+    story.path(IMAGE).unlink()
+    story.gatherer.refresh()
+    assert story.status(IMAGE).why is Reason.LOST  # no copy kept in these fakes: blocked, never paid on its own
+    assert story.gatherer.facts(IMAGE).inputs is not None and "s/sheet.png" in story.hasher.asked
 
 
 def test_an_operation_in_flight_needs_no_inputs(story: Story, provenance_reads: list[str]) -> None:
@@ -245,7 +255,7 @@ def test_a_claim_that_does_not_hold_is_no_reason_to_wait(story: Story, owner: st
     owner = owner_name(f"{HOST}:/work/other-project", dead_pid()) if owner == "dead here" else me()
     story.claims.hold_for(IMAGE, owner)
     story.path(IMAGE).unlink()
-    assert story.status(IMAGE) == Status(Reason.MISSING)
+    assert story.status(IMAGE).why is Reason.LOST  # its own reason, not the claim's
     assert story.gatherer.held_claim(IMAGE) is None
 
 
@@ -268,7 +278,7 @@ def test_claims_are_read_once_per_story_until_refreshed(story: Story) -> None:
     assert [story.status(t).why for t in (IMAGE, VIDEO)] == [Reason.CLAIMED, Reason.CLAIMED]
     assert story.claims.calls == {"unexpired": 1}
     story.gatherer.forget_claim(IMAGE)  # this worker now holds it, or waited for it to end
-    assert story.status(IMAGE) == Status(Reason.MISSING)
+    assert story.status(IMAGE).why is Reason.LOST
     assert story.status(VIDEO).why is Reason.CLAIMED
     assert story.claims.calls == {"unexpired": 1}
     story.gatherer.refresh()
@@ -364,7 +374,8 @@ def test_a_file_whose_mtime_changed_is_hashed_again(story: Story) -> None:
     story.touch(IMAGE)
     assert story.gatherer.file_hash("s/image.png") == hashlib.sha256(b"bytes of image:scenelet-1_X").hexdigest()
     assert story.hasher.asked == ["s/image.png"]
-    assert story.status(IMAGE) == Status(Reason.OUTPUT_CHANGED)
+    # other bytes that are no image: damaged, and no copy is kept in these fakes
+    assert story.status(IMAGE).why is Reason.LOST and story.status(IMAGE).detail["state"].startswith("damaged (")
 
 
 def test_a_file_without_a_producer_is_hashed(story: Story) -> None:
@@ -413,7 +424,7 @@ def test_a_download_made_before_its_references_needs_none_of_them(story: Story) 
 
 # -- who asks ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("built_by", "why"), [("box-b:/home/ann/project", Reason.BUILT_ELSEWHERE),
-                                              (HERE, Reason.MISSING)])
+                                              (HERE, Reason.LOST)])
 def test_a_record_of_another_checkout_without_its_file_is_built_elsewhere(story: Story, built_by: str,
                                                                           why: Reason) -> None:
     story.records.rows[IMAGE] = story.record(IMAGE, built_by=built_by)
