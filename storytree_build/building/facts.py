@@ -5,8 +5,9 @@
     not current            another worker's live claim (a no-op build never reads the claims)
     a file or a record     the current inputs (hashes of the reference files: a reference that will be restored
                            counts with its recorded hash), unless a job is pending
-    a file, no record      what the file says about itself (PNG provenance) and whether the story database points
-                           at it (this loads the story: asked for unrecorded files only)
+    a file, no record      whether it is a valid file of its kind (decoded), then what it says about itself (PNG
+                           provenance) and whether the story database points at it (this loads the story: asked for
+                           unrecorded files only)
     other bytes than       whether the file is a valid file of its kind (decoded: asked only when its hash differs
     recorded, or none      from the record) and whether the recorded object is in the local store
 
@@ -57,7 +58,8 @@ class FactGatherer:
                  hasher: FileHasher | None = None, asker: Asker = Asker(),
                  points_here: Callable[[Target], bool] = lambda target: False,
                  rejections: Callable[[], dict[str, Rejection]] = dict,
-                 object_local: Callable[[str], bool] = lambda sha256: False):
+                 object_local: Callable[[str], bool] = lambda sha256: False,
+                 flaw: Callable[[Path], str] | None = None):
         self.manifest = manifest
         self.assets_root = assets_root
         self.state = state
@@ -67,6 +69,7 @@ class FactGatherer:
         self._points_here = points_here  # reads the story database: asked only for unrecorded files
         self._rejections = rejections  # task → the latest rejection (read once per read of the reviews)
         self._object_local = object_local  # sha256 → is that object in the local store (a stat)
+        self._flaw = flaw or self._content_flaw  # a file → why it is not a valid file of its kind ('' when it is)
         self._by_task = manifest.by_task()
         self._by_output = {t.output: t.task for t in manifest.targets}
         self._records: dict[str, Record] | None = None
@@ -138,7 +141,10 @@ class FactGatherer:
 
     def damaged(self, rel: str) -> str:
         """Why the file at `rel` is not a valid file of its kind ('' when it is)."""
-        verdict = check(self.assets_root / rel, inside=self.assets_root)
+        return self._flaw(self.assets_root / rel)
+
+    def _content_flaw(self, path: Path) -> str:
+        verdict = check(path, inside=self.assets_root)
         return "" if verdict.ok else verdict.why
 
     def reference_hash(self, rel: str, overlay: dict[str, str] | None = None) -> str | None:
@@ -181,8 +187,10 @@ class FactGatherer:
             unknown = unknown_reference_paths(record.inputs) if record is not None else frozenset()
             inputs = self.current_inputs(target, unknown_ok=unknown)
         if operation is None and record is None and output is not None:
-            provenance = read_provenance(self.assets_root / target.output)
-            points_here = self.asker.adopt_existing and self._points_here(target)
+            damaged = self.damaged(target.output)
+            if not damaged:
+                provenance = read_provenance(self.assets_root / target.output)
+                points_here = self.asker.adopt_existing and self._points_here(target)
         if operation is None and record is not None and output != record.output_sha256:
             damaged = self.damaged(target.output) if output is not None else ""
             if output is None or damaged:

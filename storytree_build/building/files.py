@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.manifest import Target
-from ..core.errors import ProviderError
+from ..core.errors import EnvironmentFault, ProviderError
 
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
@@ -87,6 +88,19 @@ def verify_mp4(path: Path, task: str) -> None:
     if len(head) < 12 or head[4:8] != b"ftyp":
         size = path.stat().st_size
         raise ProviderError(f"{task}: the downloaded video is not an MP4 ({size} bytes, no ftyp box); nothing was saved.")
+
+
+def inside(root: Path, rel: str) -> Path:
+    """`root / rel`, refused (EnvironmentFault, before anything is written) when a symbolic link in the folders on the
+    way leads out of `root`: a build never writes, parks or restores a file outside the asset folder."""
+    path = root / rel
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(path.parent)
+    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
+        raise EnvironmentFault(
+            f"refusing to write {rel}: the folder {path.parent} leads out of the asset folder (a symbolic link to "
+            f"{real_parent}); replace the link with a real folder and build again. Nothing was written.")
+    return path
 
 
 def remove_leftovers(output: Path) -> None:

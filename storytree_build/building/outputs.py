@@ -22,7 +22,7 @@ from ..files.atomic import replacing, write_bytes_atomic
 from ..files.content import check
 from ..store.build_state import Record, RecordsPort, Version, utc_now, utc_now_precise
 from .facts import FactGatherer
-from .files import to_png_with_provenance, verify_mp4
+from .files import inside, to_png_with_provenance, verify_mp4
 from .space import describe
 from .vault import Restored, Vault
 
@@ -46,7 +46,7 @@ class Outputs:
         self._verdict = verdicts  # (task, sha256) → the review verdict that holds for that file ('' when none)
 
     def path(self, target: Target) -> Path:
-        return self.assets_root / target.output
+        return inside(self.assets_root, target.output)
 
     # -- new files --------------------------------------------------------------------------------------------
     def write_image(self, target: Target, data: bytes, signature: str) -> Placed:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.manifest import Target
 from ..core.errors import InputError, StorytreeError
-from ..files.mime import reference_image_type
+from ..files.content import check
+from ..files.mime import REFERENCE_IMAGE_TYPES
+from .files import inside
 from ..providers.base import ImageRequest, ReferenceImage, VideoRequest
 
 if TYPE_CHECKING:  # the prompt machinery (jinja2) is imported when a prompt is rendered, never on a no-op build
@@ -75,17 +77,22 @@ class RequestFactory:
                           f"{path.relative_to(self.root)} (built by `doit {ref.task}`).")
 
     def references(self, target: Target) -> tuple[ReferenceImage, ...]:
+        """Every reference image, read only after the file is checked: a regular file inside the asset folder (a link
+        only when it resolves inside it), decoded completely, its type taken from its content — never a planted or
+        broken file sent to a paid model."""
         loaded = []
         for ref in target.references:
-            path = self.assets_root / ref.path
-            mime = reference_image_type(path)
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                raise self.missing_reference(target, ref) from None
-            if not data or mime is None:
-                raise InputError(f"{target.task}: reference image {path} is empty or not PNG/JPEG/WebP.")
-            loaded.append(ReferenceImage(ref.kind, ref.id, ref.path, mime, data))
+            path = inside(self.assets_root, ref.path)
+            verdict = check(path, "image", inside=self.assets_root)
+            if verdict.why == "missing":
+                raise self.missing_reference(target, ref)
+            if not verdict.ok or verdict.media_type not in REFERENCE_IMAGE_TYPES:
+                raise InputError(f"{target.task}: the reference image for {ref.kind} {ref.id} at "
+                                 f"{path.relative_to(self.root)} is {verdict.why or 'not PNG, JPEG or WebP'}; it is "
+                                 f"not sent and nothing is paid. Build it again (`doit -a {ref.task}`) or put the "
+                                 "right file back.")
+            data = path.read_bytes()
+            loaded.append(ReferenceImage(ref.kind, ref.id, ref.path, verdict.media_type or "image/png", data))
         if self.verbose and target.kind == "key_frame" and loaded:
             print_reference_log(target, loaded)
         return tuple(loaded)

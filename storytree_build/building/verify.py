@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core import naming
 from ..core.manifest import DbLocation, Manifest
+from ..core.status import Reason
 from ..core.story import StorySnapshot
 from ..store.build_state import OperationsPort
 from .facts import FactGatherer
@@ -55,8 +56,8 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, ope
                 elsewhere.append(f"{where}: {status.reason}.")
                 continue
             if rec is not None:
-                report.problems.append(f"{where}: recorded as built but the file is missing; the next build "
-                                       "regenerates it (check the dry-run first).")
+                report.problems.append(f"{where}: recorded as built but the file is missing; " + (
+                    "the next build restores it (no cost)." if status.restorable else status.reason + "."))
             for loc in target.db:
                 value = naming.from_stored(stored_value(snapshot, loc))
                 if value == target.output:
@@ -64,11 +65,21 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, ope
             continue
         if rec is None:
             status = facts.status(target.task)
+            if status.why is Reason.INVALID_FILE:
+                report.problems.append(f"{where}: {status.reason}; it is never adopted or sent to a model.")
+                continue
             report.notes.append(f"{where}: a file exists but has no record; " + (
                 "the next build adopts it (no cost)." if status.adoptable else "the next build would replace it."))
             continue
         if rec.output_sha256 != digest:
-            report.problems.append(f"{where}: the file changed since it was recorded; the next build regenerates it.")
+            flaw = facts.damaged(target.output)
+            if flaw:
+                status = facts.status(target.task)
+                report.problems.append(f"{where}: the file is damaged ({flaw}); " + (
+                    "the next build restores it (no cost)." if status.restorable else status.reason + "."))
+            else:
+                report.notes.append(f"{where}: edited by hand since it was recorded; the next build keeps it as a "
+                                    "new version (no cost) and what uses it goes out of date.")
             continue
         status = facts.status(target.task)
         if not status.current and not status.publish_only:

@@ -32,6 +32,7 @@ class Reason(Enum):
     BUILT_ELSEWHERE = ("built elsewhere by {built_by} at {built_at} and not on this build's remote yet: run "
                        "`storytree push` there, or force a rebuild here with -a")
     UNRECORDED = "no record (an existing file would be replaced)"
+    INVALID_FILE = "present but not a valid file ({why}): will be rebuilt"
     REFERENCES_NOT_BUILT = "references not built yet"
     INPUTS_CHANGED = "{difference}"
     PUBLISH_ONLY = "built but path not yet written to the story database (no cost)"
@@ -316,7 +317,10 @@ def _gone(facts: TargetFacts, record: RecordFacts, state: str) -> Status:
 
 def _unrecorded(facts: TargetFacts) -> Status:
     """A file without a record: made by storytree and only its record lost (its provenance matches), made by the
-    original system or by hand (adopted when the database points at it), or unknown (replaced)."""
+    original system or by hand (adopted when the database points at it), or unknown (replaced). One that is not a
+    valid file of its kind (empty, truncated, another format, a link out of the asset folder) is never adopted."""
+    if facts.damaged:
+        return Status(Reason.INVALID_FILE, {"why": facts.damaged})
     carried = facts.provenance
     if carried.get("storytree:task") == facts.task:
         inputs = facts.inputs

@@ -48,7 +48,7 @@ class DryRun(DoitCmdBase):
         if not selection:
             sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
             return ExitCode.FAILED
-        moves = session.renamer.planned()
+        moves, journal_set_aside = session.renamer.preview()
         try:
             plan = plan_selection(session, self.task_list, selection, always=always)
             checked = check_plan(session, plan)
@@ -71,9 +71,13 @@ class DryRun(DoitCmdBase):
                              "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
                              "interactive_total": modes[0], "batch_total": modes[1]},
                 "renames": [m.__dict__ for m in moves],
+                "rename_journal_set_aside": journal_set_aside,
                 "problems": checked.problems,
             }, indent=2) + "\n")
         else:
+            if journal_set_aside:
+                self.outstream.write(f"J the rename journal of an interrupted build will be set aside: {journal_set_aside}; "
+                                     "nothing in it is moved\n")
             for move in moves:
                 self.outstream.write(f"M {move.new_task}  [renamed from {move.old_task}: scenelet labels shifted; "
                                      "no cost]\n")

@@ -60,6 +60,12 @@ class CountingHasher(FileHasher):
         return super().sha256(path, stat)
 
 
+def fake_flaw(path: Path) -> str:
+    """The content check, for these fakes: their files are `bytes of <task>` (or real PNGs)."""
+    data = path.read_bytes()
+    return "" if data.startswith((b"bytes of ", b"\x89PNG")) else "not an image"
+
+
 @dataclass
 class Story:
     """A built story of three targets (a sheet, a key frame using it, a video using both) on real files, its build
@@ -85,7 +91,8 @@ class Story:
         manifest = Manifest(story_id=STORY, display_name="Story", targets=list(self.targets.values()))
         state = StoryState(self.records, self.operations, self.claims)
         return FactGatherer(manifest, self.root, state, PROVIDER, hasher=self.hasher, asker=asker or self.asker,
-                            points_here=asked, rejections=lambda: self.rejected)
+                            points_here=asked, rejections=lambda: self.rejected,
+                            flaw=fake_flaw)
 
     @property
     def records(self) -> MemoryRecords:
@@ -374,8 +381,11 @@ def test_a_file_whose_mtime_changed_is_hashed_again(story: Story) -> None:
     story.touch(IMAGE)
     assert story.gatherer.file_hash("s/image.png") == hashlib.sha256(b"bytes of image:scenelet-1_X").hexdigest()
     assert story.hasher.asked == ["s/image.png"]
-    # other bytes that are no image: damaged, and no copy is kept in these fakes
-    assert story.status(IMAGE).why is Reason.LOST and story.status(IMAGE).detail["state"].startswith("damaged (")
+    assert story.status(IMAGE).why is Reason.EDITED  # other valid bytes: a hand edit
+    story.write(IMAGE, b"garbage")
+    story.gatherer.refresh()
+    # bytes that are no file of its kind: damaged, and no copy is kept in these fakes
+    assert story.status(IMAGE).why is Reason.LOST and story.status(IMAGE).detail["state"] == "damaged (not an image)"
 
 
 def test_a_file_without_a_producer_is_hashed(story: Story) -> None:
