@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
-from storytree_build.store.build_state import Claim, Operation, Record, utc_in, utc_now
+from storytree_build.store.build_state import Claim, Operation, Record, Version, utc_in, utc_now
 
 
 class _Counted:
@@ -34,10 +35,41 @@ class _Counted:
         return item
 
 
-class MemoryRecords(_Counted):
+class MemoryVersions(_Counted):
     def __init__(self, story_id: str) -> None:
         super().__init__(story_id)
+        self.rows: dict[tuple[str, int], Version] = {}
+
+    def keep(self, version: Version) -> None:
+        self.rows.setdefault((version.task, version.version), version)
+
+    def mark_pushed(self, shas: list[str], remote: str) -> None:
+        for key, version in list(self.rows.items()):
+            if version.output_sha256 in shas:
+                self.rows[key] = replace(version, record=replace(version.record, pushed_to=remote))
+
+    def all(self, task: str | None = None) -> list[Version]:
+        self._call("all")
+        return sorted((v for v in self.rows.values() if task is None or v.task == task),
+                      key=lambda v: (v.task, -v.version))
+
+    def delete(self, task: str, versions: list[int]) -> None:
+        self._call("delete")
+        for number in versions:
+            self.rows.pop((task, number), None)
+
+    def import_missing(self, versions: list[Version]) -> None:
+        self._call("import_missing")
+        for version in versions:
+            self._own(version.record)
+            self.keep(version)
+
+
+class MemoryRecords(_Counted):
+    def __init__(self, story_id: str, versions: MemoryVersions) -> None:
+        super().__init__(story_id)
         self.rows: dict[str, Record] = {}
+        self.versions = versions
 
     def all(self) -> dict[str, Record]:
         self._call("all")
@@ -47,9 +79,19 @@ class MemoryRecords(_Counted):
         self._call("get")
         return self.rows.get(task)
 
-    def put(self, record: Record) -> None:
+    def put(self, record: Record, replaced: Version | None = None) -> None:
         self._call("put")
+        if replaced is not None:
+            self._own(replaced.record)
+            self.versions.keep(replaced)
         self.rows[record.task] = self._own(record)
+
+    def mark_pushed(self, shas: list[str], remote: str) -> None:
+        self._call("mark_pushed")
+        for task, record in list(self.rows.items()):
+            if record.output_sha256 in shas:
+                self.rows[task] = replace(record, pushed_to=remote)
+        self.versions.mark_pushed(shas, remote)
 
     def mark_published(self, task: str) -> None:
         self._call("mark_published")
@@ -154,11 +196,15 @@ class MemoryBuildState:
 
     def __init__(self) -> None:
         self._records: dict[str, MemoryRecords] = {}
+        self._versions: dict[str, MemoryVersions] = {}
         self._operations: dict[str, MemoryOperations] = {}
         self._claims: dict[str, MemoryClaims] = {}
 
     def records(self, story_id: str) -> MemoryRecords:
-        return self._records.setdefault(story_id, MemoryRecords(story_id))
+        return self._records.setdefault(story_id, MemoryRecords(story_id, self.versions(story_id)))
+
+    def versions(self, story_id: str) -> MemoryVersions:
+        return self._versions.setdefault(story_id, MemoryVersions(story_id))
 
     def operations(self, story_id: str) -> MemoryOperations:
         return self._operations.setdefault(story_id, MemoryOperations(story_id))
