@@ -19,25 +19,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ContextManager
 
-from .building.batches import BatchFlow, BatchLimits
-from .building.builder import Builder
 from .building.claims import Claims, Lease
 from .building.facts import Asker, FactGatherer, StoryState
 from .building.files import TargetLocks
 from .building.outputs import Outputs
-from .building.paid_images import PaidImages
-from .building.parts import BuildParts, Pricing
-from .building.recovery import Recovery
 from .building.renames import Renamer
 from .building.requests import RequestFactory
 from .building.space import SpaceGuard
 from .building.spend import Budget, SpendGate
 from .building.summary import RunSummary
-from .building.verify import stored_value
 from .building.vault import Vault
-from .building.videos import VideoFlow, VideoTiming
 from .core import naming
 from .core.claim_liveness import owner_name
+from .core.pricing import Pricing
 from .core.errors import InputError
 from .core.hashing import FileHasher
 from .core.lazy import Lazy
@@ -52,6 +46,9 @@ from .store import open_build_state, open_store
 from .store.build_state import BuildState, read_legacy_records
 
 if TYPE_CHECKING:
+    from .building.batches import BatchFlow
+    from .building.builder import Builder
+    from .building.videos import VideoFlow
     from .objects.local import LocalObjects
     from .objects.remote import Remote
     from .core.prompts import PromptRenderer
@@ -70,6 +67,15 @@ def remote_display(url: str) -> str:
     from .objects.faults import redact_url
 
     return redact_url(url)
+
+
+@dataclass(frozen=True)
+class Paying:
+    """What pays for targets, made together on first need."""
+
+    builder: Builder
+    video_flow: VideoFlow
+    batch_flow: BatchFlow
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,6 @@ class Session:
 
     def __init__(self, workspace: Workspace, manifest: Manifest, provider_name: str | None = None, *,
                  link_task: str | None = None, owns_workspace: bool = False, images: Any = None, videos: Any = None):
-        from .providers.registry import make_batches, make_images, make_videos
-
         settings = self.settings = workspace.settings
         self.workspace = workspace
         self.owns_workspace = owns_workspace  # closed with the session (Session.open)
@@ -227,9 +231,11 @@ class Session:
                              Lease(settings.build.claim_lease_seconds, settings.build.claim_poll_seconds))
         # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
         self.limiter = Lazy(lambda: _open_limiter(settings))
-        self.images = Lazy(lambda: images if images is not None else make_images(settings, provider, self.limiter()))
-        self.videos = Lazy(lambda: videos if videos is not None else make_videos(settings, provider, self.limiter()))
-        self.batches = Lazy(lambda: make_batches(settings, provider, self.limiter()))
+        self.images = Lazy(lambda: images if images is not None else _registry().make_images(
+            settings, provider, self.limiter()))
+        self.videos = Lazy(lambda: videos if videos is not None else _registry().make_videos(
+            settings, provider, self.limiter()))
+        self.batches = Lazy(lambda: _registry().make_batches(settings, provider, self.limiter()))
         self.view = Lazy(self._load_view)
         self.renderer = Lazy(workspace.renderer)
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
@@ -238,21 +244,53 @@ class Session:
                                checkout=self.checkout, verdicts=self.verdict_of)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.pricing = Pricing(settings.prices, provider, settings.generation.batch)
+        self.targets = manifest.by_task()
+        # The builder and the video and batch flows are made on the first target that may be paid for: a no-op build
+        # never imports them.
+        self._paying: Lazy[Paying] = Lazy(self._make_paying)
+        self.renamer = Renamer(manifest, self.facts, self.outputs, settings.state_dir)
+
+    def _make_paying(self) -> Paying:
+        from .building.batches import BatchFlow, BatchLimits
+        from .building.builder import Builder
+        from .building.paid_images import PaidImages
+        from .building.parts import BuildParts
+        from .building.recovery import Recovery
+        from .building.videos import VideoFlow, VideoTiming
+
+        settings, story_id, generation = self.settings, self.story_id, self.settings.generation
         recovery = Recovery(settings.recovery_dir / story_id)
-        parts = BuildParts(story_id=story_id, provider=provider, targets=manifest.by_task(), facts=self.facts, requests=self.requests, outputs=self.outputs,
-                           operations=self.operations, spend=self.gate, pricing=self.pricing, room_for=self.room_for, claims=self.claims, summary=self.summary,
+        parts = BuildParts(story_id=story_id, provider=self.provider_name, targets=self.targets, facts=self.facts,
+                           requests=self.requests, outputs=self.outputs, operations=self.operations, spend=self.gate,
+                           pricing=self.pricing, room_for=self.room_for, claims=self.claims, summary=self.summary,
                            recovery=recovery)
         paid_images = PaidImages(self.outputs, recovery, self.room_for)
-        generation = settings.generation
-        self.video_flow = VideoFlow(parts, self.videos, VideoTiming(
+        video_flow = VideoFlow(parts, self.videos, VideoTiming(
             settings.video_poll_interval_seconds, settings.video_poll_deadline_seconds,
             settings.video_retention_hours), self.review_gate)
-        self.batch_flow = BatchFlow(parts, self.batches, BatchLimits(
+        batch_flow = BatchFlow(parts, self.batches, BatchLimits(
             generation.batch, generation.batch_max_requests, generation.batch_wait_minutes * 60,
             generation.batch_poll_seconds), paid_images, self._asset_size)
-        self.builder = Builder(parts, self.images, self.video_flow, self.batch_flow, paid_images,
-                               TargetLocks(settings.locks_dir / story_id))
-        self.renamer = Renamer(manifest, self.facts, self.outputs, settings.state_dir)
+        builder = Builder(parts, self.images, video_flow, batch_flow, paid_images,
+                          TargetLocks(settings.locks_dir / story_id))
+        return Paying(builder, video_flow, batch_flow)
+
+    @property
+    def builder(self) -> Builder:
+        return self._paying().builder
+
+    @property
+    def batch_flow(self) -> BatchFlow:
+        return self._paying().batch_flow
+
+    def batch_collected(self) -> set[str]:
+        """Targets built from batch jobs in this run (none when nothing was paid for)."""
+        made = self._paying.peek()
+        return made.batch_flow.collected if made is not None else set()
+
+    def batch_jobs_pending(self) -> dict[str, list[str]]:
+        made = self._paying.peek()
+        return made.batch_flow.jobs if made is not None else {}
 
     @classmethod
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None, *,
@@ -276,7 +314,7 @@ class Session:
             story_fingerprint=lambda: self.workspace.store().fingerprint(self.story_id))
 
     def target(self, task: str) -> Target:
-        return self.builder.targets[task]
+        return self.targets[task]
 
     def room_for(self, target: Target) -> ContextManager[None]:
         """Writable asset and state folders and free space for the target's result (see building/space.py)."""
@@ -290,7 +328,7 @@ class Session:
             return 0
 
     def _file_hash_of(self, task: str) -> str | None:
-        target = self.builder.targets.get(task)
+        target = self.targets.get(task)
         return self.facts.file_hash(target.output) if target is not None else None
 
     def verdict_of(self, task: str, sha256: str) -> str:
@@ -300,6 +338,8 @@ class Session:
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""
+        from .building.verify import stored_value
+
         snapshot = self.view().snapshot
         return any(naming.from_stored(stored_value(snapshot, loc)) == target.output for loc in target.db)
 
@@ -313,6 +353,13 @@ class Session:
                 made.close()
         if self.owns_workspace:
             self.workspace.close()
+
+
+def _registry() -> Any:
+    """The provider registry, imported when a provider is first made (never on a no-op build)."""
+    from .providers import registry
+
+    return registry
 
 
 def _open_limiter(settings: Settings) -> Any:  # providers.rate_limit.RateLimiter

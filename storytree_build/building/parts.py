@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import ContextManager
 
 from ..core.manifest import Target
-from ..core.pricing import PriceTable, estimate
+from ..core.pricing import Pricing
 from ..store.build_state import OperationsPort
 from .claims import Claims
 from .facts import FactGatherer
@@ -17,24 +17,6 @@ from .recovery import Recovery
 from .requests import RequestFactory
 from .spend import SpendGate
 from .summary import RunSummary
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """What building a target costs in this run: images at the batch price in batch mode."""
-
-    prices: PriceTable
-    provider: str
-    batch_mode: bool = False
-
-    def cost(self, target: Target) -> float | None:
-        return estimate(target, self.prices, self.provider, self.batch_mode)
-
-    def interactive_cost(self, target: Target) -> float | None:
-        return estimate(target, self.prices, self.provider)
-
-    def batch_cost(self, target: Target) -> float | None:
-        return estimate(target, self.prices, self.provider, batch=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,9 @@ from ..core.errors import InputError, StorytreeError
 from ..files.content import check
 from ..files.mime import REFERENCE_IMAGE_TYPES
 from .files import inside
-from ..providers.base import ImageRequest, ReferenceImage, VideoRequest
 
-if TYPE_CHECKING:  # the prompt machinery (jinja2) is imported when a prompt is rendered, never on a no-op build
+if TYPE_CHECKING:
+    from ..providers.base import ImageRequest, ReferenceImage, VideoRequest  # the prompt machinery (jinja2) is imported when a prompt is rendered, never on a no-op build
     from ..core.prompts import PromptRenderer
     from ..core.story import StoryView
 
@@ -80,6 +80,8 @@ class RequestFactory:
         """Every reference image, read only after the file is checked: a regular file inside the asset folder (a link
         only when it resolves inside it), decoded completely, its type taken from its content — never a planted or
         broken file sent to a paid model."""
+        from ..providers.base import ReferenceImage
+
         loaded = []
         for ref in target.references:
             path = inside(self.assets_root, ref.path)
@@ -98,6 +100,8 @@ class RequestFactory:
         return tuple(loaded)
 
     def image(self, target: Target) -> ImageRequest:
+        from ..providers.base import ImageRequest
+
         user, system = self.render(target)
         return ImageRequest(
             task=target.task, model=target.model, prompt=user, prompt_sha256=target.prompt_sha256,
@@ -106,6 +110,8 @@ class RequestFactory:
             kind=target.kind)
 
     def video(self, target: Target) -> VideoRequest:
+        from ..providers.base import VideoRequest
+
         user, _ = self.render(target)
         return VideoRequest(task=target.task, model=target.model, prompt=user, prompt_sha256=target.prompt_sha256,
                             references=self.references(target), config=target.config)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from ..core.plan import Plan
 from ..core.errors import BudgetExceeded, QuotaExhausted
+
+if TYPE_CHECKING:
+    from ..core.plan import Plan
 
 
 class Budget:

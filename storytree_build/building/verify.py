@@ -7,15 +7,17 @@ Never calls a provider. The only repair is writing a recorded asset's path into 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import naming
 from ..core.manifest import DbLocation, Manifest
 from ..core.status import Reason
-from ..core.story import StorySnapshot
 from ..store.build_state import OperationsPort
 from .facts import FactGatherer
 from .outputs import Outputs
+
+if TYPE_CHECKING:
+    from ..core.story import StorySnapshot
 
 
 @dataclass

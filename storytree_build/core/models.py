@@ -306,8 +306,7 @@ class StoryboardPayload(BaseModel):
 
 # --- table rows -------------------------------------------------------------------------------
 
-DOCUMENT_COLUMNS = ("story_constitution", "visual_design_document", "audio_design_document", "visual_reference_package")
-SHOT_PATH_COLUMNS = ("key_frame_image_path", "audio_file_path", "video_file_path")
+from .columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS  # noqa: E402 - re-exported: the tables' column names
 
 
 class StoryRow(BaseModel):

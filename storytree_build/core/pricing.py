@@ -6,6 +6,7 @@ vary by size). Caps are enforced on these estimates before anything is spent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,3 +69,21 @@ def describe_units(units: dict[str, Any]) -> str:
     if "video_seconds" in units:
         return f"{units['video_seconds']} s video ({units.get('resolution')})"
     return str(units)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What building a target costs in this run: images at the batch price in batch mode."""
+
+    prices: PriceTable
+    provider: str
+    batch_mode: bool = False
+
+    def cost(self, target: Target) -> float | None:
+        return estimate(target, self.prices, self.provider, self.batch_mode)
+
+    def interactive_cost(self, target: Target) -> float | None:
+        return estimate(target, self.prices, self.provider)
+
+    def batch_cost(self, target: Target) -> float | None:
+        return estimate(target, self.prices, self.provider, batch=True)

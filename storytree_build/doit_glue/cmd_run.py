@@ -60,9 +60,10 @@ class Run(DoitRun):
         """Batch mode: the selection's out-of-date images go into batch jobs before doit runs the rest; any mode:
         jobs recorded earlier are collected first (an image in a job is never paid for again)."""
         batch_mode = session.settings.generation.batch
-        if not batch_mode and not session.batch_flow.recorded_jobs():
+        if not batch_mode and not any(op.operation and op.operation.startswith("batches/")
+                                      for op in session.facts.operations().values()):
             return
-        targets = session.builder.targets
+        targets = session.targets
         chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
         try:
             session.batch_flow.run(chosen, submit=batch_mode, forced=session.run_options.forced)

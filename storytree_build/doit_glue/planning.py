@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 def forced_targets(session: "Session", tasks: Iterable[Task], selection: list[str]) -> set[str]:
     """What `doit -a SELECTION` forces: the targets it names (directly, by group, glob or output path), never the
     references they merely depend on."""
-    return set(named(tasks, selection)) & set(session.builder.targets)
+    return set(named(tasks, selection)) & set(session.targets)
 
 
 def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[str], single: bool = False,
                    always: bool = False) -> Plan:
     tasks = list(tasks)
-    targets = session.builder.targets
+    targets = session.targets
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
     entries = ((targets[n], session.facts.status(n)) for n in names)

@@ -34,7 +34,7 @@ class SummaryReporter(ConsoleReporter):
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions and naming.split_task(task.name)[0] in naming.ASSET_STAGES:  # assets only, not the page
-            counted = self.session.batch_flow.collected | self.session.summary.tasks("kept") if self.session else set()
+            counted = self.session.batch_collected() | self.session.summary.tasks("kept") if self.session else set()
             if task.name not in counted:  # counted as built (batch) or as kept
                 self.skipped += 1
 
@@ -57,7 +57,7 @@ class SummaryReporter(ConsoleReporter):
             self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
                        f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
                        + f" (`storytree review list {session.story_id}`)\n")
-        pending = session.batch_flow.jobs
+        pending = session.batch_jobs_pending()
         if pending:
             self.write(f"storytree: {len(pending)} batch job(s) still running with "
                        f"{sum(len(t) for t in pending.values())} image(s): {', '.join(sorted(pending))}; run the same "

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..building.facts import FactGatherer
 from ..core.manifest import Manifest, Target
-from ..core.story import StoryView
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..core.story import StoryView
 
 
 @dataclass(frozen=True, kw_only=True)

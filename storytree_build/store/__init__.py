@@ -8,12 +8,16 @@ import os
 import sqlite3
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING, Any
+
 from ..files.atomic import private_folder
-from ..core.story import StorySnapshot
 from ..core.errors import ConfigError
 from .ports import JsonPath, StoryStore
 from .build_state import BuildState, ClaimsPort, OperationsPort, RecordsPort
-from .sqlite_stories import SqliteStoryStore
+
+if TYPE_CHECKING:
+    from ..core.story import StorySnapshot
+    from .sqlite_stories import SqliteStoryStore
 
 __all__ = ["BuildState", "ClaimsPort", "JsonPath", "OperationsPort", "RecordsPort", "SqliteStoryStore", "StorySnapshot",
            "StoryStore", "open_build_state", "open_store"]
@@ -21,8 +25,23 @@ __all__ = ["BuildState", "ClaimsPort", "JsonPath", "OperationsPort", "RecordsPor
 log = logging.getLogger("storytree")
 
 
+def __getattr__(name: str) -> Any:
+    """`SqliteStoryStore` and `StorySnapshot` on first use: a no-op build opens the build state, not the story."""
+    if name == "SqliteStoryStore":
+        from .sqlite_stories import SqliteStoryStore
+
+        return SqliteStoryStore
+    if name == "StorySnapshot":
+        from ..core.story import StorySnapshot
+
+        return StorySnapshot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported lazily to keep layers one-way
     if settings.store == "sqlite":
+        from .sqlite_stories import SqliteStoryStore
+
         move_legacy_database(settings)
         return SqliteStoryStore(settings.db_path)
     if settings.store == "supabase":

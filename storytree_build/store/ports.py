@@ -6,10 +6,12 @@ whole document back, so concurrent writers cannot lose each other's updates.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
-from ..core.story import StorySnapshot
+from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+
+if TYPE_CHECKING:
+    from ..core.story import StorySnapshot
 
 JsonPath = list[str | int]
 

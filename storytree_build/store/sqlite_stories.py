@@ -16,14 +16,17 @@ import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 from ..files.atomic import private_folder
 from ..core.errors import InputError, StoreError
-from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
-from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
+
+if TYPE_CHECKING:
+    from ..core.story import StorySnapshot
+from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, check_document_column,
                    check_shot_column, keep_asset_paths)
 
 STORY_JSON = set(DOCUMENT_COLUMNS)
@@ -81,6 +84,8 @@ class SqliteStoryStore:
         return [r[0] for r in self._conn().execute("select id from stories order by created_at, id")]
 
     def load_story(self, story_id: str) -> StorySnapshot:
+        from ..core.story import StorySnapshot  # the document models: not needed by a no-op build
+
         conn = self._conn()
         conn.execute("begin")  # one consistent read snapshot across the three tables
         try:
