@@ -33,8 +33,8 @@ from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
 
 from ..core.errors import ConfigError, InputError, StoreError
-from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, StorySnapshot, check_document_column,
-                   check_shot_column)
+from ..core.story import StorySnapshot
+from .ports import SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, check_document_column, check_shot_column
 
 log = logging.getLogger(__name__)
 
