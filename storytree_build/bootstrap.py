@@ -17,6 +17,7 @@ import os
 import socket
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from .building.batches import BatchFlow, BatchLimits
@@ -53,6 +54,7 @@ from .store.build_state import BuildState, read_legacy_records
 if TYPE_CHECKING:
     from .core.prompts import PromptRenderer
     from .core.story import StoryView
+    from .providers.rate_limit import RateLimiter
     from .review.desk import ReviewDesk
     from .review.web_api import ReviewApi
     from .store.ports import StoryStore
@@ -85,7 +87,7 @@ class Workspace:
         return state
 
     # -- manifests ------------------------------------------------------------------------------------------
-    def manifest_path(self, story_id: str):  # noqa: ANN201 - Path
+    def manifest_path(self, story_id: str) -> Path:
         return manifest_path(self.settings.manifests_dir, story_id)
 
     def load_manifest(self, story_id: str) -> Manifest:
@@ -282,7 +284,7 @@ class Session:
             self.workspace.close()
 
 
-def _open_limiter(settings: Settings) -> Any:  # providers.rate_limit.RateLimiter
+def _open_limiter(settings: Settings) -> RateLimiter:
     from .providers.rate_limit import RateLimiter
 
     return RateLimiter.from_settings(settings)

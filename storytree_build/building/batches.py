@@ -264,6 +264,7 @@ class BatchFlow:
                     self.paid_images.write(target, item.result.data, op.signature)
                     inputs = self.facts.current_inputs(target) or self.facts.current_inputs(
                         target, unknown_ok=frozenset(r.path for r in target.references))
+                    assert inputs is not None  # with every reference allowed to be unknown
                     self.summary.add(self.paid_images.finish(target, inputs, op.signature, "built", detail=f"batch {name}"))
                     self.collected.add(task)
                 except StorytreeError as exc:  # a failed write keeps the paid image in the recovery folder

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import StoreError
 from ..files.atomic import replacing, write_bytes_atomic
 from ..core.manifest import Target
 from ..core.status import identity_of, signature_of
@@ -64,8 +65,11 @@ class Outputs:
         for location in target.db:
             if location.path is not None:
                 store.set_document_path(self.story_id, location.column, location.path, target.output)
-            else:
+            elif location.scenelet_id is not None and location.shot_index is not None:
                 store.set_shot_path(self.story_id, location.scenelet_id, location.shot_index, location.column,
                                     target.output)
+            else:  # only a hand-edited manifest: the store would find no shot to write to either
+                raise StoreError(f"{target.task}: the manifest names neither a JSON path nor a shot for "
+                                 f"{location.column}; regenerate it with `storytree manifest`.")
         self.records.mark_published(target.task)
         self.facts.refresh(target.task)

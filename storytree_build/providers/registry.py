@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
 from .base import ImageBatchProvider, ImageProvider, VideoProvider
+
+if TYPE_CHECKING:  # the stub (Pillow) is imported only when chosen
+    from .stub import StubImages
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def make_videos(settings: Any, name: str, limiter: Any = None) -> VideoProvider:
     return entry(name).videos(settings, limiter)
 
 
-def _stub_images(settings: Any, limiter: Any) -> ImageProvider:
+def _stub_images(settings: Any, limiter: Any) -> StubImages:  # images one by one and in batches
     from .stub import StubImages
 
     return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log,
@@ -86,6 +89,6 @@ def _gemini_videos(settings: Any, limiter: Any) -> VideoProvider:
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))  # type: ignore[arg-type]
+                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))
 register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
                        _gemini_images, _gemini_videos, needs_key=True, batches=_gemini_batches))

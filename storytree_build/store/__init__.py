@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from ..files.atomic import private_folder
 from ..core.story import StorySnapshot
@@ -15,13 +16,17 @@ from .ports import JsonPath, StoryStore
 from .build_state import BuildState, ClaimsPort, OperationsPort, RecordsPort
 from .sqlite_stories import SqliteStoryStore
 
+if TYPE_CHECKING:  # for types only: stores are opened from settings, the settings never import a store
+    from ..settings import Settings
+    from .supabase_stories import SupabaseStoryStore
+
 __all__ = ["BuildState", "ClaimsPort", "JsonPath", "OperationsPort", "RecordsPort", "SqliteStoryStore", "StorySnapshot",
            "StoryStore", "open_build_state", "open_store"]
 
 log = logging.getLogger("storytree")
 
 
-def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported lazily to keep layers one-way
+def open_store(settings: Settings) -> StoryStore:
     if settings.store == "sqlite":
         move_legacy_database(settings)
         return SqliteStoryStore(settings.db_path)
@@ -32,13 +37,13 @@ def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported laz
     raise ConfigError(f"Unknown story store {settings.store!r}: set STORYTREE_STORE to 'sqlite' or 'supabase'.")
 
 
-def open_build_state(settings, store: Callable[[], StoryStore]) -> BuildState:  # noqa: ANN001
+def open_build_state(settings: Settings, store: Callable[[], StoryStore]) -> BuildState:
     """The build's own state (records, operations, claims, reviews) in the same store as the stories. `store` is
     asked only where the state needs its connection (Supabase)."""
     if settings.store == "supabase":
         from .supabase_records import SupabaseBuildState
 
-        return SupabaseBuildState(store())  # type: ignore[arg-type]
+        return SupabaseBuildState(cast("SupabaseStoryStore", store()))  # open_store made it from these settings
     from .sqlite_records import SqliteBuildState
 
     move_legacy_database(settings)
@@ -46,7 +51,7 @@ def open_build_state(settings, store: Callable[[], StoryStore]) -> BuildState:  
     return SqliteBuildState(settings.db_path)
 
 
-def move_legacy_database(settings) -> None:  # noqa: ANN001
+def move_legacy_database(settings: Settings) -> None:
     """Earlier versions kept the default SQLite store in `.storytree/story.sqlite`, next to caches that are safe to
     delete. It holds the user's stories, so it moves to the data folder once (only the default location moves)."""
     old = settings.state_dir / "story.sqlite"
