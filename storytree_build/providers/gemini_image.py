@@ -199,7 +199,9 @@ class GeminiImages:
             with self.slots.hold(model, limit, timeout=remaining):
                 if not started:
                     started.append(time.monotonic())
-                call_timeout = min(opts.timeout_seconds, max(0.05, deadline() - time.monotonic()))
+                call_end = deadline()
+                assert call_end is not None  # the first call has started the deadline
+                call_timeout = min(opts.timeout_seconds, max(0.05, call_end - time.monotonic()))
                 contents, config = self.build_call(request, call_timeout)
                 calls += 1
                 response = self._client.models.generate_content(model=model, contents=contents, config=config)

@@ -25,6 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
@@ -299,6 +300,7 @@ class GeminiVideos:
 
     def _sdk_call(self, call: Callable[[], T]) -> T:
         """Run one Interactions SDK call and turn its failures into `HttpFailure`s (status code, body, headers)."""
+        sdk_errors: ModuleType | None
         try:
             from google.genai._gaos.lib import compat_errors as sdk_errors
         except ImportError:  # pragma: no cover - pinned SDK
