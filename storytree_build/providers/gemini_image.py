@@ -33,7 +33,7 @@ from PIL import Image
 from ..core.errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError)
 from ..core.generation import ImageTargetConfig
-from ..settings import GeminiSettings
+from ..settings import GeminiSettings, Settings
 from .base import ImageRequest, ImageResult
 from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
                           call_with_retries, daily_reset_hint, endpoint, short, transport_errors)
@@ -151,7 +151,7 @@ class GeminiImages:
         return f"GeminiImages(base_url={self.base_url!r})"
 
     @classmethod
-    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiImages":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiImages":
         key, base_url = endpoint(settings)
         return cls(key, settings.gemini, base_url, limiter)
 

@@ -33,7 +33,7 @@ import httpx
 from ..core.errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError, SubmitUncertain)
 from ..core.generation import VideoTargetConfig
-from ..settings import GeminiSettings
+from ..settings import GeminiSettings, Settings
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
 from .google_http import (UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,
@@ -74,7 +74,7 @@ class GeminiVideos:
         self.downloader = VideoDownloader(self._http, self.base_url, self._secret, self._redact)
 
     @classmethod
-    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiVideos":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiVideos":
         key, base_url = endpoint(settings)
         return cls(key, settings.gemini, base_url, limiter)
 
