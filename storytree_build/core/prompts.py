@@ -185,8 +185,8 @@ def plate_prompt_of(story: StoryView, target: "Target") -> str:
         raise StaleTarget("the visual reference package is gone")
     try:
         group, item = path[1], path[3]
-        if not isinstance(group, int) or not isinstance(item, int):
-            raise TypeError("a key where the package holds a list")
+        if not isinstance(group, int) or not isinstance(item, int):  # a key where the package holds a list
+            raise StaleTarget("its plate no longer exists")
         if target.kind == "character_plate":
             return story.vrp.character_model_sheets[group].reference_plates[item].image_generation_prompt
         return story.vrp.environment_keyframes[group].keyframes[item].image_generation_prompt
