@@ -17,6 +17,7 @@ import os
 import socket
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from .building.claims import Claims, Lease
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .objects.remote import Remote
     from .core.prompts import PromptRenderer
     from .core.story import StoryView
+    from .providers.rate_limit import RateLimiter
     from .review.desk import ReviewDesk
     from .review.web_api import ReviewApi
     from .store.ports import StoryStore
@@ -116,7 +118,7 @@ class Workspace:
         return state
 
     # -- manifests ------------------------------------------------------------------------------------------
-    def manifest_path(self, story_id: str):  # noqa: ANN201 - Path
+    def manifest_path(self, story_id: str) -> Path:
         return manifest_path(self.settings.manifests_dir, story_id)
 
     def load_manifest(self, story_id: str) -> Manifest:
@@ -362,7 +364,7 @@ def _registry() -> Any:
     return registry
 
 
-def _open_limiter(settings: Settings) -> Any:  # providers.rate_limit.RateLimiter
+def _open_limiter(settings: Settings) -> RateLimiter:
     from .providers.rate_limit import RateLimiter
 
     return RateLimiter.from_settings(settings)

@@ -220,13 +220,15 @@ def cmd_push(workspace: Workspace, args: argparse.Namespace) -> int:
 
 def cmd_history(workspace: Workspace, args: argparse.Namespace) -> int:
     from .building import keeping
+    from .store.build_state import Record, Version
 
     session = workspace.session(args.story_id)
     try:
         current, versions = keeping.history(session, args.task)
     finally:
         session.close()
-    rows = ([("current", current)] if current is not None else []) + [(str(v.version), v) for v in versions]
+    rows: list[tuple[str, Record | Version]] = (
+        ([("current", current)] if current is not None else []) + [(str(v.version), v) for v in versions])
     if args.json:
         print(json.dumps([{"version": label, **item.to_row()} for label, item in rows], indent=2))
         return ExitCode.OK
@@ -234,9 +236,10 @@ def cmd_history(workspace: Workspace, args: argparse.Namespace) -> int:
         print(f"{args.task}: not built yet", file=sys.stderr)
         return ExitCode.OK
     for label, item in rows:
-        record = item if label == "current" else item.record
-        verdict = "" if label == "current" else (f", {item.verdict}" if item.verdict else "")
-        number = record.version if label == "current" else item.version
+        if isinstance(item, Version):
+            record, number, verdict = item.record, item.version, (f", {item.verdict}" if item.verdict else "")
+        else:
+            record, number, verdict = item, item.version, ""
         cost = "" if record.cost is None else f", {record.cost:.2f} USD"
         print(f"{'*' if label == 'current' else ' '} {number:>3}  {record.output_sha256[:12]}  {record.built_at}  "
               f"{record.origin} by {record.built_by or '?'} with {record.provider} {record.model}{cost}{verdict}")

@@ -265,7 +265,7 @@ class BatchFlow:
                     placed = self.paid_images.write(target, item.result.data, op.signature)
                     inputs = self.facts.current_inputs(target) or self.facts.current_inputs(
                         target, unknown_ok=frozenset(r.path for r in target.references))
-                    assert inputs is not None  # nothing is required to be known
+                    assert inputs is not None  # with every reference allowed to be unknown
                     self.summary.add(self.paid_images.finish(target, inputs, op.signature, "built", placed,
                                                              cost=self.parts.pricing.batch_cost(target),
                                                              detail=f"batch {name}"))

@@ -31,7 +31,7 @@ def to_png_with_provenance(data: bytes, target: Target, provider: str, built_at:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         image.load()  # decodes every pixel: a truncated or corrupt image fails here
     except Exception as exc:
         raise ProviderError(f"{target.task}: the provider returned bytes that are not a valid image ({exc}).") from exc

@@ -19,6 +19,7 @@ from ..core.status import as_recorded, explain_difference, signature_of
 from ..store.build_state import Record, Version, utc_now
 
 if TYPE_CHECKING:
+    from ..core.manifest import Target
     from ..bootstrap import Session
     from ..objects.local import LocalObjects
     from ..store.build_state import BuildState
@@ -159,7 +160,7 @@ def _choose(versions: list[Version], which: str, task: str, story_id: str) -> Ve
                      "lists them). Nothing was changed.")
 
 
-def target_of(session: Session, task: str):  # noqa: ANN201 - core.manifest.Target
+def target_of(session: Session, task: str) -> Target:
     target = session.manifest.by_task().get(task)
     if target is None:
         raise InputError(f"{task} is not a target of story {session.story_id}; `doit list --all` shows the names.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import EnvironmentFault, StorytreeError
+from ..core.errors import EnvironmentFault, StoreError, StorytreeError
 from ..core.manifest import Target
 from ..core.status import identity_of, signature_of
 from ..files.atomic import replacing, write_bytes_atomic
@@ -160,10 +160,12 @@ class Outputs:
         for location in target.db:
             if location.path is not None:
                 store.set_document_path(self.story_id, location.column, location.path, target.output)
-            else:
-                assert location.scenelet_id is not None and location.shot_index is not None
+            elif location.scenelet_id is not None and location.shot_index is not None:
                 store.set_shot_path(self.story_id, location.scenelet_id, location.shot_index, location.column,
                                     target.output)
+            else:  # only a hand-edited manifest: the store would find no shot to write to either
+                raise StoreError(f"{target.task}: the manifest names neither a JSON path nor a shot for "
+                                 f"{location.column}; regenerate it with `storytree manifest`.")
         self.records.mark_published(target.task)
         self.facts.refresh(target.task)
 

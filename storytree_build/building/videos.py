@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..core.manifest import Target
 from ..core.status import signature_inputs, signature_of
 from ..core.errors import GenerationRefused, InputError, ProviderError, SubmitUncertain
-from ..providers.base import VideoProvider, VideoStatus
+from ..providers.base import VideoProvider, VideoRequest, VideoStatus
 from ..review.gate import ReviewGate
 from ..store.build_state import Operation, utc_now
 from .outputs import Placed
@@ -139,7 +140,7 @@ class VideoFlow:
                 f"more. To generate (and pay for) a new video on purpose run "
                 f"`storytree resubmit {self.story_id} {target.task}` and build again.")
 
-    def _submit(self, target: Target, request, signature: str) -> str:  # noqa: ANN001 - VideoRequest
+    def _submit(self, target: Target, request: VideoRequest, signature: str) -> str:
         marker = Operation(story_id=self.story_id, task=target.task, signature=signature, provider=self.provider_name, model=target.model, state="submitting",
                            operation=None, submitted_at=utc_now(), download_uri=None, error=None)
         self.operations.put(marker)  # durable before the paid call: a crash now is "uncertain", not "never"
@@ -181,7 +182,7 @@ class VideoFlow:
         if status.uri:
             log.info("%s: download link %s", target.task, status.uri)
 
-        def fill(tmp):  # noqa: ANN001, ANN202 - Path
+        def fill(tmp: Path) -> None:
             if status.data is not None:
                 tmp.write_bytes(status.data)
             else:

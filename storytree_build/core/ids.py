@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from typing import cast
 
 from .errors import InputError
 
@@ -59,4 +60,4 @@ def require_safe_id(value: object, what: str) -> str:
     problem = safe_id_problem(value, what)
     if problem is not None:
         raise InputError(problem)
-    return value  # type: ignore[return-value]
+    return cast(str, value)  # safe_id_problem refuses every non-string

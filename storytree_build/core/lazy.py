@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ class Lazy(Generic[T]):
             if not self._made:
                 self._value = self._factory()  # a failure is raised to every caller, and retried on the next call
                 self._made = True
-            return self._value  # type: ignore[return-value]
+            return cast(T, self._value)  # made: the factory's value (which may itself be None)
 
     @property
     def made(self) -> bool:

@@ -184,9 +184,12 @@ def plate_prompt_of(story: StoryView, target: "Target") -> str:
     if story.vrp is None:
         raise StaleTarget("the visual reference package is gone")
     try:
+        group, item = path[1], path[3]
+        if not isinstance(group, int) or not isinstance(item, int):  # a key where the package holds a list
+            raise StaleTarget("its plate no longer exists")
         if target.kind == "character_plate":
-            return story.vrp.character_model_sheets[path[1]].reference_plates[path[3]].image_generation_prompt
-        return story.vrp.environment_keyframes[path[1]].keyframes[path[3]].image_generation_prompt
+            return story.vrp.character_model_sheets[group].reference_plates[item].image_generation_prompt
+        return story.vrp.environment_keyframes[group].keyframes[item].image_generation_prompt
     except (IndexError, TypeError):
         raise StaleTarget("its plate no longer exists") from None
 

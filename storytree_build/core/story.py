@@ -4,7 +4,7 @@ prompts read. Stores produce snapshots; nothing here reads a store."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -30,7 +30,7 @@ class StorySnapshot:
 
     @property
     def story_id(self) -> str:
-        return self.story["id"]
+        return cast(str, self.story["id"])
 
     def to_export(self) -> dict[str, list[dict[str, Any]]]:
         return {"stories": [self.story], "scenelets": list(self.scenelets), "shots": list(self.shots)}
@@ -61,7 +61,8 @@ def raw_designs(vdd_raw: dict[str, Any] | None, kind: str) -> list[tuple[str, di
 
 def global_aesthetic(vdd_raw: dict[str, Any]) -> dict[str, Any]:
     if "global_aesthetic" in vdd_raw or "globalAesthetic" in vdd_raw:
-        return dict(vdd_raw.get("global_aesthetic", vdd_raw.get("globalAesthetic")))
+        key = "global_aesthetic" if "global_aesthetic" in vdd_raw else "globalAesthetic"
+        return dict(vdd_raw[key])
     return {
         "visual_style": vdd_raw.get("visual_style", vdd_raw.get("visualStyle")),
         "master_color_palette": vdd_raw.get("master_color_palette", vdd_raw.get("masterColorPalette")),
@@ -75,7 +76,7 @@ class ShotView:
 
     @property
     def scenelet_id(self) -> str:
-        return self.row["scenelet_id"]
+        return cast(str, self.row["scenelet_id"])
 
     @property
     def shot_index(self) -> int:
@@ -87,7 +88,7 @@ class ShotView:
 
     @property
     def raw_payload(self) -> dict[str, Any]:
-        return self.row["storyboard_payload"]
+        return cast(dict[str, Any], self.row["storyboard_payload"])
 
 
 @dataclass(kw_only=True)

@@ -63,10 +63,10 @@ def derive_tree(story_id: str, scenelets: list[dict[str, Any]]) -> dict[str, Sce
 class _Desc(str):
     """Reverses string order so a single ascending sort gives created_at descending."""
 
-    def __lt__(self, other: str) -> bool:  # type: ignore[override]
+    def __lt__(self, other: str) -> bool:
         return str.__gt__(self, other)
 
-    def __gt__(self, other: str) -> bool:  # type: ignore[override]
+    def __gt__(self, other: str) -> bool:
         return str.__lt__(self, other)
 
 

@@ -153,7 +153,8 @@ def _referenced(entry: dict[str, Any], at: str, characters: set[str], environmen
     return out
 
 
-def _audio(entry, at, characters, fail) -> list[dict[str, str]]:
+def _audio(entry: dict[str, Any], at: str, characters: set[str],
+           fail: Callable[[str], ShotProductionError]) -> list[dict[str, str]]:
     items = _pick(entry, "audio_and_narrative", "audioAndNarrative")
     if not isinstance(items, list):
         raise fail(f"{at}: storyboard_entry.audio_and_narrative must be an array.")

@@ -82,7 +82,7 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         if story is None:
             continue
         normalised = story.model_dump(exclude={"display_name_upper"})
-        vdd = None
+        vdd: VisualDesignDocument | None = None
         for column, model in (("visual_design_document", VisualDesignDocument),
                               ("visual_reference_package", VisualReferencePackage),
                               ("audio_design_document", AudioDesignDocument)):
@@ -93,12 +93,12 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             except ValidationError as exc:
                 problems += [f"{where}: {column}.{m}" for m in describe_validation(exc)]
                 continue
-            if column == "visual_design_document":
+            if isinstance(parsed, VisualDesignDocument):  # the visual_design_document column
                 vdd = parsed
                 ids = [*parsed.character_ids(), *parsed.environment_ids()]
                 problems += [p for p in (safe_id_problem(i, f"{where}: visual_design_document design id")
                                          for i in ids) if p]
-            if column == "visual_reference_package":
+            if isinstance(parsed, VisualReferencePackage):
                 ids = [*(sheet.character_id for sheet in parsed.character_model_sheets),
                        *(entry.environment_id for entry in parsed.environment_keyframes)]
                 problems += [p for p in (safe_id_problem(i, f"{where}: visual_reference_package design id")
@@ -221,7 +221,9 @@ def import_file(path: Path, store: StoryStore, state: BuildState | None = None) 
     built, operations, verdicts = build_rows(data, story_ids, str(path))
     store.import_rows(clean)
     if state is not None:
-        for story_id in sorted({item.story_id for item in [*built, *operations, *verdicts]}):
+        stories_with_state = ({r.story_id for r in built} | {o.story_id for o in operations}
+                              | {v.story_id for v in verdicts})
+        for story_id in sorted(stories_with_state):
             state.records(story_id).import_missing([r for r in built if r.story_id == story_id])
             state.operations(story_id).import_missing([o for o in operations if o.story_id == story_id])
             state.reviews(story_id).import_missing([v for v in verdicts if v.story_id == story_id])

@@ -37,7 +37,8 @@ class DryRun(DoitCmdBase):
     doc_description = __doc__
     cmd_options = (opt_json, opt_check, opt_always, opt_requests)
 
-    def _execute(self, pos_args=None, json_output=False, check=False, always=False, requests=False):  # noqa: ANN001
+    def _execute(self, pos_args: list[str] | None = None, json_output: bool = False, check: bool = False,
+                 always: bool = False, requests: bool = False) -> ExitCode:
         from doit.exceptions import InvalidCommand
 
         session = session_of(self.task_list)

@@ -20,6 +20,7 @@ from ..core.status import Reason
 from ..core import naming
 from ..building.space import describe
 from ..core.errors import EnvironmentFault, StorytreeError
+from ..core.exit_codes import ExitCode
 
 log = logging.getLogger("storytree")
 META_KEY = "storytree"  # the story task's meta holds the session (how commands and the reporter reach it)
@@ -76,7 +77,7 @@ def failure_of(task: str, exc: Exception) -> Failure:
             f"{task}: {describe(exc)}{where}. Fix the folder or free space and build again; finished targets are kept."))
     log.error("%s: storytree bug: %s", task, exc, exc_info=exc)
     return Failure(task, f"{task}: this is a bug in storytree ({type(exc).__name__}: {exc}); please report it with the "
-                         "traceback above. Finished targets are kept.", "bug", False, 1)
+                         "traceback above. Finished targets are kept.", "bug", False, ExitCode.FAILED)
 
 
 def task_dicts(session: Session) -> Iterator[dict[str, Any]]:

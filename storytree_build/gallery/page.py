@@ -340,23 +340,24 @@ def _designs(view: "StoryView | None", targets: list[TargetView], by_task: dict[
 
     groups: dict[str, list[Plate]] = {}
     for tv in targets:
-        design = naming.design_of_reference_task(tv.task)
-        if design is None or design[0] != kind:
+        kind_and_id = naming.design_of_reference_task(tv.task)
+        if kind_and_id is None or kind_and_id[0] != kind:
             continue
-        design_id = design[1]
+        design_id = kind_and_id[1]
         title, description = tv.task.rsplit(".", 1)[1], ""
         path = by_task[tv.task].db[0].path or []
-        if view is not None and view.vrp is not None and len(path) >= 4:
+        group, item = (path[1], path[3]) if len(path) >= 4 else (None, None)
+        if view is not None and view.vrp is not None and isinstance(group, int) and isinstance(item, int):
             try:
                 if kind == "character":
-                    sheet = view.vrp.character_model_sheets[path[1]]
-                    plate = sheet.reference_plates[path[3]]
+                    sheet = view.vrp.character_model_sheets[group]
+                    plate = sheet.reference_plates[item]
                     design_id, title, description = sheet.character_id, plate.type, plate.plate_description
                 else:
-                    entry = view.vrp.environment_keyframes[path[1]]
-                    frame = entry.keyframes[path[3]]
-                    design_id, title, description = entry.environment_id, f"keyframe {path[3] + 1}", frame.keyframe_description
-            except (IndexError, TypeError):
+                    entry = view.vrp.environment_keyframes[group]
+                    frame = entry.keyframes[item]
+                    design_id, title, description = entry.environment_id, f"keyframe {item + 1}", frame.keyframe_description
+            except IndexError:
                 pass
         groups.setdefault(design_id, []).append(Plate(title.replace("_", " ").lower(), description, tv))
     subtitles: dict[str, str] = {}
@@ -384,9 +385,9 @@ def _scenelets(src: GallerySource, view: "StoryView | None", shot_targets: dict[
         payload = payloads.get((scenelet_id, index)) or {}
         lines = [{"source": _text(e.get("source")), "line": _text(e.get("line"))}
                  for e in payload.get("audioAndNarrative") or [] if isinstance(e, dict)]
-        card = ShotCard(f"{scenelet_id}_{index}", index, pair.get("key_frame"), pair.get("video"),
-                        _text(payload.get("compositionAndContent")), lines)
-        shots_by_scenelet.setdefault(scenelet_id, []).append(card)
+        shot_card = ShotCard(f"{scenelet_id}_{index}", index, pair.get("key_frame"), pair.get("video"),
+                             _text(payload.get("compositionAndContent")), lines)
+        shots_by_scenelet.setdefault(scenelet_id, []).append(shot_card)
     for cards in shots_by_scenelet.values():
         cards.sort(key=lambda c: c.shot_index)
 
@@ -399,7 +400,9 @@ def _scenelets(src: GallerySource, view: "StoryView | None", shot_targets: dict[
             levels[node.id] = 0 if parent is None else levels[parent.id] + (1 if len(parent.children) > 1 else 0)
         for node in nodes.values():
             row = node.row
-            content = row.get("content") if isinstance(row.get("content"), dict) else {}
+            content = row.get("content")
+            if not isinstance(content, dict):
+                content = {}
             card = SceneletCard(anchor=node.label, label=node.label, level=levels[node.id],
                                 description=_text(content.get("description")),
                                 choice_label=_text(row.get("choice_label_from_parent")) or None,

@@ -15,11 +15,14 @@ import json
 import os
 import posixpath
 import secrets
+import socket
 import sys
 from http import HTTPStatus
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from socketserver import BaseServer
+from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from ..core.errors import InputError
@@ -32,7 +35,7 @@ WORKERS = 32
 IDLE_TIMEOUT = 10.0  # seconds a connection may sit without sending a request
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str, size: int) -> tuple[int, int] | None | Literal["unsatisfiable"]:
     """One `bytes=` range → (first, last) inclusive; None to ignore it (serve 200); "unsatisfiable" for 416."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
@@ -87,9 +90,9 @@ class PublicHandler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a review is at most {MAX_BODY} bytes"})
             return
         body = self.rfile.read(length)
-        self._send_json(*self.api.review(self.headers, body, self.server.server_address[1]))
+        self._send_json(*self.api.review(self.headers, body, inet_address(self.server)[1]))
 
-    def _send_json(self, status: HTTPStatus, payload: dict) -> None:
+    def _send_json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -182,7 +185,7 @@ class PublicHandler(BaseHTTPRequestHandler):
                     self.end_headers()
                     return
                 if parsed is not None:
-                    first, last = parsed  # type: ignore[misc]
+                    first, last = parsed
                     status = HTTPStatus.PARTIAL_CONTENT
             length = max(0, last - first + 1)
             self.send_response(status)
@@ -210,12 +213,23 @@ class PublicHandler(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # browsers drop video requests all the time
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server signature
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server signature
         if not self.quiet:
             line = format % args
             if self.api is not None:  # the token is a secret: never in a log line (it is in a page's first URL)
                 line = line.replace(self.api.token, "***")
             sys.stderr.write(f"storytree serve: {self.address_string()} {line}\n")
+
+
+_Request = socket.socket | tuple[bytes, socket.socket]  # what socketserver hands a server for one connection
+
+
+def inet_address(server: BaseServer) -> tuple[str, int]:
+    """(host, port) of a server bound to 127.0.0.1 (the standard types allow an address of any socket family)."""
+    address = server.server_address
+    if not isinstance(address, tuple):
+        raise TypeError(f"the server is not bound to an internet address: {address!r}")
+    return address[0], address[1]
 
 
 class PooledHTTPServer(HTTPServer):
@@ -228,10 +242,10 @@ class PooledHTTPServer(HTTPServer):
         super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="storytree-serve")
 
-    def process_request(self, request, client_address) -> None:  # noqa: ANN001 - socketserver signature
+    def process_request(self, request: _Request, client_address: Any) -> None:  # socketserver's signature
         self._pool.submit(self._handle, request, client_address)
 
-    def _handle(self, request, client_address) -> None:  # noqa: ANN001
+    def _handle(self, request: _Request, client_address: Any) -> None:
         try:
             self.finish_request(request, client_address)
         except Exception:  # noqa: BLE001 - one broken connection must not stop the server
@@ -267,7 +281,7 @@ def serve(root: Path, api: ReviewApi, port: int = 8000) -> int:
         server = make_server(root, port, api=api)
     except OSError as exc:
         raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another with --port.") from None
-    host, bound = server.server_address[:2]
+    host, bound = inet_address(server)
     mode = "read-only: reviews are shown, not changed" if read_only else \
         "open a page with its ?token= address below to approve or reject key frames"
     print(f"storytree: serving {root} at http://{host}:{bound}/ ({mode}; Ctrl-C to stop)", file=sys.stderr)

@@ -10,6 +10,9 @@ the genuine bytes repairs."""
 
 from __future__ import annotations
 
+import builtins
+from io import BufferedReader
+
 import errno
 import hashlib
 import os
@@ -144,7 +147,7 @@ class LocalObjects:
                                        "was replaced. Make the folder writable (or free space) and try again."
                                        ) from None
 
-    def _hardlink(self, source: BinaryIO, source_path: Path, sha256: str, dest: Path, verify: bool) -> bool:
+    def _hardlink(self, source: BufferedReader, source_path: Path, sha256: str, dest: Path, verify: bool) -> bool:
         """`dest` becomes another name of the object's inode; False (nothing done) where links cannot be made."""
         if verify and (actual := _hash_handle(source)) != sha256:
             raise self._damaged(sha256, actual)
@@ -210,7 +213,7 @@ class LocalObjects:
         os.chmod(self.path(sha256), OBJECT_MODE)
         return self.path(sha256)
 
-    def fetch_many(self, remote: Remote, shas: Iterable[str], max_workers: int = 8) -> list[Transfer]:
+    def fetch_many(self, remote: Remote, shas: Iterable[str], max_workers: int = 8) -> builtins.list[Transfer]:
         """Download many objects concurrently; one result per object, failures included (never raises for one)."""
         wanted = list(dict.fromkeys(shas))
         for sha256 in wanted:
@@ -249,6 +252,6 @@ def _intact(path: Path, sha256: str, size: int) -> bool:
     return hash_file(path) == sha256
 
 
-def _hash_handle(handle: BinaryIO) -> str:
+def _hash_handle(handle: BufferedReader) -> str:
     handle.seek(0)
     return hashlib.file_digest(handle, ALGORITHM).hexdigest()

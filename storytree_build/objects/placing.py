@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
+from io import BufferedReader
 from typing import BinaryIO
 
 from .keys import ALGORITHM, CHUNK
@@ -33,7 +34,7 @@ def try_reflink(src: BinaryIO, dst: BinaryIO) -> bool:
     return True
 
 
-def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
+def copy_hashing(src: BufferedReader, dst: BinaryIO) -> tuple[str, int]:
     """Copy the rest of `src` into `dst`, hashing the bytes as they pass. Returns (sha256, size)."""
     digest = hashlib.new(ALGORITHM)
     size = 0

@@ -18,6 +18,8 @@ renamed into place only when the hash matches the key.
 
 from __future__ import annotations
 
+import builtins
+
 import hashlib
 import os
 import threading
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from ..core.errors import ConfigError, StorytreeError
@@ -35,6 +37,9 @@ from . import faults
 from .errors import ObjectCorrupt, ObjectNotFound, ObjectStoreFault, RemoteError, RemoteUnreachable, short
 from .keys import check_sha256, hash_file, relative_key, sha256_of_key
 from .placing import describe, fsync_folder
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 URL_FORMS = "file:///absolute/folder or s3://bucket/prefix"
 S3_OPTIONS = {"endpoint", "region", "access_key_id", "secret_access_key", "session_token", "allow_http",
@@ -70,8 +75,8 @@ class Remote(Protocol):
     def missing(self, shas: Iterable[str]) -> set[str]: ...
     def delete(self, sha256: str) -> None: ...
     def list(self) -> Iterator[tuple[str, int]]: ...
-    def get_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> list[Transfer]: ...
-    def put_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> list[Transfer]: ...
+    def get_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> builtins.list[Transfer]: ...
+    def put_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> builtins.list[Transfer]: ...
 
 
 class ObstoreRemote:
@@ -204,12 +209,12 @@ class ObstoreRemote:
         present = {sha256 for sha256, _ in self.list()}
         return wanted - present
 
-    def get_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> list[Transfer]:
+    def get_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> builtins.list[Transfer]:
         """Download concurrently; one Transfer per pair, in order. Once the remote is found unreachable, the
         transfers not started yet fail at once with that error instead of waiting out their own timeouts."""
         return _each(self.get, list(pairs), max_workers)
 
-    def put_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> list[Transfer]:
+    def put_many(self, pairs: Iterable[tuple[str, Path]], max_workers: int = 8) -> builtins.list[Transfer]:
         """Upload concurrently (sha256, local object file); as `get_many`."""
         return _each(self.put, list(pairs), max_workers)
 
@@ -218,7 +223,7 @@ class ObstoreRemote:
                                 secrets=self._secrets)
 
 
-def _each(action: Callable[[str, Path], None], pairs: list[tuple[str, Path]], max_workers: int) -> list[Transfer]:
+def _each(action: Callable[[str, Path], None], pairs: list[tuple[str, Path]], max_workers: int) -> builtins.list[Transfer]:
     down: list[RemoteUnreachable] = []
     lock = threading.Lock()
 
@@ -319,7 +324,7 @@ def _s3_remote(bucket: str, raw_path: str, options: Mapping[str, str], env: Mapp
     shown = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     if not bucket:
         raise ConfigError(f"remote url {shown!r}: no bucket; expected s3://bucket/prefix")
-    config = {key: value for key, value in options.items() if key in S3_OPTIONS and key != "allow_http"}
+    config: dict[str, Any] = {key: value for key, value in options.items() if key in S3_OPTIONS and key != "allow_http"}
     for key, names in (("endpoint", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")),
                        ("region", ("AWS_REGION", "AWS_DEFAULT_REGION")),
                        ("access_key_id", ("AWS_ACCESS_KEY_ID",)), ("secret_access_key", ("AWS_SECRET_ACCESS_KEY",)),
@@ -333,7 +338,9 @@ def _s3_remote(bucket: str, raw_path: str, options: Mapping[str, str], env: Mapp
     client["allow_http"] = _truthy(allow_http) or str(config.get("endpoint", "")).startswith("http://")
     secrets = [config[k] for k in SECRET_OPTIONS if config.get(k)]
     try:
-        store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry)
+        # the keys were checked against S3_OPTIONS and _limits above; obstore's TypedDicts say the same
+        store = S3Store(bucket, prefix=prefix or None, config=cast("S3Config", config),
+                        client_options=cast("ClientConfig", client), retry_config=cast("RetryConfig", retry))
     except Exception as exc:
         raise ConfigError(f"remote {shown}: cannot be opened ({faults.detail(exc, secrets)}); check the endpoint, "
                           "region and credentials (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.errors import (ConfigError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
                       SubmitUncertain)
@@ -28,6 +28,9 @@ from .gemini_image import GeminiImages, NoImage, read_image
 from .google_http import (UNLIMITED, HttpFailure, RetriesExhausted, Verdict, call_with_retries, close_quietly,
                           daily_reset_hint, endpoint, short)
 from .rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger("storytree")
 T = TypeVar("T")
@@ -54,7 +57,7 @@ class GeminiImageBatches:
                                            headers={"connection": "close"}))
 
     @classmethod
-    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiImageBatches":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiImageBatches":
         key, base_url = endpoint(settings)
         return cls(key, settings.gemini, base_url, limiter)
 

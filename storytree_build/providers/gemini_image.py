@@ -33,7 +33,7 @@ from PIL import Image
 from ..core.errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError)
 from ..core.generation import ImageTargetConfig
-from ..settings import GeminiSettings
+from ..settings import GeminiSettings, Settings
 from .base import ImageRequest, ImageResult
 from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
                           call_with_retries, daily_reset_hint, endpoint, short, transport_errors)
@@ -151,7 +151,7 @@ class GeminiImages:
         return f"GeminiImages(base_url={self.base_url!r})"
 
     @classmethod
-    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiImages":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiImages":
         key, base_url = endpoint(settings)
         return cls(key, settings.gemini, base_url, limiter)
 
@@ -199,7 +199,9 @@ class GeminiImages:
             with self.slots.hold(model, limit, timeout=remaining):
                 if not started:
                     started.append(time.monotonic())
-                call_timeout = min(opts.timeout_seconds, max(0.05, deadline() - time.monotonic()))
+                call_end = deadline()
+                assert call_end is not None  # the first call has started the deadline
+                call_timeout = min(opts.timeout_seconds, max(0.05, call_end - time.monotonic()))
                 contents, config = self.build_call(request, call_timeout)
                 calls += 1
                 response = self._client.models.generate_content(model=model, contents=contents, config=config)

@@ -25,6 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
@@ -32,7 +33,7 @@ import httpx
 from ..core.errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError, SubmitUncertain)
 from ..core.generation import VideoTargetConfig
-from ..settings import GeminiSettings
+from ..settings import GeminiSettings, Settings
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
 from .google_http import (UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict, call_with_retries,
@@ -73,7 +74,7 @@ class GeminiVideos:
         self.downloader = VideoDownloader(self._http, self.base_url, self._secret, self._redact)
 
     @classmethod
-    def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiVideos":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiVideos":
         key, base_url = endpoint(settings)
         return cls(key, settings.gemini, base_url, limiter)
 
@@ -299,6 +300,7 @@ class GeminiVideos:
 
     def _sdk_call(self, call: Callable[[], T]) -> T:
         """Run one Interactions SDK call and turn its failures into `HttpFailure`s (status code, body, headers)."""
+        sdk_errors: ModuleType | None
         try:
             from google.genai._gaos.lib import compat_errors as sdk_errors
         except ImportError:  # pragma: no cover - pinned SDK

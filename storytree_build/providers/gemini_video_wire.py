@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..core.errors import ProviderError
 from .base import VideoRequest, VideoStatus
@@ -42,7 +42,7 @@ def field(value: Any, name: str) -> Any:
     return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
-def is_operation_name(name: Any) -> bool:
+def is_operation_name(name: Any) -> TypeGuard[str]:
     return isinstance(name, str) and bool(SAFE_OPERATION.match(name)) and ".." not in name
 
 

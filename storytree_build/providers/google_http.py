@@ -20,13 +20,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import tenacity
 
 from ..core.errors import ConfigError, StorytreeError
+
+if TYPE_CHECKING:  # google_http needs only the endpoint fields of the settings
+    from ..settings import Settings
 
 log = logging.getLogger("storytree")
 
@@ -97,7 +100,7 @@ def origin_text(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def endpoint(settings: Any) -> tuple[str, str]:
+def endpoint(settings: Settings) -> tuple[str, str]:
     """(API key, base URL) of the gemini provider, refusing a missing key, a bad URL, and — with CI set — any
     endpoint that is not on this machine."""
     key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key is not None else ""

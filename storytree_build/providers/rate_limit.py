@@ -26,11 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..files.atomic import private_folder
 from ..core.errors import QuotaExhausted, RetryableProviderError
-from ..settings import RateLimit
+from ..settings import RateLimit, Settings
 from ..files.sqlite_file import connect, immediate
 from .google_http import daily_reset_hint
 
@@ -83,7 +84,7 @@ class RateLimiter:
         self._conns: list[sqlite3.Connection] = []  # one per thread, all closed by close()
 
     @classmethod
-    def from_settings(cls, settings) -> "RateLimiter":  # noqa: ANN001 - Settings
+    def from_settings(cls, settings: Settings) -> "RateLimiter":
         options = settings.gemini
         return cls(settings.state_dir / "rate-limits.sqlite", dict(options.rate_limits), options.initial_rate_per_minute,
                    options.quota_wait_minutes)
@@ -105,13 +106,13 @@ class RateLimiter:
         return conn
 
     @contextmanager
-    def _state(self, model: str) -> Iterator[dict]:
+    def _state(self, model: str) -> Iterator[dict[str, Any]]:
         """The model's state, read and written in one transaction (processes take turns)."""
         with immediate(self._conn()) as conn:
             row = conn.execute(f"select {', '.join(FIELDS)} from models where model = ?", (model,)).fetchone()
             limit = self.limits.get(model, RateLimit())
             cap = limit.per_second or MAX_UNKNOWN_RATE
-            state = dict(zip(FIELDS, row)) if row is not None else {
+            state: dict[str, Any] = dict(zip(FIELDS, row)) if row is not None else {
                 "last_slot": 0.0, "paused_until": 0.0, "cut_at": 0.0, "last_progress": time.time(),
                 "day": pacific_day(), "day_count": 0, "configured": -1.0}
             if state["configured"] != (limit.per_second or 0.0):  # new, or its limit was set or changed: start over

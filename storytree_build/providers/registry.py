@@ -8,20 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core.errors import ConfigError
 from .base import ImageBatchProvider, ImageProvider, VideoProvider
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:  # providers (the stub's Pillow, the SDK) are imported only when chosen
+    from ..settings import Settings
+    from .rate_limit import RateLimiter
+    from .stub import StubImages
+
+# How a provider is made: (settings, the session's rate limiter) → provider.
+Factory = Callable[["Settings", "RateLimiter | None"], T]
 
 
 @dataclass(frozen=True)
 class ProviderEntry:
     name: str
     desc: str
-    images: Callable[[Any, Any], ImageProvider]  # (settings, rate limiter) → provider
-    videos: Callable[[Any, Any], VideoProvider]
+    images: Factory[ImageProvider]
+    videos: Factory[VideoProvider]
     needs_key: bool
-    batches: Callable[[Any, Any], ImageBatchProvider] | None = None  # images through a batch API (batch=1)
+    batches: Factory[ImageBatchProvider] | None = None  # images through a batch API (batch=1)
 
 
 PROVIDERS: dict[str, ProviderEntry] = {}
@@ -38,11 +48,11 @@ def entry(name: str) -> ProviderEntry:
     return found
 
 
-def make_images(settings: Any, name: str, limiter: Any = None) -> ImageProvider:
+def make_images(settings: Settings, name: str, limiter: RateLimiter | None = None) -> ImageProvider:
     return entry(name).images(settings, limiter)
 
 
-def make_batches(settings: Any, name: str, limiter: Any = None) -> ImageBatchProvider:
+def make_batches(settings: Settings, name: str, limiter: RateLimiter | None = None) -> ImageBatchProvider:
     found = entry(name)
     if found.batches is None:
         raise ConfigError(f"provider {name!r} has no batch mode; build without batch=1 (or choose "
@@ -50,42 +60,42 @@ def make_batches(settings: Any, name: str, limiter: Any = None) -> ImageBatchPro
     return found.batches(settings, limiter)
 
 
-def make_videos(settings: Any, name: str, limiter: Any = None) -> VideoProvider:
+def make_videos(settings: Settings, name: str, limiter: RateLimiter | None = None) -> VideoProvider:
     return entry(name).videos(settings, limiter)
 
 
-def _stub_images(settings: Any, limiter: Any) -> ImageProvider:
+def _stub_images(settings: Settings, limiter: RateLimiter | None) -> StubImages:  # images one by one and in batches
     from .stub import StubImages
 
     return StubImages(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log,
                       batch_dir=settings.state_dir / "stub-batches")
 
 
-def _stub_videos(settings: Any, limiter: Any) -> VideoProvider:
+def _stub_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProvider:
     from .stub import StubVideos
 
     return StubVideos(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
 
 
-def _gemini_batches(settings: Any, limiter: Any) -> ImageBatchProvider:
+def _gemini_batches(settings: Settings, limiter: RateLimiter | None) -> ImageBatchProvider:
     from .gemini_batch import GeminiImageBatches
 
     return GeminiImageBatches.from_settings(settings, limiter)
 
 
-def _gemini_images(settings: Any, limiter: Any) -> ImageProvider:
+def _gemini_images(settings: Settings, limiter: RateLimiter | None) -> ImageProvider:
     from .gemini_image import GeminiImages
 
     return GeminiImages.from_settings(settings, limiter)
 
 
-def _gemini_videos(settings: Any, limiter: Any) -> VideoProvider:
+def _gemini_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProvider:
     from .gemini_video import GeminiVideos
 
     return GeminiVideos.from_settings(settings, limiter)
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))  # type: ignore[arg-type]
+                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))
 register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
                        _gemini_images, _gemini_videos, needs_key=True, batches=_gemini_batches))

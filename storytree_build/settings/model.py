@@ -76,14 +76,18 @@ class GeminiSettings(BaseModel):
     quota_wait_minutes: float = Field(30.0, gt=0)  # a model making no progress this long fails the calls waiting
 
 
+_IMAGE_MB: dict[str, float] = {"512": 4, "1K": 16, "2K": 48, "4K": 128, "*": 48}
+_VIDEO_MB: dict[str, float] = {"720p": 100, "1080p": 150, "4k": 400, "*": 400}
+
+
 class StorageSettings(BaseModel):
     """Space a paid result needs before it is paid for (`[storage]` in storytree.toml): an upper bound per output and
     headroom that must stay free. Bounds are generous on purpose; a build refuses only when even they do not fit."""
 
     model_config = ConfigDict(extra="forbid")
     headroom_mb: float = Field(64.0, ge=0)
-    image_mb: dict[str, float] = Field(default_factory=lambda: {"512": 4, "1K": 16, "2K": 48, "4K": 128, "*": 48})
-    video_mb: dict[str, float] = Field(default_factory=lambda: {"720p": 100, "1080p": 150, "4k": 400, "*": 400})
+    image_mb: dict[str, float] = Field(default_factory=_IMAGE_MB.copy)  # upper bound per image size
+    video_mb: dict[str, float] = Field(default_factory=_VIDEO_MB.copy)  # per video resolution
 
     def bound_bytes(self, units: dict[str, Any]) -> int:
         """Upper bound of one output's size, from its manifest cost units."""

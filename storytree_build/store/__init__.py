@@ -7,17 +7,18 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..files.atomic import private_folder
 from ..core.errors import ConfigError
 from .ports import JsonPath, StoryStore
 from .build_state import BuildState, ClaimsPort, OperationsPort, RecordsPort
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for types only: stores are opened from settings, the settings never import a store
     from ..core.story import StorySnapshot
+    from ..settings import Settings
     from .sqlite_stories import SqliteStoryStore
+    from .supabase_stories import SupabaseStoryStore
 
 __all__ = ["BuildState", "ClaimsPort", "JsonPath", "OperationsPort", "RecordsPort", "SqliteStoryStore", "StorySnapshot",
            "StoryStore", "open_build_state", "open_store"]
@@ -38,7 +39,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported lazily to keep layers one-way
+def open_store(settings: Settings) -> StoryStore:
     if settings.store == "sqlite":
         from .sqlite_stories import SqliteStoryStore
 
@@ -51,13 +52,13 @@ def open_store(settings) -> StoryStore:  # noqa: ANN001 - Settings, imported laz
     raise ConfigError(f"Unknown story store {settings.store!r}: set STORYTREE_STORE to 'sqlite' or 'supabase'.")
 
 
-def open_build_state(settings, store: Callable[[], StoryStore]) -> BuildState:  # noqa: ANN001
+def open_build_state(settings: Settings, store: Callable[[], StoryStore]) -> BuildState:
     """The build's own state (records, operations, claims, reviews) in the same store as the stories. `store` is
     asked only where the state needs its connection (Supabase)."""
     if settings.store == "supabase":
         from .supabase_records import SupabaseBuildState
 
-        return SupabaseBuildState(store())  # type: ignore[arg-type]
+        return SupabaseBuildState(cast("SupabaseStoryStore", store()))  # open_store made it from these settings
     from .sqlite_records import SqliteBuildState
 
     move_legacy_database(settings)
@@ -65,7 +66,7 @@ def open_build_state(settings, store: Callable[[], StoryStore]) -> BuildState:  
     return SqliteBuildState(settings.db_path)
 
 
-def move_legacy_database(settings) -> None:  # noqa: ANN001
+def move_legacy_database(settings: Settings) -> None:
     """Earlier versions kept the default SQLite store in `.storytree/story.sqlite`, next to caches that are safe to
     delete. It holds the user's stories, so it moves to the data folder once (only the default location moves)."""
     old = settings.state_dir / "story.sqlite"

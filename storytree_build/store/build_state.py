@@ -141,7 +141,8 @@ class Operation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Operation":
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from postgrest.exceptions import APIError
@@ -35,6 +35,9 @@ from postgrest.types import CountMethod
 from ..core.errors import ConfigError, InputError, StoreError
 from ..core.story import StorySnapshot
 from .ports import SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, check_document_column, check_shot_column
+
+if TYPE_CHECKING:  # the settings never import a store
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class SupabaseStoryStore:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: Any, *, timeout: float = DEFAULT_TIMEOUT, retry: bool = True) -> SupabaseStoryStore:
+    def from_settings(cls, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT, retry: bool = True) -> SupabaseStoryStore:
         """Build the store from `Settings` (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY). Makes no network call.
 
         `retry` keeps supabase-py's retries of idempotent reads on 503/520 and network errors (1, 2, 4 s).

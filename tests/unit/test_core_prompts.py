@@ -144,6 +144,19 @@ def test_for_target_raises_stale_target_when_the_plate_is_gone(renderer: PromptR
     assert renderer.for_target(view, kept).sha256 == kept.prompt_sha256
 
 
+def test_for_target_raises_stale_target_when_a_plate_path_names_a_key(renderer: PromptRenderer,
+                                                                      sample_manifest: Manifest,
+                                                                      sample_view: StoryView) -> None:
+    """A hand-edited manifest whose plate path names a key where the package holds a list: stale, not a crash."""
+    plate = sample_manifest.by_task()[f"ref:character.{WREN}.character-model-sheet-1"]
+    location = plate.db[0]
+    assert location.path is not None and isinstance(location.path[1], int)
+    keyed = plate.model_copy(update={"db": [location.model_copy(update={"path": [location.path[0], "0",
+                                                                                 *location.path[2:]]})]})
+    with pytest.raises(StaleTarget, match="plate no longer exists"):
+        renderer.for_target(sample_view, keyed)
+
+
 def test_for_target_raises_stale_target_without_a_reference_package(renderer: PromptRenderer,
                                                                     sample_manifest: Manifest, export: dict,
                                                                     view_of: ViewOf) -> None:

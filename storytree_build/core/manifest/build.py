@@ -15,7 +15,7 @@ from .model import DbLocation, Manifest, ReferenceEntry, ShotKey, Target
 
 if TYPE_CHECKING:  # building a manifest needs the prompt machinery; loading one (every doit run) must not
     from ..generation import GenerationSettings
-    from ..prompts import PromptRenderer, RenderedPrompt
+    from ..prompts import PromptRenderer, Reference, RenderedPrompt
     from ..story import StoryView
 
 
@@ -154,7 +154,7 @@ def _build_manifest(story: StoryView, gen: GenerationSettings, renderer: PromptR
     # Pure functions of the story, called per shot: computed once per id / per reference set (5,000 targets: ~0.3 s).
     sheet_refs = {cid: model_sheet_reference(story, cid) for cid in vdd_chars}
     env_refs = {eid: environment_reference(story, eid) for eid in vdd_envs}
-    kf_refs_by_designs: dict[tuple[tuple[str, ...], tuple[str, ...]], list] = {}
+    kf_refs_by_designs: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Reference]] = {}
     kf_config_base = gen.key_frame.model_dump(exclude={"model"})
     v_config_base = video_cfg.model_dump(exclude={"model", "max_reference_images"})
     for shot in story.shots:

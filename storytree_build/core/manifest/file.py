@@ -10,22 +10,30 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ...files.atomic import write_text_atomic
 from ..errors import InputError
 from .model import SCHEMA_VERSION, Manifest
 from .build import fewer_gc_passes
 
+if TYPE_CHECKING:  # PyYAML is imported lazily (see above)
+    from yaml import SafeDumper
+
 
 @functools.cache
-def _dumper() -> type:
+def _dumper() -> type[SafeDumper]:
     import yaml
 
-    class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter: ~10× faster
+    if TYPE_CHECKING:  # the checker sees the pure-Python dumper; libyaml's has the same representer API
+        Base: TypeAlias = yaml.SafeDumper
+    else:
+        Base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: ~10× faster
+
+    class Dumper(Base):
         pass
 
-    def flow_scalars(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    def flow_scalars(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
         # JSON paths and short id lists read best on one line; lists of mappings stay in block style.
         flow = all(isinstance(v, (str, int, float)) for v in data)
         return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
@@ -66,8 +74,8 @@ _PLAIN_BLOCK = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./:-]*(?<!:)\Z")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")  # well under libyaml's 128-character simple-key limit
 # PyYAML's implicit resolvers by first character (what makes `16:9`, `1e3`, `true` or `null` need quotes): filled
 # by `_load_resolvers` on the first dump.
-_RESOLVERS: dict[str, list[re.Pattern]] = {}
-_WILDCARD: list[re.Pattern] = []
+_RESOLVERS: dict[str, list[re.Pattern[str]]] = {}
+_WILDCARD: list[re.Pattern[str]] = []
 
 
 def _load_resolvers() -> None:
@@ -144,7 +152,7 @@ class _FastYaml:
             for item in value.values() if isinstance(value, dict) else value:
                 self.track(item)
 
-    def mapping(self, data: dict, indent: int, lead: str, out: list[str]) -> None:
+    def mapping(self, data: dict[str, Any], indent: int, lead: str, out: list[str]) -> None:
         """A non-empty block mapping at `indent`; its first key follows `lead` on the current line."""
         self._container(data)
         pad = " " * indent
@@ -181,7 +189,7 @@ class _FastYaml:
             else:
                 out.append(f"{head} {_scalar(value, False)}")
 
-    def flow(self, items: list, line: str, indent: int) -> str:
+    def flow(self, items: list[Any], line: str, indent: int) -> str:
         column = len(line)
         cache = self.flowed
         for n, item in enumerate(items):
