@@ -148,10 +148,10 @@ def restore(session: Session, task: str, which: str, keep: bool = False) -> str:
 
 
 def _choose(versions: list[Version], which: str, task: str, story_id: str) -> Version:
-    if which.isdigit():
-        found = [v for v in versions if v.version == int(which)]
-    else:
-        found = [v for v in versions if v.output_sha256.startswith(which.lower())] if len(which) >= 4 else []
+    # A version number or a sha256 prefix (at least 4 characters); a prefix may be all digits ("22985113").
+    by_number = [v for v in versions if which.isdigit() and v.version == int(which)]
+    by_prefix = [v for v in versions if len(which) >= 4 and v.output_sha256.startswith(which.lower())]
+    found = by_number + [v for v in by_prefix if v not in by_number]
     if len(found) == 1:
         return found[0]
     listed = ", ".join(f"{v.version} ({v.output_sha256[:12]})" for v in versions) or "none"
