@@ -151,8 +151,10 @@ def _must(project: Project, what: str, run: Run) -> Run:
 
 
 def prepare(tc: Toolchain, n: int, *, reuse: bool = True, workers: int = 4, resync: bool = False,
-            folder: str | None = None, plain: bool = True, log=print) -> Project:  # noqa: ANN001
-    """The built scratch project of n targets for this toolchain (see the module docstring)."""
+            folder: str | None = None, plain: bool = True, build: bool = True, log=print) -> Project:  # noqa: ANN001
+    """The built scratch project of n targets for this toolchain (see the module docstring); with build=False a
+    new project with the story imported and its manifest written, nothing built."""
+    reuse = reuse and build
     story_id, export = synthetic_export(n)
     project = Project(tc, n, tc.out / (folder or f"n{n}"), story_id)
     proj = project.proj
@@ -175,6 +177,8 @@ def prepare(tc: Toolchain, n: int, *, reuse: bool = True, workers: int = 4, resy
                           if line.startswith("- task: "))
     log(f"{tag} {'reused; ' if project.reused else ''}manifest {made.wall:.2f}s, {project.targets} targets, "
         f"{project.manifest.stat().st_size / 1e6:.1f} MB")
+    if not build:
+        return project
     result = sampled(project.build_argv(workers), proj, project.env())
     _must(project, "build", result.run)
     last = result.run.out.strip().splitlines()[-1] if result.run.out.strip() else ""
