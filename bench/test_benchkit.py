@@ -72,10 +72,11 @@ def test_counter_counts_sql_statements_fsyncs_and_writes_them(tmp_path: Path):
 
 def test_flatness_compares_the_end_with_a_quarter_of_the_way():
     def build(rss: list[int]) -> FirstBuild:
-        samples = [Sample(float(i + 1), kib, 0) for i, kib in enumerate(rss)]
+        samples = [Sample(float(i + 1), kib, kib, 0) for i, kib in enumerate(rss)]
         return FirstBuild("code", "now", 4, 100, float(len(rss)), 1.0, max(rss), samples)
 
     assert flatness(build([100, 200, 200, 200, 200, 200, 200, 200])) == 1.0
+    assert flatness(build([100, 200, 200, 450, 200, 200, 200, 200])) == 450 / 200  # a peak between, not at the end
     assert flatness(build([100, 100, 150, 200, 250, 300, 350, 400])) == 400 / 100  # at 2 s of 8: 100
     assert flatness(build([100, 200])) is None
 

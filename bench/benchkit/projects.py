@@ -24,6 +24,7 @@ from .toolchain import REPO, Toolchain
 ASSETS_REL = "apps/story-tree-ui/public/generated"
 PLAIN_DODO = REPO / "bench" / "plain_dodo.py"  # the plain-doit baseline: independent of storytree's revision
 MARKER = "bench-built.json"
+MARKER_FORMAT = 2  # 2: peaks from VmHWM (format 1 kept ru_maxrss, which counts the bench's own RSS)
 
 
 @dataclass
@@ -36,14 +37,14 @@ class FirstBuild:
     targets: int
     wall: float
     cpu: float
-    rss_kib: int
+    rss_kib: int  # its own peak (VmHWM sampled; ru_maxrss only when it ended before the first sample)
     samples: list[Sample] = field(default_factory=list)
     this_run: bool = False  # made by this bench run (not read back from the marker)
 
     @classmethod
     def from_run(cls, code: str, workers: int, targets: int, result: SampledRun) -> "FirstBuild":
         return cls(code, time.strftime("%Y-%m-%d %H:%M %Z"), workers, targets, result.run.wall, result.run.cpu,
-                   result.run.rss_kib, result.samples, this_run=True)
+                   result.peak_kib or result.run.rss_kib, result.samples, this_run=True)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -183,15 +184,17 @@ def prepare(tc: Toolchain, n: int, *, reuse: bool = True, workers: int = 4, resy
     _must(project, "build", result.run)
     last = result.run.out.strip().splitlines()[-1] if result.run.out.strip() else ""
     if project.reused:
-        stored = json.loads(marker.read_text(encoding="utf-8")).get("first_build")
-        project.first_build = FirstBuild.from_json(stored) if stored else None
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        if stored.get("format") == MARKER_FORMAT and stored.get("first_build"):
+            project.first_build = FirstBuild.from_json(stored["first_build"])
         log(f"{tag} catch-up build {result.run.wall:.1f}s: {last}")
     else:
         project.first_build = FirstBuild.from_run(tc.code_digest(), workers, project.targets, result)
-        marker.write_text(json.dumps({"story_id": story_id, "first_build": project.first_build.to_json()}),
+        marker.write_text(json.dumps({"format": MARKER_FORMAT, "story_id": story_id,
+                                      "first_build": project.first_build.to_json()}),
                           encoding="utf-8")
         log(f"{tag} first build ({workers} threads) {result.run.wall:.1f}s, peak RSS "
-            f"{result.run.rss_kib / 1024:.0f} MiB: {last}")
+            f"{project.first_build.rss_kib / 1024:.0f} MiB: {last}")
     if plain:
         # The plain-doit baseline records its own state (config_changed values, file_dep signatures) in its own doit
         # database on the same assets: its first run executes every task (each only checks its target exists), a

@@ -45,7 +45,7 @@ def run(ctx: Context, rows: set[str]) -> list[Verdict]:
     series = alternate(commands, ctx.reps, "no-op")
     if base is not None:
         series.update(_manifests(ctx, sizes))
-    ctx.results["noop"] = {key: {"wall": s.wall, "cpu": s.cpu, "rss_mib": s.rss_mib, "spread": s.spread,
+    ctx.results["noop"] = {key: {"wall": s.wall, "cpu": s.cpu, "spread": s.spread,
                                  "runs": len(s.runs)} for key, s in series.items()}
     return _verdicts(ctx, series, small is not None, sizes)
 

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -17,7 +17,9 @@ from pathlib import Path
 class Run:
     wall: float  # seconds, elapsed
     cpu: float  # seconds, user + sys of the child (and its children it waited for)
-    rss_kib: int  # the child's peak resident set (ru_maxrss, KiB on Linux)
+    # ru_maxrss (KiB): on Linux at least the parent's RSS when it forked, so a small child of a big bench process
+    # reports the bench's size; memory figures come from sampled()'s VmHWM instead.
+    rss_kib: int
     rc: int
     out: str  # stdout and stderr, interleaved
 
@@ -37,7 +39,8 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
 @dataclass(frozen=True)
 class Sample:
     seconds: float  # since the start
-    rss_kib: int
+    rss_kib: int  # VmRSS now
+    hwm_kib: int  # VmHWM: the peak RSS of the child's own address space so far (not inflated by the parent)
     lines: int  # output lines so far (doit prints one per task): how far the build got
 
 
@@ -46,19 +49,26 @@ class SampledRun:
     run: Run
     samples: list[Sample]
 
+    @property
+    def peak_kib(self) -> int:
+        """The child's own peak RSS up to the last sample (0 when it ended before the first)."""
+        return max((s.hwm_kib for s in self.samples), default=0)
 
-def _rss_kib(pid: int) -> int | None:
+
+def _memory_kib(pid: int) -> tuple[int, int] | None:
+    """(VmRSS, VmHWM) of a running process, or None once it is gone."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
+                if line.startswith((b"VmRSS:", b"VmHWM:")):
+                    found[line[:5]] = int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    return None
+    return (found[b"VmRSS"], found[b"VmHWM"]) if len(found) == 2 else None
 
 
-def sampled(argv: list[str], cwd: Path, env: dict[str, str], every: float = 0.5) -> SampledRun:
+def sampled(argv: list[str], cwd: Path, env: dict[str, str], every: float = 0.25) -> SampledRun:
     """Like timed(), and the child's RSS read from /proc every `every` seconds with the number of output lines so far,
     to show whether memory grows as the build proceeds."""
     started = time.perf_counter()
@@ -78,9 +88,9 @@ def sampled(argv: list[str], cwd: Path, env: dict[str, str], every: float = 0.5)
 
     def watch() -> None:
         while not finished.wait(every):
-            rss = _rss_kib(child.pid)
-            if rss is not None:
-                samples.append(Sample(time.perf_counter() - started, rss, lines[0]))
+            memory = _memory_kib(child.pid)
+            if memory is not None:
+                samples.append(Sample(time.perf_counter() - started, *memory, lines[0]))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -122,10 +132,6 @@ class Series:
         return statistics.median(r.cpu for r in self.runs)
 
     @property
-    def rss_mib(self) -> float:
-        return max(r.rss_kib for r in self.runs) / 1024
-
-    @property
     def spread(self) -> str:
         walls = [r.wall for r in self.runs]
         return f"{min(walls):.3f}–{max(walls):.3f}"
@@ -154,7 +160,8 @@ def alternate(commands: list[Command], reps: int, label: str, log: Callable[[str
         for command in commands[shift:] + commands[:shift]:
             if command.reps is not None and rep >= command.reps:
                 continue
-            series[command.key].runs.append(checked(command, timed(command.argv, command.cwd, command.env)))
+            run = checked(command, timed(command.argv, command.cwd, command.env))
+            series[command.key].runs.append(replace(run, out=""))  # a 40 MB dry-run × reps would swell the bench
         log(f"  {label} rep {rep + 1}/{reps} (load {os.getloadavg()[0]:.1f}): " + ", ".join(
             f"{key} {s.runs[-1].wall:.2f}" for key, s in series.items() if len(s.runs) > rep))
     return series
