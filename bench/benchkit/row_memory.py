@@ -79,6 +79,6 @@ def run(ctx: Context) -> list[Verdict]:
     if flat is None:
         verdicts.append(info("memory", "RSS during that build", f"too short to sample ({_series(first)})"))
     else:
-        verdicts.append(at_most("memory", "RSS at the end / a quarter of the way (flat)", flat, FLAT, "×",
+        verdicts.append(at_most("memory", "highest RSS after a quarter of the build / RSS at a quarter (flat)", flat, FLAT, "×",
                                 f"{flat:.2f}× ({_series(first)})"))
     return verdicts
