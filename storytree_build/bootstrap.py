@@ -225,7 +225,8 @@ class Session:
         self.facts = FactGatherer(
             manifest, settings.assets_root, StoryState(self.records, self.operations, state.claims(story_id)),
             provider, hasher=FileHasher(),
-            asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url),
+            asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url,
+                        keep_stale=settings.build.rebuild == "missing"),
             points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))

@@ -21,7 +21,7 @@ from .files import TargetLocks, remove_leftovers
 from .outputs import Placed
 from .paid_images import PaidImages
 from .parts import BuildParts
-from .summary import Outcome
+from .summary import SAID_CURRENT, Outcome
 from .videos import VideoFlow
 
 
@@ -73,8 +73,9 @@ class Builder:
                     self._keep_edit(target)
                 return None
             if status.current:
-                detail = status.reason if status.why is Reason.KEPT else ""
-                return Outcome(task, done[0] if done else ("kept" if status.why is Reason.KEPT else "up to date"),
+                said = SAID_CURRENT.get(status.why)  # current, but worth saying: kept, or stale and kept
+                detail = status.reason if said else ""
+                return Outcome(task, done[0] if done else (said or "up to date"),
                                "; ".join([*done[1:], detail]).strip("; "))
             if status.publish_only:
                 outputs.publish(target)

@@ -42,6 +42,7 @@ class Asker:
     owner: str = ""
     adopt_existing: bool = True
     remote: str = ""
+    keep_stale: bool = False  # rebuild=missing
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class FactGatherer:
             operation=operation, provenance=provenance or {}, points_here=points_here,
             claim=self.held_claim(task) if with_claim else None, rejection=self._rejections().get(task),
             checkout=self.asker.checkout, adopt_existing=self.asker.adopt_existing, provider=self.provider,
-            damaged=damaged, object_local=object_local, remote=self.asker.remote)
+            damaged=damaged, object_local=object_local, remote=self.asker.remote, keep_stale=self.asker.keep_stale)
 
     def status(self, task: str) -> Status:
         # A claim matters only for a target that is not current: a no-op build never reads the story's claims.

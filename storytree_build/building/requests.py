@@ -57,12 +57,6 @@ class RequestFactory:
         from ..core.prompts import StaleTarget
 
         view = self._view()
-        if target.shot is not None:
-            # A manifest written before the shot lost its referencedDesigns (or by an older storytree that drew
-            # such shots from text) may still hash the same: refuse, as `storytree manifest` now does.
-            shot = view.shot(target.shot.scenelet_id, target.shot.shot_index)
-            if shot is not None and shot.payload.designs_unknown:
-                raise stale(target, f"shot {shot.scenelet_id}#{shot.shot_index} has no referencedDesigns")
         try:
             prompt = self._renderer().for_target(view, target, self.max_key_frame_references)
         except StaleTarget as exc:

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
+from ..core.status import Reason
 
 ORDER = ("built", "recovered", "resumed", "downloaded", "restored", "pulled", "kept edit", "moved", "adopted",
-         "published", "kept", "up to date", "waiting for review", "failed")
+         "published", "kept", "stale kept", "up to date", "waiting for review", "failed")
+
+# Current statuses a run still reports: the outcome word for each.
+SAID_CURRENT = {Reason.KEPT: "kept", Reason.STALE_KEPT: "stale kept"}
 
 
 @dataclass(frozen=True)

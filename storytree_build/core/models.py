@@ -281,7 +281,7 @@ class AudioNarrativeEntry(BaseModel):
 
 class StoryboardPayload(BaseModel):
     """`shots.storyboard_payload`: at most these 8 camelCase keys. `referencedDesigns` may be absent or null (legacy
-    rows, responses that did not say): such a row still loads, but the shot cannot be built (`designs_unknown`)."""
+    rows, responses that did not say): such a shot is built from its text alone, as one that references nothing."""
 
     model_config = ConfigDict(extra="forbid")
     framingAndAngle: str = Field(min_length=1)
@@ -295,12 +295,12 @@ class StoryboardPayload(BaseModel):
 
     @property
     def designs_unknown(self) -> bool:
-        """No `referencedDesigns` (absent or null): the original shot image and video tasks refused such a shot."""
+        """No `referencedDesigns` (absent or null): a legacy shot (the original shot tasks refused it; the
+        reference-image brief builds it text-only)."""
         return self.referencedDesigns is None
 
     def referenced(self) -> ReferencedDesigns:
-        """The named designs, empty when unknown: fine for checks that look ids up, but whoever builds the shot must
-        refuse it first when `designs_unknown` (the manifest does)."""
+        """The named designs; empty when unknown (a legacy shot references nothing)."""
         return self.referencedDesigns or ReferencedDesigns()
 
 

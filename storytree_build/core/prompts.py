@@ -221,8 +221,10 @@ def video_audio_design(story: StoryView, shot: ShotView) -> dict[str, Any]:
         if isinstance(profile, dict):
             pid = profile.get("character_id", profile.get("characterId"))
             profiles[pid] = {("character_id" if k == "characterId" else k): v for k, v in profile.items()}
+    # A narrator line selects the narrator profile only, even where a character's id is "narrator" (video brief).
+    characters_speaking = speakers - {"narrator"}
     out["character_voice_profiles"] = [
-        profiles[c] for c in shot.payload.referenced().characters if c in speakers and c in profiles
+        profiles[c] for c in shot.payload.referenced().characters if c in characters_speaking and c in profiles
     ]
     return out
 

@@ -50,6 +50,7 @@ class Reason(Enum):
             "`doit -a {task}` pays for a new one")
     EDITED = "edited by hand since it was built: kept as a new version (no cost); what uses it goes out of date"
     KEPT = ("kept: a paid {provider} file; the {run_provider} provider does not replace it (-a replaces it)")
+    STALE_KEPT = "out of date ({was}) but kept: rebuild=missing builds only missing files (-a replaces it)"
 
     def __init__(self, template: str) -> None:
         self.template = template
@@ -73,7 +74,7 @@ class Status:
     @property
     def current(self) -> bool:
         """Nothing to do in this run (up to date, or a paid file another provider's build leaves in place)."""
-        return self.why in (Reason.UP_TO_DATE, Reason.KEPT)
+        return self.why in (Reason.UP_TO_DATE, Reason.KEPT, Reason.STALE_KEPT)
 
     @property
     def publish_only(self) -> bool:
@@ -250,11 +251,20 @@ class TargetFacts:
     damaged: str = ""  # why the file at the path, other bytes than recorded, is not a valid file of its kind
     object_local: bool = False  # the record's file is in the local objects (asked when it is missing or damaged)
     remote: str = ""  # this build's remote (display URL, '' when none): a record pushed there can be pulled
+    keep_stale: bool = False  # rebuild=missing: a file at the path stays even when its inputs changed
+
+
+# Statuses of a file at the target path that only its inputs (or the lack of a record) make out of date: what
+# rebuild=missing leaves in place. A rejected file is not among them (a person asked for a new one), nor an invalid one.
+STALE_BUT_PRESENT = frozenset({Reason.INPUTS_CHANGED, Reason.MADE_FROM_OTHER_INPUTS, Reason.UNRECORDED,
+                               Reason.REFERENCES_NOT_BUILT})
 
 
 def decide(facts: TargetFacts) -> Status:
     """The status of one target, from its facts alone."""
     status = _from_files(facts)
+    if facts.keep_stale and facts.output_sha256 is not None and not facts.damaged and status.why in STALE_BUT_PRESENT:
+        status = Status(Reason.STALE_KEPT, {"was": status.reason})
     if status.current or status.publish_only:
         rejected = facts.rejection
         if rejected is not None and rejected.output_sha256 == facts.output_sha256:  # a person said no to this file
@@ -299,7 +309,9 @@ def _gone(facts: TargetFacts, record: RecordFacts, state: str) -> Status:
     """The recorded file is missing or damaged: restored for free where a copy is kept (unless the record no longer
     fits the manifest: then it is rebuilt as any stale target), blocked where none is."""
     stale = facts.inputs is not None and signature_of(as_recorded(facts.inputs, record.inputs)) != record.signature
-    if stale and not _kept_from(facts, record):
+    copy_kept = facts.object_local or (bool(facts.remote) and record.pushed_to == facts.remote)
+    # rebuild=missing: a kept copy of the recorded file is brought back even though its inputs changed (free)
+    if stale and not _kept_from(facts, record) and not (facts.keep_stale and copy_kept):
         assert facts.inputs is not None
         return Status(Reason.INPUTS_CHANGED, {"difference": explain_difference(record.inputs, as_recorded(facts.inputs, record.inputs))})
     elsewhere = bool(record.built_by) and record.built_by != facts.checkout

@@ -15,9 +15,10 @@ from doit.cmd_base import DoitCmdBase
 
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
+from ..core.manifest import TEXT_ONLY
 from ..core.plan import Action, Plan
 from ..core.pricing import describe_units
-from .planning import check_plan, plan_selection
+from .planning import cascade_lines, cascade_of, check_plan, plan_selection
 from .tasks import session_of
 
 opt_json = {"name": "json_output", "long": "json", "type": bool, "default": False,
@@ -58,19 +59,25 @@ class DryRun(DoitCmdBase):
             return ExitCode.FAILED
         prices = session.settings.prices
         modes = _mode_totals(session, plan)
+        found = cascade_of(session, plan)
         if json_output:
             self.outstream.write(json.dumps({
                 "story_id": plan.story_id,
                 "provider": session.provider_name,
-                "targets": [{**item.as_json(), "request": checked.requests.get(item.task)} for item in plan.items],
+                "targets": [{**item.as_json(), "text_only": session.target(item.task).text_only,
+                             "request": checked.requests.get(item.task)} for item in plan.items],
                 "would_run": len(plan.to_run),
                 "waiting_for_review": len(plan.waiting),
                 "kept": len(plan.kept),
                 "blocked": len(plan.blocked),
+                "stale": len(plan.stale),
                 "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
                              "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
-                             "held_back": plan.held_back, "batch_mode": session.settings.generation.batch,
+                             "held_back": plan.held_back, "stale_cost": plan.stale_cost, "batch_mode": session.settings.generation.batch,
                              "interactive_total": modes[0], "batch_total": modes[1]},
+                "cascade": {"causes": list(found.causes), "dependents": [d.__dict__ for d in found.dependents],
+                            "cost": found.cost(found.dependents), "in_run_cost": found.cost(found.in_run),
+                            "later_cost": found.cost(found.later)},
                 "renames": [m.__dict__ for m in moves],
                 "rename_journal_set_aside": journal_set_aside,
                 "problems": checked.problems,
@@ -87,10 +94,13 @@ class DryRun(DoitCmdBase):
             for item in plan.items:
                 if item.action is Action.SKIP:
                     continue
+                unspent = " to bring up to date (not spent)" if item.action is Action.STALE else ""
                 self.outstream.write(f"{item.action.mark} {item.task}  [{item.reason}]  {describe_units(item.units)}, "
-                                     f"{_money(item.cost, prices.currency)}\n    → {item.output}\n")
+                                     f"{_money(item.cost, prices.currency)}{unspent}\n    → {item.output}\n")
                 for ref in item.references:
                     self.outstream.write(f"    ref {ref}\n")
+                if session.target(item.task).text_only:
+                    self.outstream.write(f"    {TEXT_ONLY}\n")
                 if item.action is Action.RECORD:
                     stale = [i.task for i in plan.items if i.action is Action.RUN
                              and item.task in session.target(i.task).depends_on]
@@ -107,6 +117,8 @@ class DryRun(DoitCmdBase):
                     self.outstream.write(f"  subtotal {kind}: {_money(subtotal, prices.currency)}\n")
             self.outstream.write(f"  estimated total: {_money(plan.total, prices.currency)} "
                                  f"(estimate from the price table of {prices.as_of}; the provider bills the real amount)\n")
+            for line in cascade_lines(found, prices.currency, plan.story_id):
+                self.outstream.write(f"  {line}\n")
             if modes[0] != modes[1]:
                 now = "batch" if session.settings.generation.batch else "interactive"
                 self.outstream.write(f"  interactive: {_money(modes[0], prices.currency)} · batch mode (batch=1, images "
@@ -119,16 +131,22 @@ class DryRun(DoitCmdBase):
                 self.outstream.write(f"  held back for review: {len(plan.waiting)} video(s), "
                                      f"{_money(plan.held_back, prices.currency)} (not in the total; approve their key "
                                      f"frames: `storytree review list {plan.story_id}`)\n")
+            if plan.stale:
+                self.outstream.write(f"  stale but kept: {len(plan.stale)} file(s) (rebuild=missing), "
+                                     f"{_money(plan.stale_cost, prices.currency)} to bring up to date (not in the "
+                                     "total; rebuild=outdated or `doit -a <task>` rebuilds them)\n")
             if plan.kept:
                 self.outstream.write(f"  kept: {len(plan.kept)} paid file(s) another provider made; provider "
                                      f"{session.provider_name} does not replace them (`doit -a` would)\n")
             if plan.blocked:
                 self.outstream.write(f"  blocked: {len(plan.blocked)} recorded file(s) gone with no copy kept; "
                                      "`doit -a <task>` pays for new ones\n")
-            skipped = len(plan.items) - len(plan.to_run) - len(plan.waiting) - len(plan.blocked) - len(plan.kept)
+            skipped = (len(plan.items) - len(plan.to_run) - len(plan.waiting) - len(plan.blocked) - len(plan.kept)
+                       - len(plan.stale))
             waiting = f", {len(plan.waiting)} waiting for review" if plan.waiting else ""
             kept = f", {len(plan.kept)} kept" if plan.kept else ""
             blocked = f", {len(plan.blocked)} blocked" if plan.blocked else ""
+            kept += f", {len(plan.stale)} stale kept" if plan.stale else ""
             self.outstream.write(f"dryrun: {len(plan.to_run)} would run{waiting}{blocked}, {skipped} up to date{kept} "
                                  f"(provider {session.provider_name}); nothing was called or written.\n")
             for problem in checked.problems:

@@ -9,6 +9,7 @@ exit code comes from the typed summary (75 when a per-day quota ran out or batch
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from doit.cmd_run import Run as DoitRun
@@ -17,7 +18,8 @@ from doit.exceptions import InvalidCommand
 from ..bootstrap import RunOptions
 from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
-from .planning import forced_targets, plan_selection
+from ..core.plan import Plan
+from .planning import cascade_lines, cascade_of, forced_targets, plan_selection
 from .selection import expand
 from .reporter import SummaryReporter
 from .tasks import session_of
@@ -42,7 +44,9 @@ class Run(DoitRun):
         if selection:
             try:
                 session.renamer.reconcile()  # labels shifted: rename paid assets before deciding what to build
-                self._refuse_over_budget(session, selection, single, always)
+                plan = plan_selection(session, self.task_list, selection, single=single, always=always)
+                self._refuse_over_budget(session, plan, selection)
+                self._announce(session, plan)
             except StorytreeError as exc:
                 raise InvalidCommand(str(exc)) from None
             if always:
@@ -70,11 +74,15 @@ class Run(DoitRun):
         except StorytreeError as exc:
             raise InvalidCommand(f"batch mode: {exc}") from None
 
-    def _refuse_over_budget(self, session: Any, selection: list[str], single: bool, always: bool) -> None:
+    def _announce(self, session: Any, plan: Plan) -> None:
+        """The opening lines, before anything is paid: what the build puts out of date and what that costs."""
+        for line in cascade_lines(cascade_of(session, plan), session.settings.prices.currency, session.story_id):
+            sys.stderr.write(f"storytree: {line}\n")
+
+    def _refuse_over_budget(self, session: Any, plan: Plan, selection: list[str]) -> None:
         limit = session.gate.budget.limit
         if limit is None:
             return
-        plan = plan_selection(session, self.task_list, selection, single=single, always=always)
         refusal = budget_refusal(plan, limit, session.settings.prices.currency, selection,
                                  {t.task: t.model for t in session.manifest.targets})
         if refusal:

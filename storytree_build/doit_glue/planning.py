@@ -11,7 +11,7 @@ from doit.task import Task
 
 from ..core.manifest import Target
 from ..review.gate import frame_of
-from ..core.plan import Action, Plan, make_plan
+from ..core.plan import Action, Cascade, Plan, cascade, make_plan
 from .selection import expand, named
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[st
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
     entries = ((targets[n], session.facts.status(n)) for n in names)
-    return make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session))
+    return make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
+                     keep_existing=session.settings.build.rebuild == "missing")
 
 
 def held_back(session: "Session") -> Callable[[Target, set[str]], str | None]:
@@ -73,3 +74,25 @@ def check_plan(session: "Session", plan: Plan) -> PlanCheck:
             if request is not None:
                 requests[item.task] = request
     return PlanCheck(problems, requests)
+
+
+def cascade_of(session: "Session", plan: Plan) -> Cascade:
+    root = session.settings.assets_root
+    return cascade(plan, session.targets, lambda target: (root / target.output).exists(), session.pricing.cost)
+
+
+def cascade_lines(found: Cascade, currency: str, story_id: str) -> list[str]:
+    """What the dry-run and a build's opening lines say about a cascade (nothing when there is none)."""
+    if not found.dependents:
+        return []
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(found.by_kind().items()))
+    shown = ", ".join(found.causes[:3]) + (f" and {len(found.causes) - 3} more" if len(found.causes) > 3 else "")
+    lines = [f"rebuilding {shown} puts {len(found.dependents)} existing file(s) out of date ({kinds}): "
+             f"{Cascade.cost(found.dependents):.2f} {currency} to rebuild them"]
+    if found.in_run:
+        lines.append(f"  {len(found.in_run)} of them are rebuilt in this run "
+                     f"({Cascade.cost(found.in_run):.2f} {currency}, in the estimate)")
+    if found.later:
+        lines.append(f"  {len(found.later)} of them are left out of date ({Cascade.cost(found.later):.2f} {currency}): "
+                     f"the next `doit story:{story_id}` rebuilds them; rebuild=missing keeps them")
+    return lines

@@ -34,7 +34,9 @@ class SummaryReporter(ConsoleReporter):
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions and naming.split_task(task.name)[0] in naming.ASSET_STAGES:  # assets only, not the page
-            counted = self.session.batch_collected() | self.session.summary.tasks("kept") if self.session else set()
+            summary = self.session.summary if self.session else None
+            counted = (self.session.batch_collected() | summary.tasks("kept") | summary.tasks("stale kept")
+                       if self.session and summary else set())
             if task.name not in counted:  # counted as built (batch) or as kept
                 self.skipped += 1
 
@@ -57,6 +59,11 @@ class SummaryReporter(ConsoleReporter):
             self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
                        f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
                        + f" (`storytree review list {session.story_id}`)\n")
+        stale = sorted(session.summary.tasks("stale kept"))
+        if stale:
+            cost = sum(session.pricing.cost(session.target(task)) or 0.0 for task in stale)
+            self.write(f"storytree: {len(stale)} file(s) out of date but kept (rebuild=missing); bringing them up to "
+                       f"date would cost {cost:.2f} {session.settings.prices.currency} (`doit dryrun` lists them)\n")
         pending = session.batch_jobs_pending()
         if pending:
             self.write(f"storytree: {len(pending)} batch job(s) still running with "

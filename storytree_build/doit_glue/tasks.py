@@ -15,8 +15,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from ..bootstrap import Session
-from ..building.summary import Failure, Outcome
-from ..core.status import Reason
+from ..building.summary import SAID_CURRENT, Failure, Outcome
 from ..core import naming
 from ..building.space import describe
 from ..core.errors import EnvironmentFault, StorytreeError
@@ -39,8 +38,9 @@ class RecordCheck:
             status = self.session.facts.status(self.task)
             if status.current:
                 self.session.outputs.ensure_kept(self.session.target(self.task))
-            if status.why is Reason.KEPT:  # current for this run, but said: a paid file this provider leaves alone
-                self.session.summary.add(Outcome(self.task, "kept", status.reason))
+            said = SAID_CURRENT.get(status.why)  # current for this run, but said: a paid file left alone
+            if said:
+                self.session.summary.add(Outcome(self.task, said, status.reason))
             return status.current
         except Exception:  # noqa: BLE001 - the build action meets the same error and reports it, typed
             return False

@@ -348,6 +348,7 @@ FLAGS = ("current", "publish_only", "adoptable", "elsewhere", "restorable", "los
     (Reason.PULL, {"restorable"}),
     (Reason.LOST, {"lost"}),
     (Reason.KEPT, {"current"}),
+    (Reason.STALE_KEPT, {"current"}),
     *[(why, set()) for why in (Reason.MISSING, Reason.UNRECORDED, Reason.INVALID_FILE, Reason.EDITED, Reason.REFERENCES_NOT_BUILT,
                                Reason.INPUTS_CHANGED, Reason.MADE_FROM_OTHER_INPUTS, Reason.REJECTED,
                                Reason.SUBMIT_UNCERTAIN)],

@@ -164,30 +164,25 @@ def _build_manifest(story: StoryView, gen: GenerationSettings, renderer: PromptR
         except InputError as exc:
             problems.append(str(exc))
             continue
-        if shot.payload.designs_unknown:
-            # The original shot image and video tasks threw here; drawing from text alone would silently send no
-            # model sheets, so the shot is refused until someone says which designs it shows (possibly none).
-            problems.append(
-                f"{where}: storyboard_payload has no referencedDesigns (absent or null), so nothing says which "
-                "model sheets and environment keyframes its key frame and video need. Fix: add "
-                '"referencedDesigns": {"characters": [], "environments": []} to the payload if the shot shows no '
-                f"designs (or list their ids there): `storytree export {sid} > story.json`, edit, "
-                f"`storytree import story.json`; or re-run shot production for {shot.scenelet_id} and ingest a "
-                "response that includes referenced_designs.")
-            continue
+        # A shot without referencedDesigns (a legacy shot) is drawn from its text alone, as one with empty lists
+        # (the reference-image brief): no reference images, and the prompt says none are attached.
         refs = shot.payload.referenced()
         for cid in refs.characters:
             if story.vdd is not None and cid not in vdd_chars:
                 problems.append(f"{where}: referencedDesigns.characters names {cid!r}, which is not in visual_design_document.")
             elif (sheet_refs[cid] if cid in sheet_refs else model_sheet_reference(story, cid)) is None:
+                expected = naming.character_plate(sid, cid, MODEL_SHEET_TYPE, 1)
                 problems.append(f"{where}: character {cid!r} has no {MODEL_SHEET_TYPE} plate in visual_reference_package "
-                                "to use as its reference image.")
+                                f"to use as its reference image (expected {expected}); add one to its "
+                                "character_model_sheets entry, or drop the character from the shot's referencedDesigns.")
         for eid in refs.environments:
             if story.vdd is not None and eid not in vdd_envs:
                 problems.append(f"{where}: referencedDesigns.environments names {eid!r}, which is not in visual_design_document.")
             elif (env_refs[eid] if eid in env_refs else environment_reference(story, eid)) is None:
+                expected = naming.environment_keyframe(sid, eid, 1)
                 problems.append(f"{where}: environment {eid!r} has no keyframe in visual_reference_package "
-                                "to use as its reference image.")
+                                f"to use as its reference image (expected {expected}); add one to its "
+                                "environment_keyframes entry, or drop the environment from the shot's referencedDesigns.")
         if story.vdd is None or story.add is None:
             continue
         shot_key = ShotKey(scenelet_id=shot.scenelet_id, shot_index=shot.shot_index, scenelet_ref=shot.row["scenelet_ref"])

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 SCHEMA_VERSION = 1
 TargetKind = Literal["character_plate", "environment_keyframe", "key_frame", "video"]
 _CLOSED = ConfigDict(extra="forbid")
+TEXT_ONLY = "text-only (no referenced designs)"  # how the dry-run and the review page mark such a shot's targets
 
 
 class DbLocation(BaseModel):
@@ -57,6 +58,12 @@ class Target(BaseModel):
     depends_on: list[str] = []
     units: dict[str, Any]
     shot: ShotKey | None = None
+
+    @property
+    def text_only(self) -> bool:
+        """A shot's target with no design references (its shot references no designs, or is a legacy shot without
+        `referencedDesigns`): the key frame is drawn from text alone, the video has only its own key frame."""
+        return self.shot is not None and all(ref.kind == "KEY_FRAME" for ref in self.references)
 
 
 class Manifest(BaseModel):
