@@ -258,7 +258,7 @@ def test_restore_an_earlier_key_frame_on_the_served_page_in_chromium(tmp_path):
                 page.wait_for_function("document.body.dataset.review === 'on'")
                 assert hashlib.sha256(asset.read_bytes()).hexdigest() == first  # the first file is back
                 block = page.locator(f".target[data-task='{frame}']")
-                assert block.locator(".badge[data-origin='restored']").is_visible()
+                assert block.locator(".head .badge.origin").inner_text().strip().lower() == "restored"
                 assert "now: version 3 (restored: version 1)" in page.inner_text(versions).lower()
                 current = page.locator(f"img[alt='key frame {frame}']")
                 assert f"?v={first[:12]}" in (current.get_attribute("src") or "")

@@ -152,7 +152,8 @@ def test_restore_on_the_page_makes_the_earlier_file_current_and_renders_the_page
     assert [(v.version, v.output_sha256) for v in versions_of(root)] == [(2, second), (1, first)]
     html = (root / PAGE).read_text()
     block = html.split(f'<div class="target" data-task="{FRAME}"')[1].split('<details class="prompt">')[0]
-    assert 'data-origin="restored"' in block and "now: version 3 (restored: version 1)" in block
+    assert 'title="an earlier file made current again (version 1)">restored</span>' in block
+    assert "now: version 3 (restored: version 1)" in block
     items = version_items(root)
     assert list(items) == ["2", "1"]
     assert 'class="restore"' in items["2"] and 'class="restore"' not in items["1"]  # 1 is the current file now
