@@ -171,7 +171,18 @@ class Workspace:
     def review_api(self, token: str, read_only: bool) -> ReviewApi:
         from .review.web_api import ReviewApi
 
-        return ReviewApi(token, read_only, desk=self.review_desk, render_page=self.render_review_page)
+        return ReviewApi(token, read_only, desk=self.review_desk, render_page=self.render_review_page,
+                         restore=self.restore_version, objects=self.settings.objects_dir)
+
+    def restore_version(self, story_id: str, task: str, version: str) -> str:
+        """The page's restore button: `storytree restore` without `--keep`, for free (building/keeping.py)."""
+        from .building import keeping
+
+        session = self.session(story_id)
+        try:
+            return keeping.restore(session, task, version)
+        finally:
+            session.close()
 
     def render_review_page(self, story_id: str) -> None:
         """The page shows reviews: render it again after one changed (the reviewer's browser reloads it)."""
@@ -313,7 +324,7 @@ class Session:
             operations=self.operations.all,
             failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
             story_view=self.view, render=self.requests.render,
-            reviews=self.review_gate.reviews,
+            reviews=self.review_gate.reviews, versions=self.versions.all, object_here=self.workspace.vault.has_local,
             story_fingerprint=lambda: self.workspace.store().fingerprint(self.story_id))
 
     def target(self, task: str) -> Target:

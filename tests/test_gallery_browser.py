@@ -205,3 +205,70 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
 
 def build_sample_unchecked(root):  # noqa: ANN001, ANN201
     return run_doit(root, "--continue", f"story:{SAMPLE_ID}", "provider=stub", check=False)
+
+
+def test_restore_an_earlier_key_frame_on_the_served_page_in_chromium(tmp_path):
+    """`doit -a` pays for a new key frame and keeps the first one as version 1; the page lists it with its image from
+    the local objects; "Restore this version" brings the first file back (free) and the page shows it current."""
+    import hashlib
+
+    from storytree_build.bootstrap import Workspace
+    from support.project import ASSETS, records_of
+
+    sync_playwright = require_browser()
+    frame = "image:scenelet-1_1"
+    root = new_project(tmp_path / "project")
+    build_sample(root)
+    asset = root / ASSETS / records_of(root)[frame].output
+    first = hashlib.sha256(asset.read_bytes()).hexdigest()
+    run_doit(root, "-a", frame, "provider=stub")
+    run_doit(root, f"gallery:{SAMPLE_ID}", "provider=stub")
+    assert hashlib.sha256(asset.read_bytes()).hexdigest() != first
+    settings = settings_for(root)
+    token = "browser-test-token"
+    server = make_server(settings.public_root, 0, quiet=True, api=Workspace(settings).review_api(token, False))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/stories/{SAMPLE_ID}/"
+    versions = f".versions[data-task='{frame}']"
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(30_000)
+                page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+
+                # from disk: a static page without script errors; the version's image says it is not loaded
+                page.goto((settings.public_root / "stories" / SAMPLE_ID / "index.html").as_uri())
+                page.locator(versions).scroll_into_view_if_needed()  # the image is lazy: tried once in view
+                page.wait_for_function(f"!document.querySelector(\"{versions} img\")")
+                assert "not loaded" in page.inner_text(versions)
+
+                page.goto(f"{base}?token={token}")
+                page.wait_for_function("document.body.dataset.review === 'on'")
+                item = page.locator(f"{versions} li[data-version='1']")
+                item.scroll_into_view_if_needed()  # the version's image loads lazily
+                item.locator("img").evaluate("i => i.decode()")  # served from the objects: a real image
+                assert item.locator("img").evaluate("i => i.naturalWidth") > 0
+                assert "approved" not in item.inner_text().lower()  # unreviewed when it was replaced
+                with page.expect_navigation():
+                    item.locator("button.restore").click()
+                page.wait_for_function("document.body.dataset.review === 'on'")
+                assert hashlib.sha256(asset.read_bytes()).hexdigest() == first  # the first file is back
+                block = page.locator(f".target[data-task='{frame}']")
+                assert block.locator(".head .badge.origin").inner_text().strip().lower() == "restored"
+                assert "now: version 3 (restored: version 1)" in page.inner_text(versions).lower()
+                current = page.locator(f"img[alt='key frame {frame}']")
+                assert f"?v={first[:12]}" in (current.get_attribute("src") or "")
+                assert page.locator(f"{versions} li[data-version='2'] button.restore").is_visible()
+                assert page.locator(f"{versions} li[data-version='1'] button.restore").count() == 0
+                page.locator(versions).screenshot(path=str(ARTIFACTS / "gallery-versions.png"))
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert errors == []

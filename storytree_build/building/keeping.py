@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ..core.errors import InputError, StorytreeError
+from ..core.errors import InputError, OtherInputs, StorytreeError
 from ..core.status import as_recorded, explain_difference, signature_of
 from ..store.build_state import Record, Version, utc_now
 
@@ -120,7 +120,7 @@ def restore(session: Session, task: str, which: str, keep: bool = False) -> str:
     differs = inputs is not None and signature_of(as_recorded(inputs, record.inputs)) != record.signature
     if differs and not keep:
         assert inputs is not None
-        raise InputError(
+        raise OtherInputs(
             f"{task}: version {version.version} ({version.output_sha256[:12]}…) was made from other inputs than the "
             f"manifest's now ({explain_difference(record.inputs, inputs)}); the next build would replace it. "
             f"`storytree restore {session.story_id} {task} {which} --keep` makes it current for the present inputs "

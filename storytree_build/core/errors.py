@@ -5,7 +5,8 @@ which exit code it implies for the run:
 
     StorytreeError                 base; the CLI prints its message and exits non-zero (exit codes: exit_codes.py)
     ├── InputError                 a story document, file or argument the user must fix (exit 1)
-    │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
+    │   ├── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
+    │   └── OtherInputs            an earlier version asked for was made from other inputs than the manifest's now
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
@@ -40,6 +41,13 @@ class InputError(StorytreeError):
 class ManifestDriftError(InputError):
     kind = "drift"
     exit_code = ExitCode.CHECK_FOUND_WORK
+
+
+class OtherInputs(InputError):
+    """`storytree restore` (or the review page) asked for a version made from other inputs than the manifest's now:
+    nothing is changed unless the user accepts it for the present inputs (`--keep`, a CLI decision)."""
+
+    kind = "other-inputs"
 
 
 class ConfigError(StorytreeError):

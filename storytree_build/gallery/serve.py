@@ -3,7 +3,8 @@
 Binds 127.0.0.1 only and serves nothing outside the public folder: `..` segments (also percent-encoded), NUL bytes,
 backslashes and dot-files are refused, and every path is resolved (symlinks included) and must stay inside the folder.
 Byte ranges are honoured (206 / 416) so browsers can seek in MP4 videos; directories serve their index.html.
-`/api/…` are the review endpoints (review_api.py): approve / reject on the page, with the token printed at start.
+`/api/…` are the review endpoints (review/web_api.py): approve / reject / restore on the page, with the token printed
+at start; `/objects/<sha256>` serves the local object store read-only (object_files.py) for the earlier versions.
 Under load: a listen queue of 1,024 connections, a bounded pool of worker threads, and connections idle for more than
 10 seconds are closed (a worker is never held forever by a client that sends nothing).
 """
@@ -27,7 +28,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ..core.errors import InputError
 from ..files.mime import content_type
-from ..review.web_api import MAX_BODY, ReviewApi
+from ..review.web_api import MAX_BODY, POST_PATHS, ReviewApi
+from .object_files import PREFIX as OBJECTS_PREFIX, object_file
 
 CHUNK = 256 * 1024
 LISTEN_QUEUE = 1024
@@ -77,9 +79,10 @@ class PublicHandler(BaseHTTPRequestHandler):
         self._serve(send_body=True)
 
     def do_POST(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path != "/api/review" or self.api is None:
+        path = urlsplit(self.path).path
+        if path not in POST_PATHS or self.api is None:
             self.close_connection = True  # the body was not read
-            self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "only /api/review accepts POST")
+            self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, f"only {' and '.join(POST_PATHS)} accept POST")
             return
         try:
             length = int(self.headers.get("Content-Length") or "0")
@@ -87,10 +90,10 @@ class PublicHandler(BaseHTTPRequestHandler):
             length = -1
         if length < 0 or length > MAX_BODY:
             self.close_connection = True
-            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a review is at most {MAX_BODY} bytes"})
+            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a request is at most {MAX_BODY} bytes"})
             return
         body = self.rfile.read(length)
-        self._send_json(*self.api.review(self.headers, body, inet_address(self.server)[1]))
+        self._send_json(*self.api.post(path, self.headers, body, inet_address(self.server)[1]))
 
     def _send_json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
@@ -133,6 +136,15 @@ class PublicHandler(BaseHTTPRequestHandler):
         return real
 
     def _serve(self, send_body: bool) -> None:
+        url_path = urlsplit(self.path).path
+        store = self.api.objects if self.api is not None else None
+        if store is not None and url_path.startswith(OBJECTS_PREFIX):
+            found = object_file(store, url_path)
+            if isinstance(found, HTTPStatus):
+                self._refuse(found, "no such object" if found == HTTPStatus.NOT_FOUND else "not an object id")
+                return
+            self._send_file(found[0], send_body, media_type=found[1], immutable=True)
+            return
         try:
             target = self.resolve(self.path)
         except UnicodeDecodeError:
@@ -158,7 +170,7 @@ class PublicHandler(BaseHTTPRequestHandler):
             return
         self._send_file(target, send_body)
 
-    def _send_file(self, path: Path, send_body: bool) -> None:
+    def _send_file(self, path: Path, send_body: bool, media_type: str | None = None, immutable: bool = False) -> None:
         try:
             handle = open(path, "rb")
         except OSError:
@@ -189,14 +201,15 @@ class PublicHandler(BaseHTTPRequestHandler):
                     status = HTTPStatus.PARTIAL_CONTENT
             length = max(0, last - first + 1)
             self.send_response(status)
-            self.send_header("Content-Type", content_type(path))
+            self.send_header("Content-Type", media_type or content_type(path))
             self.send_header("Content-Length", str(length))
             self.send_header("Accept-Ranges", "bytes")
             if status == HTTPStatus.PARTIAL_CONTENT:
                 self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
             self.send_header("ETag", etag)
             self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
-            self.send_header("Cache-Control", "no-cache")  # revalidate: a rebuilt asset shows up at once
+            # An object's bytes never change under its name; an asset's do: revalidate so a rebuilt one shows at once.
+            self.send_header("Cache-Control", "private, max-age=31536000, immutable" if immutable else "no-cache")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             if not send_body:

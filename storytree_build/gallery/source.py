@@ -1,5 +1,6 @@
 """What the review page is made from, handed over by the composition root: the manifest, the status of every target,
-in-flight operations, this run's failures, reviews, and (lazily, it opens the story store) the story and its prompts."""
+in-flight operations, this run's failures, reviews, earlier versions, and (lazily, it opens the story store) the story
+and its prompts."""
 
 from __future__ import annotations
 
@@ -26,4 +27,6 @@ class GallerySource:
     story_view: Callable[[], StoryView]
     render: Callable[[Target], tuple[str, str | None]]  # (user prompt, system instruction) from the store
     reviews: Callable[[], dict[str, Any]]  # task → review.verdicts.Review of the story
+    versions: Callable[[], list[Any]]  # store.build_state.Version of the story's targets, newest first per task
+    object_here: Callable[[str], bool]  # is this sha256 in the local object store?
     story_fingerprint: Callable[[], str]  # changes with any story text the page shows

@@ -1,9 +1,14 @@
-"""The two JSON endpoints `storytree serve` adds to the static pages, so a reviewer can approve or reject key frames
-on the page:
+"""The JSON endpoints `storytree serve` adds to the static pages, so a reviewer can approve or reject key frames and
+bring back an earlier version of one on the page:
 
     GET  /api/session   {"read_only": bool} — the page shows its forms only when reviews can be written
     POST /api/review    {"story_id", "task", "verdict": "approve" | "reject", "note"} → the review, the targets whose
                         prompt changed; then the story's page is rendered again
+    POST /api/restore   {"story_id", "task", "version": int} → an earlier version made current again, for free (409
+                        when it was made from other inputs: accepting it anyway is `storytree restore --keep`); then
+                        the story's page is rendered again
+
+The earlier versions' images are served from `objects` (the local object store) by serve.py.
 
 A state change needs the token printed when the server starts, in the `X-Storytree-Token` header of a JSON request
 whose Host (and Origin, when sent) is this server: another web page can neither read the token nor send that header
@@ -19,25 +24,32 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
-from ..core.errors import StorytreeError
+from ..core.errors import OtherInputs, StorytreeError
 from .desk import ReviewDesk
 
 log = logging.getLogger("storytree")
 
 MAX_BODY = 16 * 1024
 TOKEN_HEADER = "X-Storytree-Token"
+POST_PATHS = ("/api/review", "/api/restore")
+
+Answer = tuple[HTTPStatus, dict[str, Any]]
+Restore = Callable[[str, str, str], str]  # (story id, task, version number) → what was done; raises StorytreeError
 
 
 class ReviewApi:
     def __init__(self, token: str, read_only: bool, *, desk: Callable[[str], ReviewDesk],
-                 render_page: Callable[[str], None]):
+                 render_page: Callable[[str], None], restore: Restore, objects: Path | None = None):
         self.token = token
         self.read_only = read_only
+        self.objects = objects  # the local object store, whose earlier versions the page shows (None: not served)
         self._desk = desk  # story id → its review desk (bootstrap.Workspace.review_desk)
         self._render_page = render_page  # story id → render its review page again
-        self._lock = threading.Lock()  # one review at a time: each may rewrite a manifest and a page
+        self._restore = restore  # bootstrap.Workspace.restore_version (building.keeping.restore)
+        self._lock = threading.Lock()  # one change at a time: each may rewrite a manifest, an asset and a page
 
     def session(self) -> tuple[HTTPStatus, dict[str, Any]]:
         return HTTPStatus.OK, {"read_only": self.read_only}
@@ -54,7 +66,15 @@ class ReviewApi:
             return "the request comes from another site"
         return None
 
-    def review(self, headers: Any, body: bytes, port: int) -> tuple[HTTPStatus, dict[str, Any]]:
+    def post(self, path: str, headers: Any, body: bytes, port: int) -> Answer:
+        """Answer a POST to one of POST_PATHS."""
+        request = self._accepted(headers, body, port)
+        if not isinstance(request, dict):
+            return request
+        return self.review(request) if path == "/api/review" else self.restore(request)
+
+    def _accepted(self, headers: Any, body: bytes, port: int) -> dict[str, Any] | Answer:
+        """The JSON object of a state change this server may make, or the answer that refuses it."""
         if self.read_only:
             return HTTPStatus.FORBIDDEN, {"error": "this server is read-only (storytree serve --read-only)"}
         refused = self.refuse_origin(headers, port)
@@ -69,9 +89,14 @@ class ReviewApi:
             request = json.loads(body)
         except ValueError:
             return HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"}
-        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in ("story_id", "task")) \
-                or request.get("verdict") not in ("approve", "reject") \
-                or not isinstance(request.get("note", ""), str):
+        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in ("story_id", "task")):
+            return HTTPStatus.BAD_REQUEST, {"error": 'expected a JSON object with "story_id" and "task" (strings)'}
+        if any(c in request["story_id"] for c in "/\\\x00") or request["story_id"].startswith("."):
+            return HTTPStatus.BAD_REQUEST, {"error": f"{request['story_id'][:80]!r} is not a story id"}  # a file name
+        return request
+
+    def review(self, request: dict[str, Any]) -> Answer:
+        if request.get("verdict") not in ("approve", "reject") or not isinstance(request.get("note", ""), str):
             return HTTPStatus.BAD_REQUEST, {"error": 'expected {"story_id": str, "task": str, "verdict": "approve" | '
                                                      '"reject", "note": str}'}
         with self._lock:
@@ -88,3 +113,19 @@ class ReviewApi:
             outcome = desk.reject(request["task"], request.get("note"))
         self._render_page(request["story_id"])
         return {"review": asdict(outcome.review), "now_out_of_date": outcome.now_out_of_date}
+
+    def restore(self, request: dict[str, Any]) -> Answer:
+        version = request.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            return HTTPStatus.BAD_REQUEST, {"error": 'expected {"story_id": str, "task": str, "version": a version '
+                                                     'number (1 or more)}'}
+        story_id, task = request["story_id"], request["task"]
+        with self._lock:
+            try:
+                done = self._restore(story_id, task, str(version))
+            except OtherInputs as exc:  # accepting it for the present inputs is a decision for the CLI (--keep)
+                return HTTPStatus.CONFLICT, {"error": str(exc)}
+            except StorytreeError as exc:
+                return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+            self._render_page(story_id)
+        return HTTPStatus.OK, {"restored": done}
