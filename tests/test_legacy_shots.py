@@ -104,3 +104,12 @@ def test_the_legacy_shot_is_sent_without_reference_images(legacy: Path) -> None:
         images = [c for c in submit.body["input"][0]["content"] if c["type"] == "image"]
         frame = (legacy / ASSETS / manifest_of(legacy).by_task()[FRAME].output).read_bytes()
         assert [base64.b64decode(c["data"]) for c in images] == [frame]  # exactly one: its own key frame
+
+
+def test_the_review_page_marks_the_legacy_shot_text_only(legacy: Path) -> None:
+    result = doit(legacy, f"gallery:{SAMPLE_ID}", "provider=stub")
+    assert result.returncode == 0, result.stdout + result.stderr
+    html = (legacy / "apps/story-tree-ui/public/stories" / SAMPLE_ID / "index.html").read_text()
+    blocks = html.split('<div class="target" data-task="')[1:]
+    marked = [block.split('"', 1)[0] for block in blocks if "data-text-only" in block.split('<div class="target"')[0]]
+    assert marked == [FRAME, VIDEO] and TEXT_ONLY in html

@@ -28,7 +28,7 @@ from ..files.atomic import write_text_atomic
 from ..store.build_state import utc_now
 from ..core import naming
 from ..core.hashing import sha256_json
-from ..core.manifest import Target
+from ..core.manifest import TEXT_ONLY, Target
 from ..core.manifest.file import manifest_path
 from ..core.errors import InputError, StorytreeError
 from ..settings import Settings
@@ -217,6 +217,7 @@ class TargetView:
     review: str | None = None  # approved | rejected | unreviewed (None: not built, or not a reviewed kind)
     review_note: str = ""  # the standing director's note (a rejection's, or one this frame was made with)
     reviewed_by: str = ""
+    text_only: bool = False  # a shot that references no designs (a legacy shot): drawn from its text alone
 
     @property
     def reviewable(self) -> bool:
@@ -337,7 +338,7 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note,
         review=verdict, reviewed_by=reviewed_by or "", review_note=review.note if review is not None else "",
         references=references, prompt_user=prompt_user, prompt_system=prompt_system, system_file=system_file,
-        prompt_error=prompt_error)
+        prompt_error=prompt_error, text_only=target.text_only)
 
 
 def _text(value: Any) -> str:
@@ -487,8 +488,10 @@ def _environment(folder: Path) -> "jinja2.Environment":
     """One Jinja environment per templates folder (it recompiles a template whose file changed)."""
     import jinja2  # only when a page is rendered, never on a no-op build
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=True)
+    env.globals["TEXT_ONLY"] = TEXT_ONLY  # the dry-run's words for a shot without referenced designs
+    return env
 
 
 def _templates(settings: Settings) -> "jinja2.Environment":
