@@ -22,6 +22,7 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
+from ..store.ports import ROW_TABLES, RowOwner, foreign_row_problems
 from ..store.build_state import BuildState, Operation, Record
 from ..review.verdicts import VERDICTS, Review, clean_note
 from .input_files import MAX_EXPORT_BYTES, read_json_file
@@ -119,6 +120,7 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         return stored_rows[story_id]
 
     scenelet_story: dict[str, str] = {}
+    scenelet_index: dict[str, int] = {}
     for i, row in enumerate(data["scenelets"]):
         where = f"scenelets[{i}] (id {row.get('id')!r})"
         scenelet = _parsed(SceneletRow, row, where, None, "", problems)
@@ -126,7 +128,12 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             continue
         if scenelet.story_id not in known_stories:
             problems.append(f"{where}: story_id {scenelet.story_id} is neither in this file nor in the store.")
-        scenelet_story[scenelet.id] = scenelet.story_id
+        if scenelet_story.get(scenelet.id, scenelet.story_id) != scenelet.story_id:
+            # (twice in one story is reported by the tree check below)
+            problems.append(f"{where}: the same id is scenelets[{scenelet_index[scenelet.id]}] of story "
+                            f"{scenelet_story[scenelet.id]}; a row id belongs to one story.")
+        scenelet_story.setdefault(scenelet.id, scenelet.story_id)
+        scenelet_index.setdefault(scenelet.id, i)
         out = dict(row)
         out["content"] = json.loads(json.dumps(row["content"])) if not isinstance(row["content"], str) else json.loads(row["content"])
         out.setdefault("parent_id", None)
@@ -142,6 +149,7 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             problems.append(str(exc))
 
     natural_keys: dict[tuple[str, str, int], int] = {}
+    shot_index_of_id: dict[str, int] = {}
 
     for i, row in enumerate(data["shots"]):
         where = f"shots[{i}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r})"
@@ -154,7 +162,14 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         if key in natural_keys:
             problems.append(f"{where}: duplicates shots[{natural_keys[key]}] (same story, scenelet_id and shot_index).")
         natural_keys.setdefault(key, i)
-        if shot.scenelet_ref not in scenelet_story and not (
+        if shot.id is not None and shot.id in shot_index_of_id:
+            problems.append(f"{where}: id {shot.id} is also the id of shots[{shot_index_of_id[shot.id]}].")
+        if shot.id is not None:
+            shot_index_of_id.setdefault(shot.id, i)
+        if scenelet_story.get(shot.scenelet_ref, shot.story_id) != shot.story_id:
+            problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is a scenelet of story "
+                            f"{scenelet_story[shot.scenelet_ref]}, not of story {shot.story_id}.")
+        elif shot.scenelet_ref not in scenelet_story and not (
                 shot.story_id in stored_ids
                 and shot.scenelet_ref in {r["id"] for r in stored(shot.story_id).scenelets}):
             problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is not a scenelet of this file or of "
@@ -173,8 +188,20 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         out["storyboard_payload"] = json.loads(payload) if isinstance(payload, str) else payload
         clean["shots"].append({k: out.get(k) for k in ShotRow.model_fields})
 
+    if stored_ids:
+        problems += foreign_row_problems(data, stored_owners(store, data))
     collect(problems, f"{source}: nothing was imported")
     return clean
+
+
+def stored_owners(store: StoryStore, data: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], RowOwner]:
+    """(table, row id) -> the stored story that row id belongs to, for the file's scenelet and shot ids."""
+    owners: dict[tuple[str, str], RowOwner] = {}
+    for table in ROW_TABLES:
+        row_ids = sorted({row["id"] for row in data[table] if isinstance(row.get("id"), str)})
+        if row_ids:
+            owners.update({(table, row_id): owner for row_id, owner in store.row_owners(table, row_ids).items()})
+    return owners
 
 
 def referenced_design_problems(refs: Any, vdd: VisualDesignDocument) -> list[str]:
