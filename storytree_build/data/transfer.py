@@ -5,7 +5,9 @@ Import validates every row before it writes anything, then upserts in one transa
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -239,10 +241,63 @@ def build_rows(data: dict[str, list[dict[str, Any]]], story_ids: set[str],
     return found["storytree_records"], found["storytree_operations"], found["storytree_reviews"]
 
 
-def import_file(path: Path, store: StoryStore, state: BuildState | None = None) -> dict[str, int]:
+# Names the row ids `--new-ids` derives (uuid5 of the story id and the old row id).
+NEW_IDS_NAMESPACE = uuid.UUID("0d7e3c52-9a41-4f6b-8c2e-5b1a7f3d9e60")
+
+
+def fresh_ids(story_id: str, old_ids: set[str]) -> dict[str, str]:
+    """New ids for one story's rows: derived from (story id, old id), so importing the same file again gives the
+    same ids (an upsert that keeps the copy's built paths), and handed out in the old ids' sort order, because the
+    scenelet tree orders siblings with equal timestamps by id: the copy keeps every `scenelet-N` label (and with them
+    its shots' scenelet_id and target names)."""
+    new_ids = sorted(str(uuid.uuid5(NEW_IDS_NAMESPACE, f"{story_id}/{old}")) for old in old_ids)
+    return dict(zip(sorted(old_ids), new_ids))
+
+
+def _fresh_ids_by_story(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(story id, old id) -> new id, for every row with a string id."""
+    by_story: dict[str, set[str]] = {}
+    for row in rows:
+        if isinstance(row.get("id"), str):
+            by_story.setdefault(str(row.get("story_id")), set()).add(row["id"])
+    return {(story_id, old): new for story_id, olds in by_story.items()
+            for old, new in fresh_ids(story_id, olds).items()}
+
+
+def with_fresh_row_ids(data: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """A copy of an export whose scenelet and shot rows all have new ids (`storytree import --new-ids`): parent_id
+    and scenelet_ref follow their scenelet when it is in the file (links to stored scenelets stay), and the build
+    records' identities follow the scenelet they name. Rows that are not valid are left for validation to report."""
+    fresh = copy.deepcopy(data)
+    scenelet_ids = _fresh_ids_by_story(fresh["scenelets"])
+    shot_ids = _fresh_ids_by_story(fresh["shots"])
+
+    def renamed(row: dict[str, Any], column: str, mapping: dict[tuple[str, str], str]) -> None:
+        if isinstance(row.get(column), str):
+            row[column] = mapping.get((str(row.get("story_id")), row[column]), row[column])
+
+    for row in fresh["scenelets"]:
+        renamed(row, "id", scenelet_ids)
+        renamed(row, "parent_id", scenelet_ids)
+    for row in fresh["shots"]:
+        renamed(row, "id", shot_ids)
+        renamed(row, "scenelet_ref", scenelet_ids)
+    for record in fresh.get("storytree_records") or []:
+        # identity is `kind|scenelet uuid|shot index` for shots (core/status.py identity_of)
+        parts = record.get("identity").split("|") if isinstance(record.get("identity"), str) else []
+        if len(parts) == 3 and (str(record.get("story_id")), parts[1]) in scenelet_ids:
+            parts[1] = scenelet_ids[(str(record.get("story_id")), parts[1])]
+            record["identity"] = "|".join(parts)
+    return fresh
+
+
+def import_file(path: Path, store: StoryStore, state: BuildState | None = None, *,
+                new_ids: bool = False) -> dict[str, int]:
     """Story rows first, then the build's records, operations and reviews (so a story moved between stores stays
-    paid for and reviewed)."""
+    paid for and reviewed). `new_ids`: give every scenelet and shot row a new id first (importing a copy)."""
     data = read_export_file(path)
+    if new_ids:
+        data = with_fresh_row_ids(data)
     clean = validate_export(data, store, str(path))
     story_ids = {row["id"] for row in clean["stories"]} | set(store.list_story_ids())
     built, operations, verdicts = build_rows(data, story_ids, str(path))
