@@ -328,11 +328,20 @@ def test_migrations_are_idempotent_and_give_the_original_final_shape(pg_cluster,
                'public.set_story_json_path(uuid,text,text[],jsonb)', 'execute')
         union all
         select 'service_role bypasses RLS: ' || rolbypassrls from pg_roles where rolname = 'service_role'
+        union all
+        select 'anon may import or look up owners: ' || (
+               has_function_privilege('anon', 'public.import_story_rows(jsonb,jsonb,jsonb)', 'execute')
+               or has_function_privilege('anon', 'public.storytree_foreign_rows(jsonb,jsonb)', 'execute'))
+        union all
+        select 'service_role may import: ' || (
+               has_function_privilege('service_role', 'public.import_story_rows(jsonb,jsonb,jsonb)', 'execute')
+               and has_function_privilege('service_role', 'public.storytree_foreign_rows(jsonb,jsonb)', 'execute'))
         """).splitlines())
     assert facts == {
         "set_current_timestamp_updated_at", "set_current_timestamp_updated_at_shots",
         "unique UNIQUE (story_id, scenelet_id, shot_index)",
         "anon may execute: false", "service_role may execute: true", "service_role bypasses RLS: true",
+        "anon may import or look up owners: false", "service_role may import: true",
     }
 
 
