@@ -290,6 +290,39 @@ def test_a_concurrent_import_cannot_slip_a_row_of_another_story_past_the_check(p
     assert pg_cluster.psql(f"select story_id from public.scenelets where id = '{contested}'").strip() == other_id
 
 
+def test_upper_case_uuids_are_the_same_rows(supabase_store, sample_export):
+    """Postgres compares uuids by value and answers them in lower case: the same story in upper case is a re-import,
+    and a copy whose row ids are the original's in upper case is refused, naming the ids as the file spells them."""
+    import copy
+
+    from storytree_build.data.transfer import validate_export
+
+    def upper(export: dict, story_id: str) -> dict:
+        export = copy.deepcopy(export)
+        export["stories"][0]["id"] = story_id
+        for row in export["scenelets"] + export["shots"]:
+            row.update(id=row["id"].upper(), story_id=story_id)
+            for column in ("parent_id", "scenelet_ref"):
+                if row.get(column):
+                    row[column] = row[column].upper()
+        return export
+
+    supabase_store.import_rows(validate_export(copy.deepcopy(sample_export), supabase_store, "sample"))
+    supabase_store.import_rows(validate_export(upper(sample_export, SAMPLE_ID.upper()), supabase_store, "again"))
+    assert supabase_store.list_story_ids() == [SAMPLE_ID]
+    assert len(supabase_store.load_story(SAMPLE_ID).shots) == len(sample_export["shots"])
+
+    copy_id = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21"
+    same_ids = upper(sample_export, copy_id)
+    with pytest.raises(InputError, match=r"scenelets\[0\] \(id '3A9B7C10-1D2E-4F30-8A41-5B6C7D8E9F01'\): belongs to story "
+                                         + SAMPLE_ID):
+        validate_export(copy.deepcopy(same_ids), supabase_store, "copy")
+    with pytest.raises(InputError, match=r"shots\[0\] \('scenelet-1' #1, id 'B7E4A2D0-6C1F-4E3A-9B58-1C2D3E4F5001'\): "
+                                         r"belongs to story " + SAMPLE_ID):
+        supabase_store.import_rows(same_ids)  # the database's own refusal, worded the same
+    assert supabase_store.list_story_ids() == [SAMPLE_ID]
+
+
 def _raised(call, *args) -> BaseException | None:  # noqa: ANN001
     try:
         call(*args)

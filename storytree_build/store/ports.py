@@ -6,6 +6,7 @@ whole document back, so concurrent writers cannot lose each other's updates.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, NamedTuple, Protocol
 
 from ..core.models import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
@@ -107,6 +108,16 @@ def check_shot_column(column: str) -> None:
         raise ValueError(f"{column!r} is not a shot path column ({', '.join(SHOT_PATH_COLUMNS)})")
 
 
+def same_id(stored: Any, incoming: Any) -> bool:
+    """Equal ids; uuids compare by value (Postgres answers `5E1F…` as `5e1f…`)."""
+    if stored == incoming:
+        return True
+    try:
+        return uuid.UUID(str(stored)) == uuid.UUID(str(incoming))
+    except ValueError:
+        return False
+
+
 def row_label(table: str, index: int, row: dict[str, Any]) -> str:
     """How import messages name a row: `scenelets[2] (id '…')`, `shots[7] ('scenelet-3' #2, id '…')`."""
     if table == "shots":
@@ -123,7 +134,7 @@ def foreign_row_problems(export: dict[str, list[dict[str, Any]]],
     for table in ROW_TABLES:
         for index, row in enumerate(export.get(table, [])):
             owner = owners.get((table, str(row.get("id"))))
-            if row.get("id") is None or owner is None or owner.story_id == row.get("story_id"):
+            if row.get("id") is None or owner is None or same_id(owner.story_id, row.get("story_id")):
                 continue
             problems.append(f"{row_label(table, index, row)}: belongs to story {owner.story_id} "
                             f"({owner.display_name!r}), not to story {row.get('story_id')}")

@@ -314,12 +314,14 @@ class SupabaseStoryStore:
     def row_owners(self, table: str, row_ids: list[str]) -> dict[str, RowOwner]:
         if table not in ROW_TABLES:
             raise ValueError(f"{table!r} is not a row table ({', '.join(ROW_TABLES)})")
-        unique = sorted({row_id for row_id in row_ids if _is_uuid(row_id)})  # other ids cannot be stored here
+        # Postgres answers uuids in lower case: key the answer by the ids as asked. Other ids cannot be stored here.
+        asked = {str(uuid.UUID(row_id)): row_id for row_id in row_ids if _is_uuid(row_id)}
+        unique = sorted(asked)
         story_of: dict[str, str] = {}
         for start in range(0, len(unique), ID_BATCH):
             for row in self.select_all(f"look up the stories of {table} rows", table, ["id", "story_id"], ["id"],
                                        {"id": unique[start:start + ID_BATCH]}):
-                story_of[row["id"]] = row["story_id"]
+                story_of[asked.get(row["id"], row["id"])] = row["story_id"]
         names = {row["id"]: row["display_name"]
                  for row in self.select_all("look up story names", "stories", ["id", "display_name"], ["id"],
                                             {"id": sorted(set(story_of.values()))})} if story_of else {}
@@ -406,9 +408,13 @@ class SupabaseStoryStore:
 
 def foreign_rows_error(sent: dict[str, list[dict[str, Any]]], exc: APIError) -> InputError:
     """The function's refusal (its detail lists the rows of other stories as JSON) as the SQLite store words it."""
+    # The detail names rows by canonical uuid; key them by the ids as sent.
+    sent_ids = {(table, str(uuid.UUID(str(row["id"])))): str(row["id"])
+                for table in ROW_TABLES for row in sent.get(table, []) if _is_uuid(row.get("id"))}
     try:
         listed = json.loads(exc.details or "[]")
-        owners = {(row["table"], row["id"]): RowOwner(row["story_id"], row["display_name"]) for row in listed}
+        owners = {(row["table"], sent_ids.get((row["table"], row["id"]), row["id"])):
+                  RowOwner(row["story_id"], row["display_name"]) for row in listed}
     except (TypeError, ValueError, KeyError):
         owners = {}
     problems = foreign_row_problems(sent, owners)
