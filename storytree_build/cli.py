@@ -20,11 +20,12 @@ from .settings import Settings, load_settings
 def cmd_import(workspace: Workspace, args: argparse.Namespace) -> int:
     from .data.transfer import import_file
 
-    counts = import_file(Path(args.file), workspace.store(), workspace.state())
+    counts = import_file(Path(args.file), workspace.store(), workspace.state(), new_ids=args.new_ids)
     built = f", {counts['records']} build records" if counts.get("records") else ""
     built += f", {counts['reviews']} reviews" if counts.get("reviews") else ""
+    fresh = " (scenelets and shots under new row ids)" if args.new_ids else ""
     print(f"imported {counts['stories']} stories, {counts['scenelets']} scenelets, {counts['shots']} shots{built} "
-          f"into {workspace.settings.store}", file=sys.stderr)
+          f"into {workspace.settings.store}{fresh}", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -319,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("import", help="import a Supabase table export (JSON) into the story store")
     p.add_argument("file")
+    p.add_argument("--new-ids", action="store_true",
+                   help="give every scenelet and shot row of the file a new id (import a copy of a stored story "
+                        "under a new story id; parent links and scenelet_ref follow)")
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("export", help="print one story as a Supabase table export (JSON)")
     p.add_argument("story_id")

@@ -300,3 +300,80 @@ def test_the_fingerprint_changes_with_any_row_and_only_then(any_store, sample_ex
     assert second != first
     any_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "audio_file_path", "x/audio.wav")
     assert any_store.fingerprint(SAMPLE_ID) not in (first, second)
+
+
+# -- an import never moves another story's rows -------------------------------------------------------
+COPY_ID = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21"
+
+
+def same_ids_copy(export: dict) -> dict:
+    """The story under a new story id whose scenelet and shot rows keep the original's row ids."""
+    copy_ = copy.deepcopy(export)
+    copy_["stories"][0].update(id=COPY_ID, display_name="Wren, the copy")
+    for table in ("scenelets", "shots"):
+        for row in copy_[table]:
+            row["story_id"] = COPY_ID
+    return copy_
+
+
+def exported(store, story_id: str = SAMPLE_ID) -> str:
+    import json
+
+    return json.dumps(store.load_story(story_id).to_export(), sort_keys=True)
+
+
+def test_validation_refuses_rows_that_belong_to_another_story(any_store, sample_export):
+    import_export(any_store, sample_export)
+    write_paths(any_store)
+    before = exported(any_store)
+    with pytest.raises(InputError) as refused:
+        import_export(any_store, same_ids_copy(sample_export))
+    message = str(refused.value)
+    name = sample_export["stories"][0]["display_name"]
+    scenelet, shot = sample_export["scenelets"][2], sample_export["shots"][7]
+    assert (f"scenelets[2] (id {scenelet['id']!r}): belongs to story {SAMPLE_ID} ({name!r}), "
+            f"not to story {COPY_ID}") in message
+    assert (f"shots[7] ({shot['scenelet_id']!r} #{shot['shot_index']}, id {shot['id']!r}): "
+            f"belongs to story {SAMPLE_ID} ({name!r}), not to story {COPY_ID}") in message
+    assert "storytree import --new-ids FILE" in message and f"import it into story {SAMPLE_ID}" in message
+    rows = len(sample_export["scenelets"]) + len(sample_export["shots"])
+    assert f"({rows + 1} problems)" in message  # every row at once, and the fix once
+    assert exported(any_store) == before
+    assert any_store.list_story_ids() == [SAMPLE_ID]
+
+
+def test_the_store_refuses_rows_of_another_story_that_validation_did_not_see(any_store, sample_export):
+    """Validated while the store was empty (as when a second import lands between validation and write): the
+    store's own transaction refuses the copy, and nothing of it is written."""
+    copy_rows = validate_export(same_ids_copy(sample_export), any_store, "test")
+    import_export(any_store, sample_export)
+    write_paths(any_store)
+    before = exported(any_store)
+    with pytest.raises(InputError) as refused:
+        any_store.import_rows(copy.deepcopy(copy_rows))
+    message = str(refused.value)
+    name = sample_export["stories"][0]["display_name"]
+    assert f"scenelets[0] (id {sample_export['scenelets'][0]['id']!r}): belongs to story {SAMPLE_ID} ({name!r})" in message
+    last = sample_export["shots"][11]
+    assert (f"shots[11] ({last['scenelet_id']!r} #{last['shot_index']}, id {last['id']!r}): "
+            f"belongs to story {SAMPLE_ID}") in message
+    assert "--new-ids" in message
+    assert exported(any_store) == before
+    assert any_store.list_story_ids() == [SAMPLE_ID]
+
+
+def test_the_store_refuses_a_shot_of_another_story_alone(any_store, sample_export):
+    """Only a shot row's id is another story's (its scenelets are new): still refused, nothing written."""
+    import_export(any_store, sample_export)
+    before = exported(any_store)
+    copy_ = same_ids_copy(sample_export)
+    fresh = {row["id"]: "4" + row["id"][1:] for row in copy_["scenelets"]}
+    for row in copy_["scenelets"]:
+        row["id"], row["parent_id"] = fresh[row["id"]], fresh.get(row["parent_id"])
+    for n, row in enumerate(copy_["shots"]):
+        row["scenelet_ref"] = fresh[row["scenelet_ref"]]
+        row["id"] = row["id"] if n == 4 else None  # one shot keeps the original's row id
+    with pytest.raises(InputError, match=r"shots\[4\] .*belongs to story " + SAMPLE_ID):
+        any_store.import_rows(copy_)
+    assert exported(any_store) == before
+    assert any_store.list_story_ids() == [SAMPLE_ID]

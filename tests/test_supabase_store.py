@@ -228,6 +228,109 @@ def test_export_from_sqlite_imports_into_supabase_identically(supabase_store, tm
         sqlite_store.close()
 
 
+# -- an import never moves another story's rows ----------------------------------------------------
+def test_a_concurrent_import_cannot_slip_a_row_of_another_story_past_the_check(pg_cluster, supabase_store,
+                                                                               sample_export):
+    """A second transaction stores one of the copy's scenelet ids under another story after import_story_rows
+    checked: the upsert waits on that row, then its guard refuses the whole import instead of moving the row."""
+    import copy
+    import subprocess
+    import threading
+    import time
+
+    from storytree_build.data.transfer import validate_export
+
+    copy_id, other_id = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21", "1c3e5a7b-9d2f-4a6c-8e1b-3d5f7a9c1e32"
+    story_copy = copy.deepcopy(sample_export)
+    story_copy["stories"][0].update(id=copy_id, display_name="Wren, the copy")
+    for row in story_copy["scenelets"]:
+        row.update(story_id=copy_id, id="4" + row["id"][1:], parent_id=row["parent_id"] and "4" + row["parent_id"][1:])
+    for row in story_copy["shots"]:
+        row.update(story_id=copy_id, id=None, scenelet_ref="4" + row["scenelet_ref"][1:])
+    clean = validate_export(story_copy, supabase_store, "copy")  # nothing owns these ids yet
+    contested = clean["scenelets"][0]["id"]
+
+    def count(where: str) -> int:
+        return int(pg_cluster.psql(f"select count(*) from pg_stat_activity where {where}").strip())
+
+    holder = subprocess.Popen([str(pg_cluster.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                               pg_cluster.dsn()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    outcome: list[BaseException | None] = []
+    importer = threading.Thread(target=lambda: outcome.append(_raised(supabase_store.import_rows, clean)))
+    try:
+        assert holder.stdin is not None
+        holder.stdin.write(
+            "begin;\n"
+            f"insert into public.stories (id, display_name, initial_prompt) values ('{other_id}', 'Concurrent', 'p');\n"
+            "insert into public.scenelets (id, story_id, content, created_at) "
+            f"values ('{contested}', '{other_id}', '{{}}', now());\n")
+        holder.stdin.flush()
+        for _ in range(500):  # the holder has written its row and keeps its transaction open
+            if count("state = 'idle in transaction'"):
+                break
+            time.sleep(0.02)
+        importer.start()
+        for _ in range(500):  # the import reached the contested row and waits for the holder
+            if count("wait_event_type = 'Lock'"):
+                break
+            time.sleep(0.02)
+        assert count("wait_event_type = 'Lock'") == 1
+        holder.stdin.write("commit;\n")
+        holder.stdin.close()
+        assert holder.wait(timeout=60) == 0
+        importer.join(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    error = outcome[0]
+    assert isinstance(error, InputError), error
+    assert f"scenelets[0] (id {contested!r}): belongs to story {other_id} ('Concurrent')" in str(error)
+    assert "--new-ids" in str(error)
+    assert supabase_store.list_story_ids() == [other_id]  # the copy rolled back whole; the row stayed its owner's
+    assert pg_cluster.psql(f"select story_id from public.scenelets where id = '{contested}'").strip() == other_id
+
+
+def test_upper_case_uuids_are_the_same_rows(supabase_store, sample_export):
+    """Postgres compares uuids by value and answers them in lower case: the same story in upper case is a re-import,
+    and a copy whose row ids are the original's in upper case is refused, naming the ids as the file spells them."""
+    import copy
+
+    from storytree_build.data.transfer import validate_export
+
+    def upper(export: dict, story_id: str) -> dict:
+        export = copy.deepcopy(export)
+        export["stories"][0]["id"] = story_id
+        for row in export["scenelets"] + export["shots"]:
+            row.update(id=row["id"].upper(), story_id=story_id)
+            for column in ("parent_id", "scenelet_ref"):
+                if row.get(column):
+                    row[column] = row[column].upper()
+        return export
+
+    supabase_store.import_rows(validate_export(copy.deepcopy(sample_export), supabase_store, "sample"))
+    supabase_store.import_rows(validate_export(upper(sample_export, SAMPLE_ID.upper()), supabase_store, "again"))
+    assert supabase_store.list_story_ids() == [SAMPLE_ID]
+    assert len(supabase_store.load_story(SAMPLE_ID).shots) == len(sample_export["shots"])
+
+    copy_id = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21"
+    same_ids = upper(sample_export, copy_id)
+    with pytest.raises(InputError, match=r"scenelets\[0\] \(id '3A9B7C10-1D2E-4F30-8A41-5B6C7D8E9F01'\): belongs to story "
+                                         + SAMPLE_ID):
+        validate_export(copy.deepcopy(same_ids), supabase_store, "copy")
+    with pytest.raises(InputError, match=r"shots\[0\] \('scenelet-1' #1, id 'B7E4A2D0-6C1F-4E3A-9B58-1C2D3E4F5001'\): "
+                                         r"belongs to story " + SAMPLE_ID):
+        supabase_store.import_rows(same_ids)  # the database's own refusal, worded the same
+    assert supabase_store.list_story_ids() == [SAMPLE_ID]
+
+
+def _raised(call, *args) -> BaseException | None:  # noqa: ANN001
+    try:
+        call(*args)
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        return exc
+    return None
+
+
 # -- the shipped migrations ------------------------------------------------------------------------
 def test_migrations_are_idempotent_and_give_the_original_final_shape(pg_cluster, supabase_stack):
     pg_cluster.apply_migrations()  # a second run changes nothing and does not fail
@@ -258,11 +361,20 @@ def test_migrations_are_idempotent_and_give_the_original_final_shape(pg_cluster,
                'public.set_story_json_path(uuid,text,text[],jsonb)', 'execute')
         union all
         select 'service_role bypasses RLS: ' || rolbypassrls from pg_roles where rolname = 'service_role'
+        union all
+        select 'anon may import or look up owners: ' || (
+               has_function_privilege('anon', 'public.import_story_rows(jsonb,jsonb,jsonb)', 'execute')
+               or has_function_privilege('anon', 'public.storytree_foreign_rows(jsonb,jsonb)', 'execute'))
+        union all
+        select 'service_role may import: ' || (
+               has_function_privilege('service_role', 'public.import_story_rows(jsonb,jsonb,jsonb)', 'execute')
+               and has_function_privilege('service_role', 'public.storytree_foreign_rows(jsonb,jsonb)', 'execute'))
         """).splitlines())
     assert facts == {
         "set_current_timestamp_updated_at", "set_current_timestamp_updated_at_shots",
         "unique UNIQUE (story_id, scenelet_id, shot_index)",
         "anon may execute: false", "service_role may execute: true", "service_role bypasses RLS: true",
+        "anon may import or look up owners: false", "service_role may import: true",
     }
 
 

@@ -304,3 +304,112 @@ def test_two_rows_for_the_same_shot_are_reported_not_silently_merged(store, samp
     with pytest.raises(InputError, match=r"duplicates shots\[0\]"):
         validate_export(sample_export, store, "dup")
     assert store.list_story_ids() == []
+
+
+# --- a copy under a new story id ---------------------------------------------------------------------
+COPY_ID = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21"
+
+
+def as_copy(export: dict) -> dict:
+    """The export under a new story id, its rows keeping the original's row ids."""
+    set_story_id(export, COPY_ID)
+    export["stories"][0]["display_name"] = "Wren, the copy"
+    return export
+
+
+def test_a_scenelet_id_used_by_two_stories_of_one_file_is_refused(tmp_path, store, sample_export):
+    copy_ = as_copy(copy.deepcopy(sample_export))
+    both = {table: sample_export[table] + copy_[table] for table in ("stories", "scenelets", "shots")}
+    message = import_error(tmp_path, store, both)
+    first = sample_export["scenelets"][0]["id"]
+    assert f"scenelets[5] (id {first!r}): the same id is scenelets[0] of story {SAMPLE_ID}" in message
+    shot = sample_export["shots"][0]
+    assert f"shots[12] ({shot['scenelet_id']!r} #1): id {shot['id']} is also the id of shots[0]." in message
+    assert counts(store) == EMPTY
+
+
+def test_a_shot_whose_scenelet_ref_is_a_scenelet_of_another_story_is_refused(tmp_path, store, sample_export):
+    other = as_copy(copy.deepcopy(sample_export))
+    other["scenelets"] = [dict(r, id="4" + r["id"][1:], parent_id=r["parent_id"] and "4" + r["parent_id"][1:])
+                          for r in other["scenelets"]]
+    for shot in other["shots"]:
+        shot.update(id=None, scenelet_ref="4" + shot["scenelet_ref"][1:])
+    other["shots"][3]["scenelet_ref"] = sample_export["shots"][3]["scenelet_ref"]  # the original's scenelet
+    both = {table: sample_export[table] + other[table] for table in ("stories", "scenelets", "shots")}
+    message = import_error(tmp_path, store, both)
+    assert (f"shots[15] ('scenelet-2' #1): scenelet_ref {sample_export['shots'][3]['scenelet_ref']} is a scenelet of "
+            f"story {SAMPLE_ID}, not of story {COPY_ID}.") in message
+    assert counts(store) == EMPTY
+
+
+def test_fresh_ids_keep_the_sort_order_of_the_old_ones():
+    from storytree_build.data.transfer import fresh_ids
+
+    old = {f"{n:02d}-{'z' if n % 2 else 'a'}" for n in range(60)}
+    mapping = fresh_ids(COPY_ID, old)
+    assert sorted(mapping.values()) == [mapping[o] for o in sorted(old)]
+    assert len(set(mapping.values())) == 60 and not set(mapping.values()) & old
+    assert fresh_ids(COPY_ID, old) == mapping  # the same file, the same ids: importing it again is an upsert
+    assert not set(fresh_ids(SAMPLE_ID, old).values()) & set(mapping.values())  # another story, other ids
+
+
+def test_new_ids_give_a_copy_new_rows_with_the_same_tree(sample_export):
+    from storytree_build.core.tree import derive_tree
+    from storytree_build.data.transfer import with_fresh_row_ids
+
+    for row in sample_export["scenelets"]:  # siblings with equal times: their order comes from their ids
+        row["created_at"] = "2026-11-01T10:05:00+00:00"
+    fresh = with_fresh_row_ids(as_copy(copy.deepcopy(sample_export)))
+    old_scenelets = {r["id"] for r in sample_export["scenelets"]}
+    new_by_id = {r["id"]: r for r in fresh["scenelets"]}
+    assert len(new_by_id) == len(old_scenelets) and not set(new_by_id) & old_scenelets
+    assert not {s["id"] for s in fresh["shots"]} & {s["id"] for s in sample_export["shots"]}
+    assert len({s["id"] for s in fresh["shots"]}) == len(sample_export["shots"])
+
+    def shape(export: dict) -> list[tuple]:
+        tree = derive_tree("s", export["scenelets"])
+        return [(node.label, tree[node.parent_id].label if node.parent_id else None,
+                 [tree[child].label for child in node.children]) for node in tree.values()]
+
+    assert shape(fresh) == shape(sample_export)
+    old_tree, new_tree = derive_tree("s", sample_export["scenelets"]), derive_tree(COPY_ID, fresh["scenelets"])
+    assert [(new_tree[s["scenelet_ref"]].label, s["shot_index"]) for s in fresh["shots"]] == [
+        (old_tree[s["scenelet_ref"]].label, s["shot_index"]) for s in sample_export["shots"]]
+
+
+def test_new_ids_carry_the_build_records_identities_along(sample_export):
+    from storytree_build.data.transfer import with_fresh_row_ids
+
+    ref = sample_export["shots"][3]["scenelet_ref"]
+    sample_export["storytree_records"] = [{"story_id": SAMPLE_ID, "identity": f"image|{ref}|1"},
+                                          {"story_id": SAMPLE_ID, "identity": "image|image:sheet"},
+                                          {"story_id": SAMPLE_ID, "identity": ""}]
+    fresh = with_fresh_row_ids(sample_export)
+    new_ref = fresh["shots"][3]["scenelet_ref"]
+    assert new_ref != ref
+    assert [r["identity"] for r in fresh["storytree_records"]] == [f"image|{new_ref}|1", "image|image:sheet", ""]
+
+
+def test_import_with_new_ids_adds_the_copy_beside_the_original(tmp_path, sample_store, sample_export):
+    sample_store.set_shot_path(SAMPLE_ID, "scenelet-2", 1, "key_frame_image_path", "kept.png")
+    before = export_story(sample_store, SAMPLE_ID)
+    path = write(tmp_path, as_copy(copy.deepcopy(sample_export)))
+    assert "storytree import --new-ids FILE" in import_error(tmp_path, sample_store, as_copy(copy.deepcopy(sample_export)))
+    assert import_file(path, sample_store, new_ids=True) == FULL
+    assert export_story(sample_store, SAMPLE_ID) == before
+    original, copied = json.loads(before), json.loads(export_story(sample_store, COPY_ID))
+    assert (len(copied["scenelets"]), len(copied["shots"])) == (5, 12)
+    assert not {r["id"] for r in copied["scenelets"] + copied["shots"]} & {
+        r["id"] for r in original["scenelets"] + original["shots"]}
+    assert [(s["scenelet_id"], s["shot_index"]) for s in copied["shots"]] == [
+        (s["scenelet_id"], s["shot_index"]) for s in original["shots"]]
+    assert counts(sample_store) == {"stories": 2, "scenelets": 10, "shots": 24}
+    # the same copy again, with new ids again: the same new ids, an upsert that keeps the copy's built paths
+    sample_store.set_shot_path(COPY_ID, "scenelet-2", 1, "key_frame_image_path", "copy-kept.png")
+    assert import_file(path, sample_store, new_ids=True) == FULL
+    assert counts(sample_store) == {"stories": 2, "scenelets": 10, "shots": 24}
+    again = json.loads(export_story(sample_store, COPY_ID))
+    assert [r["id"] for r in again["scenelets"] + again["shots"]] == [r["id"] for r in copied["scenelets"] + copied["shots"]]
+    assert next(s for s in again["shots"] if (s["scenelet_id"], s["shot_index"]) == ("scenelet-2", 1))[
+        "key_frame_image_path"] == "copy-kept.png"
+    assert export_story(sample_store, SAMPLE_ID) == before

@@ -5,7 +5,9 @@ Import validates every row before it writes anything, then upserts in one transa
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from ..core.models import (
     VisualReferencePackage,
 )
 from ..store import StoryStore
+from ..store.ports import ROW_TABLES, RowOwner, foreign_row_problems
 from ..store.build_state import BuildState, Operation, Record
 from ..review.verdicts import VERDICTS, Review, clean_note
 from .input_files import MAX_EXPORT_BYTES, read_json_file
@@ -119,6 +122,7 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         return stored_rows[story_id]
 
     scenelet_story: dict[str, str] = {}
+    scenelet_index: dict[str, int] = {}
     for i, row in enumerate(data["scenelets"]):
         where = f"scenelets[{i}] (id {row.get('id')!r})"
         scenelet = _parsed(SceneletRow, row, where, None, "", problems)
@@ -126,7 +130,12 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             continue
         if scenelet.story_id not in known_stories:
             problems.append(f"{where}: story_id {scenelet.story_id} is neither in this file nor in the store.")
-        scenelet_story[scenelet.id] = scenelet.story_id
+        if scenelet_story.get(scenelet.id, scenelet.story_id) != scenelet.story_id:
+            # (twice in one story is reported by the tree check below)
+            problems.append(f"{where}: the same id is scenelets[{scenelet_index[scenelet.id]}] of story "
+                            f"{scenelet_story[scenelet.id]}; a row id belongs to one story.")
+        scenelet_story.setdefault(scenelet.id, scenelet.story_id)
+        scenelet_index.setdefault(scenelet.id, i)
         out = dict(row)
         out["content"] = json.loads(json.dumps(row["content"])) if not isinstance(row["content"], str) else json.loads(row["content"])
         out.setdefault("parent_id", None)
@@ -142,6 +151,7 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
             problems.append(str(exc))
 
     natural_keys: dict[tuple[str, str, int], int] = {}
+    shot_index_of_id: dict[str, int] = {}
 
     for i, row in enumerate(data["shots"]):
         where = f"shots[{i}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r})"
@@ -154,7 +164,14 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         if key in natural_keys:
             problems.append(f"{where}: duplicates shots[{natural_keys[key]}] (same story, scenelet_id and shot_index).")
         natural_keys.setdefault(key, i)
-        if shot.scenelet_ref not in scenelet_story and not (
+        if shot.id is not None and shot.id in shot_index_of_id:
+            problems.append(f"{where}: id {shot.id} is also the id of shots[{shot_index_of_id[shot.id]}].")
+        if shot.id is not None:
+            shot_index_of_id.setdefault(shot.id, i)
+        if scenelet_story.get(shot.scenelet_ref, shot.story_id) != shot.story_id:
+            problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is a scenelet of story "
+                            f"{scenelet_story[shot.scenelet_ref]}, not of story {shot.story_id}.")
+        elif shot.scenelet_ref not in scenelet_story and not (
                 shot.story_id in stored_ids
                 and shot.scenelet_ref in {r["id"] for r in stored(shot.story_id).scenelets}):
             problems.append(f"{where}: scenelet_ref {shot.scenelet_ref} is not a scenelet of this file or of "
@@ -173,8 +190,20 @@ def validate_export(data: dict[str, list[dict[str, Any]]], store: StoryStore, so
         out["storyboard_payload"] = json.loads(payload) if isinstance(payload, str) else payload
         clean["shots"].append({k: out.get(k) for k in ShotRow.model_fields})
 
+    if stored_ids:
+        problems += foreign_row_problems(data, stored_owners(store, data))
     collect(problems, f"{source}: nothing was imported")
     return clean
+
+
+def stored_owners(store: StoryStore, data: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], RowOwner]:
+    """(table, row id) -> the stored story that row id belongs to, for the file's scenelet and shot ids."""
+    owners: dict[tuple[str, str], RowOwner] = {}
+    for table in ROW_TABLES:
+        row_ids = sorted({row["id"] for row in data[table] if isinstance(row.get("id"), str)})
+        if row_ids:
+            owners.update({(table, row_id): owner for row_id, owner in store.row_owners(table, row_ids).items()})
+    return owners
 
 
 def referenced_design_problems(refs: Any, vdd: VisualDesignDocument) -> list[str]:
@@ -212,10 +241,64 @@ def build_rows(data: dict[str, list[dict[str, Any]]], story_ids: set[str],
     return found["storytree_records"], found["storytree_operations"], found["storytree_reviews"]
 
 
-def import_file(path: Path, store: StoryStore, state: BuildState | None = None) -> dict[str, int]:
+# Names the row ids `--new-ids` derives (uuid5 of the story id and the old row id).
+NEW_IDS_NAMESPACE = uuid.UUID("0d7e3c52-9a41-4f6b-8c2e-5b1a7f3d9e60")
+
+
+def fresh_ids(story_id: str, old_ids: set[str]) -> dict[str, str]:
+    """New ids for one story's rows: derived from (story id, old id), so importing the same file again gives the
+    same ids (an upsert that keeps the copy's built paths), and handed out in the old ids' sort order, because the
+    scenelet tree orders siblings with equal timestamps by id: the copy keeps every `scenelet-N` label (and with them
+    its shots' scenelet_id and target names)."""
+    new_ids = sorted(str(uuid.uuid5(NEW_IDS_NAMESPACE, f"{story_id}/{old}")) for old in old_ids)
+    return dict(zip(sorted(old_ids), new_ids))
+
+
+def _fresh_ids_by_story(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(story id, old id) -> new id, for every row with a string id."""
+    by_story: dict[str, set[str]] = {}
+    for row in rows:
+        if isinstance(row.get("id"), str):
+            by_story.setdefault(str(row.get("story_id")), set()).add(row["id"])
+    return {(story_id, old): new for story_id, olds in by_story.items()
+            for old, new in fresh_ids(story_id, olds).items()}
+
+
+def with_fresh_row_ids(data: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """A copy of an export whose scenelet and shot rows all have new ids (`storytree import --new-ids`): parent_id
+    and scenelet_ref follow their scenelet when it is in the file (links to stored scenelets stay), and the build
+    records' identities follow the scenelet they name. Rows that are not valid are left for validation to report."""
+    fresh = copy.deepcopy(data)
+    scenelet_ids = _fresh_ids_by_story(fresh["scenelets"])
+    shot_ids = _fresh_ids_by_story(fresh["shots"])
+
+    def renamed(row: dict[str, Any], column: str, mapping: dict[tuple[str, str], str]) -> None:
+        if isinstance(row.get(column), str):
+            row[column] = mapping.get((str(row.get("story_id")), row[column]), row[column])
+
+    for row in fresh["scenelets"]:
+        renamed(row, "id", scenelet_ids)
+        renamed(row, "parent_id", scenelet_ids)
+    for row in fresh["shots"]:
+        renamed(row, "id", shot_ids)
+        renamed(row, "scenelet_ref", scenelet_ids)
+    for record in fresh.get("storytree_records") or []:
+        # identity is `kind|scenelet uuid|shot index` for shots (core/status.py identity_of)
+        identity = record.get("identity")
+        parts = identity.split("|") if isinstance(identity, str) else []
+        if len(parts) == 3 and (str(record.get("story_id")), parts[1]) in scenelet_ids:
+            parts[1] = scenelet_ids[(str(record.get("story_id")), parts[1])]
+            record["identity"] = "|".join(parts)
+    return fresh
+
+
+def import_file(path: Path, store: StoryStore, state: BuildState | None = None, *,
+                new_ids: bool = False) -> dict[str, int]:
     """Story rows first, then the build's records, operations and reviews (so a story moved between stores stays
-    paid for and reviewed)."""
+    paid for and reviewed). `new_ids`: give every scenelet and shot row a new id first (importing a copy)."""
     data = read_export_file(path)
+    if new_ids:
+        data = with_fresh_row_ids(data)
     clean = validate_export(data, store, str(path))
     story_ids = {row["id"] for row in clean["stories"]} | set(store.list_story_ids())
     built, operations, verdicts = build_rows(data, story_ids, str(path))

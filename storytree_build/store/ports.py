@@ -6,7 +6,8 @@ whole document back, so concurrent writers cannot lose each other's updates.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+import uuid
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 
@@ -27,6 +28,16 @@ SHOT_COLS = [
 ]
 
 
+class RowOwner(NamedTuple):
+    """The story a stored scenelet or shot row belongs to."""
+
+    story_id: str
+    display_name: str
+
+
+ROW_TABLES = ("scenelets", "shots")
+
+
 class StoryStore(Protocol):
     def list_story_ids(self) -> list[str]: ...
 
@@ -40,6 +51,10 @@ class StoryStore(Protocol):
 
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
         """Upsert every row in one transaction (rows were validated by the caller)."""
+        ...
+
+    def row_owners(self, table: str, row_ids: list[str]) -> dict[str, RowOwner]:
+        """The story each of `row_ids` belongs to, for the ids stored in `table` ("scenelets" or "shots")."""
         ...
 
     def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
@@ -93,3 +108,42 @@ def check_document_column(column: str) -> None:
 def check_shot_column(column: str) -> None:
     if column not in SHOT_PATH_COLUMNS:
         raise ValueError(f"{column!r} is not a shot path column ({', '.join(SHOT_PATH_COLUMNS)})")
+
+
+def same_id(stored: Any, incoming: Any) -> bool:
+    """Equal ids; uuids compare by value (Postgres answers `5E1F…` as `5e1f…`)."""
+    if stored == incoming:
+        return True
+    try:
+        return uuid.UUID(str(stored)) == uuid.UUID(str(incoming))
+    except ValueError:
+        return False
+
+
+def row_label(table: str, index: int, row: dict[str, Any]) -> str:
+    """How import messages name a row: `scenelets[2] (id '…')`, `shots[7] ('scenelet-3' #2, id '…')`."""
+    if table == "shots":
+        return f"shots[{index}] ({row.get('scenelet_id')!r} #{row.get('shot_index')!r}, id {row.get('id')!r})"
+    return f"{table}[{index}] (id {row.get('id')!r})"
+
+
+def foreign_row_problems(export: dict[str, list[dict[str, Any]]],
+                         owners: dict[tuple[str, str], RowOwner]) -> list[str]:
+    """One line per scenelet or shot row whose id belongs to another story (`owners`: (table, row id) -> owner),
+    then the fix once. Upserting such a row would move it out of its story, taking its paid paths along."""
+    problems: list[str] = []
+    owner_ids: list[str] = []
+    for table in ROW_TABLES:
+        for index, row in enumerate(export.get(table, [])):
+            owner = owners.get((table, str(row.get("id"))))
+            if row.get("id") is None or owner is None or same_id(owner.story_id, row.get("story_id")):
+                continue
+            problems.append(f"{row_label(table, index, row)}: belongs to story {owner.story_id} "
+                            f"({owner.display_name!r}), not to story {row.get('story_id')}")
+            if owner.story_id not in owner_ids:
+                owner_ids.append(owner.story_id)
+    if problems:
+        problems.append("an import never moves rows out of another story: give the copy fresh row ids "
+                        "(`storytree import --new-ids FILE`), or import it into story "
+                        f"{' / '.join(owner_ids)} (the story that owns those rows)")
+    return problems

@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from ..files.atomic import private_folder
-from ..core.errors import InputError, StoreError
+from ..core.errors import InputError, StoreError, collect
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
+from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, RowOwner, check_document_column,
+                    check_shot_column, foreign_row_problems, keep_asset_paths)
 
 if TYPE_CHECKING:
     from ..core.story import StorySnapshot
-from .ports import (SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, check_document_column,
-                   check_shot_column, keep_asset_paths)
 
 STORY_JSON = set(DOCUMENT_COLUMNS)
+ID_BATCH = 500  # ids per `in (...)` query, well below SQLite's bound-parameter limit
 SCENELET_BOOL = {"is_branch_point", "is_terminal_node"}
 
 
@@ -129,13 +130,24 @@ class SqliteStoryStore:
             conn.execute("commit")
         return digest.hexdigest()
 
+    def row_owners(self, table: str, row_ids: list[str]) -> dict[str, RowOwner]:
+        return _row_owners(self._conn(), table, row_ids)
+
     # -- writes --------------------------------------------------------------------------------
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
         """Upsert every row in one transaction. Asset paths a build wrote back are kept when the incoming rows have
         none (`keep_asset_paths`); the transaction serialises with the build's own path writes, so an import during
-        a build loses nothing."""
+        a build loses nothing.
+
+        A scenelet or shot row whose id belongs to another story is refused (InputError, nothing written): the
+        upsert would move it, and its paid paths, out of that story. Checked inside the write transaction, so an
+        import that lands after the caller's validation cannot slip past."""
         stamp = now_iso()
         with self._transaction() as conn:
+            owners = {(table, row_id): owner for table in ROW_TABLES
+                      for row_id, owner in _row_owners(conn, table, [str(r["id"]) for r in export.get(table, [])
+                                                                     if r.get("id") is not None]).items()}
+            collect(foreign_row_problems(export, owners), "nothing was imported")
             for story in export.get("stories", []):
                 values = {c: story.get(c) for c in STORY_COLS}
                 stored = conn.execute(f"select {', '.join(DOCUMENT_COLUMNS)} from stories where id = ?",
@@ -213,6 +225,20 @@ class SqliteStoryStore:
             )
             if cur.rowcount != 1:
                 raise StoreError(f"Shot {scenelet_id}#{shot_index} of story {story_id} not found; cannot write {column}.")
+
+
+def _row_owners(conn: sqlite3.Connection, table: str, row_ids: list[str]) -> dict[str, RowOwner]:
+    if table not in ROW_TABLES:
+        raise ValueError(f"{table!r} is not a row table ({', '.join(ROW_TABLES)})")
+    unique = sorted(set(row_ids))
+    owners: dict[str, RowOwner] = {}
+    for start in range(0, len(unique), ID_BATCH):
+        batch = unique[start:start + ID_BATCH]
+        for row_id, story_id, display_name in conn.execute(
+                f"select t.id, t.story_id, s.display_name from {table} t join stories s on s.id = t.story_id "
+                f"where t.id in ({', '.join('?' for _ in batch)})", batch):
+            owners[row_id] = RowOwner(story_id, display_name)
+    return owners
 
 
 def _new_uuid() -> str:

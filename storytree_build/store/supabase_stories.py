@@ -8,8 +8,9 @@ Selected with `STORYTREE_STORE=supabase` plus `SUPABASE_URL` and `SUPABASE_SERVI
   UPDATE on the server, so 8 parallel writers into one story row lose nothing (storage notes §3).
 * Shot paths: a single-column PATCH filtered on (story_id, scenelet_id, shot_index); PATCH only sets the
   columns it sends.
-* Import: one call of the SQL function `import_story_rows` (supabase/migrations/000013_*): one transaction, and
-  asset paths a build wrote back are never erased by an export that has none.
+* Import: one call of the SQL function `import_story_rows` (supabase/migrations/000013_*, 000018_*): one
+  transaction, asset paths a build wrote back are never erased by an export that has none, and a row whose id
+  belongs to another story is refused (HTTP 409, PT409) instead of moved.
 
 The adapter only uses `client.table(...)` and `client.rpc(...)`, so tests can hand it a real `supabase.Client`.
 Every failure is turned into a ConfigError (fix the settings or the database setup) or a StoreError (the
@@ -19,6 +20,7 @@ server refused or could not be reached). The service key never appears in a mess
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import threading
@@ -32,9 +34,10 @@ import httpx
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
 
-from ..core.errors import ConfigError, InputError, StoreError
+from ..core.errors import ConfigError, InputError, StoreError, collect
 from ..core.story import StorySnapshot
-from .ports import SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, check_document_column, check_shot_column
+from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, RowOwner, check_document_column,
+                    check_shot_column, foreign_row_problems)
 
 if TYPE_CHECKING:  # the settings never import a store
     from ..settings import Settings
@@ -50,7 +53,9 @@ PAGE_SIZE = 1000
 DEFAULT_TIMEOUT = 30.0
 MIGRATIONS = "supabase/migrations/*.sql"
 RPC_MIGRATION = "supabase/migrations/000012_set_story_json_path.sql"
-IMPORT_MIGRATION = "supabase/migrations/000013_import_story_rows.sql"
+IMPORT_MIGRATION = "supabase/migrations/000013_import_story_rows.sql and 000018_import_per_story.sql"
+FOREIGN_ROWS_CODE = "PT409"  # import_story_rows: a row id belongs to another story (000018)
+ID_BATCH = 100  # uuids per `in.(...)` filter: keeps each request URL a few kB
 
 AUTH_CODES = {"PGRST300", "PGRST301", "PGRST302", "401", "403"}
 MISSING_TABLE_CODES = {"42P01", "PGRST205"}
@@ -310,6 +315,22 @@ class SupabaseStoryStore:
             shots=[_row(row, SHOT_COLS) for row in shots],
         )
 
+    def row_owners(self, table: str, row_ids: list[str]) -> dict[str, RowOwner]:
+        if table not in ROW_TABLES:
+            raise ValueError(f"{table!r} is not a row table ({', '.join(ROW_TABLES)})")
+        # Postgres answers uuids in lower case: key the answer by the ids as asked. Other ids cannot be stored here.
+        asked = {str(uuid.UUID(row_id)): row_id for row_id in row_ids if _is_uuid(row_id)}
+        unique = sorted(asked)
+        story_of: dict[str, str] = {}
+        for start in range(0, len(unique), ID_BATCH):
+            for row in self.select_all(f"look up the stories of {table} rows", table, ["id", "story_id"], ["id"],
+                                       {"id": unique[start:start + ID_BATCH]}):
+                story_of[asked.get(row["id"], row["id"])] = row["story_id"]
+        names = {row["id"]: row["display_name"]
+                 for row in self.select_all("look up story names", "stories", ["id", "display_name"], ["id"],
+                                            {"id": sorted(set(story_of.values()))})} if story_of else {}
+        return {row_id: RowOwner(story_id, names.get(story_id, "")) for row_id, story_id in story_of.items()}
+
     # -- writes --------------------------------------------------------------------------------
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
         """One call of the SQL function `import_story_rows` (supabase/migrations/000013_*): every row in one
@@ -335,12 +356,16 @@ class SupabaseStoryStore:
             values["updated_at"] = values["updated_at"] or stamp
             shots.append(values)
 
+        sent = {"stories": stories, "scenelets": scenelets, "shots": shots}
+
         def translate(exc: APIError) -> Exception | None:
             if exc.code == "PGRST202":
                 return ConfigError(
                     f"Could not import: the SQL function public.{RPC_IMPORT} is missing. Apply {IMPORT_MIGRATION} to "
                     f"the database behind SUPABASE_URL {self._url} (Supabase SQL editor or `supabase db push`); a "
                     "self-hosted PostgREST then needs NOTIFY pgrst, 'reload schema'.")
+            if exc.code == FOREIGN_ROWS_CODE:
+                return foreign_rows_error(sent, exc)
             return None
 
         params = {"p_stories": stories, "p_scenelets": scenelets, "p_shots": shots}
@@ -383,6 +408,28 @@ class SupabaseStoryStore:
         response = self.run(f"write {column} of shot {scenelet_id}#{shot_index} of story {story_id}", request)
         if len(response.data) != 1:
             raise missing
+
+
+def foreign_rows_error(sent: dict[str, list[dict[str, Any]]], exc: APIError) -> InputError:
+    """The function's refusal (its detail lists the rows of other stories as JSON) as the SQLite store words it."""
+    # The detail names rows by canonical uuid; key them by the ids as sent.
+    sent_ids = {(table, str(uuid.UUID(str(row["id"])))): str(row["id"])
+                for table in ROW_TABLES for row in sent.get(table, []) if _is_uuid(row.get("id"))}
+    try:
+        listed = json.loads(exc.details or "[]")
+        owners = {(row["table"], sent_ids.get((row["table"], row["id"]), row["id"])):
+                  RowOwner(row["story_id"], row["display_name"]) for row in listed}
+    except (TypeError, ValueError, KeyError):
+        owners = {}
+    problems = foreign_row_problems(sent, owners)
+    if not problems:  # an answer this version cannot read: still refused, and said so
+        problems = [f"the database refused rows that belong to another story ({_shorten(exc.details, 200)}); "
+                    "give the copy fresh row ids (`storytree import --new-ids FILE`)"]
+    try:
+        collect(problems, "nothing was imported")  # raises: `problems` is never empty here
+    except InputError as error:
+        return error
+    return InputError("nothing was imported: " + "; ".join(problems))
 
 
 def _scrub(text: str, secret: str | None) -> str:
