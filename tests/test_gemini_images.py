@@ -346,6 +346,39 @@ def test_every_image_call_has_a_connection_of_its_own(gemini_project: Path, fake
     assert [call.headers.get("connection") for call in fake.image_calls()] == ["close", "close"]
 
 
+def test_credentials_in_the_base_url_never_show(gemini_project: Path, fake: FakeGemini,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    base = fake.url.replace("http://", "http://robot:base-pw-1@")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", base)
+    fake.play("unavailable", then="hang_up")  # a retried failure and a lost answer: warnings and an error
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "ftp://robot:base-pw-2@127.0.0.1/")
+    refused = run_doit(gemini_project, PLATE)
+    assert refused.code != 0 and "GOOGLE_GEMINI_BASE_URL must be an http(s) URL" in refused.output
+    assert "ftp://***@127.0.0.1/" in refused.output
+    for output in (run.output, refused.output):
+        assert "-pw-" not in output and KEY not in output
+    from storytree_build.providers.gemini_batch import GeminiImageBatches
+    from storytree_build.providers.gemini_image import GeminiImages
+    from storytree_build.settings import GeminiSettings
+
+    for provider in (GeminiImages(KEY, GeminiSettings(), base), GeminiImageBatches(KEY, GeminiSettings(), base)):
+        assert "-pw-" not in repr(provider) and "***@127.0.0.1" in repr(provider)
+        provider.close()
+
+
+def test_the_redactor_keeps_url_credentials_out_of_any_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The handler filter the providers install also covers SDK and httpx lines that quote a URL."""
+    from storytree_build.providers.google_http import Redactor
+
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: POST %s "%s"', (
+        "http://robot:base-pw-1@127.0.0.1:9/v1beta/models/m:generateContent", KEY), None)
+    assert Redactor(KEY).filter(record)
+    assert record.getMessage() == 'HTTP Request: POST http://***@127.0.0.1:9/v1beta/models/m:generateContent ' \
+                                  '"[redacted]"'
+
+
 def test_a_retired_model_stops_the_build_and_names_the_setting(gemini_project: Path, fake: FakeGemini) -> None:
     fake.play(model=MODEL, then="retired")
     run = run_doit(gemini_project, "ref")

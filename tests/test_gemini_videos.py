@@ -469,6 +469,24 @@ def test_download_link_fills_one_shot_and_refuses_the_rest(vproject: Path, fake:
     assert len(fake.video.download_calls) == 1 and fake.video.submit_calls == []
 
 
+def test_credentials_in_a_download_link_or_the_base_url_never_show(vproject: Path, fake: FakeGemini,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url.replace("http://", "http://robot:base-pw-1@"))
+    link = fake.video.add_file().replace("http://", "http://robot:link-pw-2@")
+    run = run_doit(vproject, VIDEO, f"--download-link={link}")
+    assert run.code == 0, run.output
+    assert "download link http://***@127.0.0.1" in run.output
+    foreign = run_doit(vproject, "video:scenelet-1_2", "--download-link=https://robot:link-pw-3@elsewhere.example/v")
+    assert "refused to download 'https://***@elsewhere.example/v'" in foreign.output
+    for output in (run.output, foreign.output):
+        assert "-pw-" not in output and KEY not in output
+    videos = GeminiVideos(KEY, GeminiSettings(), fake.url.replace("http://", "http://robot:base-pw-1@"))
+    try:
+        assert "-pw-" not in repr(videos) and "***@" in repr(videos)
+    finally:
+        videos.close()
+
+
 # -- dry-run -----------------------------------------------------------------------------------------------
 def test_dry_run_shows_each_video_request_and_calls_nothing(vproject: Path, fake: FakeGemini) -> None:
     run = run_doit(vproject, "dryrun", "--json", "video:*")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from ..core.errors import (ConfigError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
                       SubmitUncertain)
+from ..core.redact import redact_url
 from .base import BatchItem, BatchStatus, ImageRequest
 from .gemini_image import GeminiImages, NoImage, read_image
 from .google_http import (UNLIMITED, HttpFailure, RetriesExhausted, Verdict, call_with_retries, close_quietly,
@@ -60,7 +61,7 @@ class GeminiImageBatches:
         return cls(key, settings.gemini, base_url, limiter)
 
     def __repr__(self) -> str:
-        return f"GeminiImageBatches(base_url={self.images.base_url!r})"
+        return f"GeminiImageBatches(base_url={redact_url(self.images.base_url)!r})"
 
     def close(self) -> None:
         close_quietly(self._submit_client, self.images._client)

@@ -51,6 +51,7 @@ from PIL import Image
 from ..core.errors import (BilledRefusal, ConfigError, PaidNothingReceived, ProviderError, QuotaExhausted,
                            RetryableProviderError, StorytreeError)
 from ..core.generation import ImageTargetConfig
+from ..core.redact import redact_url
 from ..settings import GeminiSettings
 from .base import ImageRequest, ImageResult
 from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
@@ -169,7 +170,7 @@ class GeminiImages:
                                            headers={"connection": "close"}))
 
     def __repr__(self) -> str:
-        return f"GeminiImages(base_url={self.base_url!r})"
+        return f"GeminiImages(base_url={redact_url(self.base_url)!r})"
 
     @classmethod
     def from_settings(cls, settings: Any, limiter: RateLimiter | None = None) -> "GeminiImages":
