@@ -339,6 +339,20 @@ def test_a_connection_never_established_is_retried_and_costs_nothing(gemini_proj
     assert "estimated spend this run: 0.00 USD" in run.output and "nothing received" not in run.output
 
 
+def test_a_failure_before_the_request_is_sent_costs_nothing(gemini_project: Path, fake: FakeGemini,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from storytree_build.providers.rate_limit import RateLimiter
+
+    def broken(self: RateLimiter, model: str, task: str) -> float:
+        raise RuntimeError("the limiter tripped")
+
+    monkeypatch.setattr(RateLimiter, "acquire", broken)
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert "could not be prepared" in run.output and "nothing was sent or paid" in run.output
+    assert fake.image_calls() == [] and "estimated spend this run: 0.00 USD" in run.output
+
+
 def test_every_image_call_has_a_connection_of_its_own(gemini_project: Path, fake: FakeGemini) -> None:
     """A pooled connection the server dropped while idle would fail "after sending" and look possibly billed."""
     fake.play("unavailable")

@@ -8,6 +8,7 @@ which exit code it implies for the run:
     │   └── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
+    │   └── UnreadableRow          a record, operation or claim row that cannot be parsed: the command that clears it
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
     ├── ClaimedElsewhere           another worker (any machine) is building the target right now: not paid here
     ├── BuiltElsewhere             another checkout built the target; this one lacks the file: push there, not pay
@@ -54,6 +55,13 @@ class ConfigError(StorytreeError):
 class StoreError(StorytreeError):
     kind = "store"
     retry_safe = True  # the asset is recorded: the next build only writes its path
+
+
+class UnreadableRow(StoreError):
+    """A record, operation or claim row of the story store that cannot be parsed: named with the command that clears
+    it, never a traceback; nothing is paid for its target while it stands."""
+
+    retry_safe = False  # building again changes nothing until the row is cleared
 
 
 class EnvironmentFault(StorytreeError):

@@ -48,8 +48,8 @@ class DryRun(DoitCmdBase):
         if not selection:
             sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
             return ExitCode.FAILED
-        moves = session.renamer.planned()
         try:
+            moves = session.renamer.planned()  # reads the records: an unreadable row is a message, not a traceback
             plan = plan_selection(session, self.task_list, selection, always=always)
             checked = check_plan(session, plan)
         except (StorytreeError, InvalidCommand) as exc:

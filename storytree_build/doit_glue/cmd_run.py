@@ -60,8 +60,11 @@ class Run(DoitRun):
         """Batch mode: the selection's out-of-date images go into batch jobs before doit runs the rest; any mode:
         jobs recorded earlier are collected first (an image in a job is never paid for again)."""
         batch_mode = session.settings.generation.batch
-        if not batch_mode and not session.batch_flow.recorded_jobs():
-            return
+        try:
+            if not batch_mode and not session.batch_flow.recorded_jobs():  # reads the operations: they may not parse
+                return
+        except StorytreeError as exc:
+            raise InvalidCommand(str(exc)) from None
         targets = session.builder.targets
         chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
         try:

@@ -202,6 +202,7 @@ class GeminiImages:
             raise ConfigError(self._unavailable[model])
         limit = opts.model_concurrency.get(model, opts.max_concurrency)
         calls = 0
+        sending = False  # True from the moment the SDK is handed the request until it returns
         last = ""  # the latest retried failure, for the give-up message
         started: list[float] = []  # the deadline starts with the first call, not while queueing for a slot
 
@@ -209,7 +210,8 @@ class GeminiImages:
             return started[0] + opts.deadline_seconds if started else None
 
         def attempt() -> ImageResult:
-            nonlocal calls
+            nonlocal calls, sending
+            sending = False
             if self.limiter is not None:
                 waited = self.limiter.acquire(model, task)
                 if started:
@@ -224,7 +226,9 @@ class GeminiImages:
                 call_timeout = min(opts.timeout_seconds, max(0.05, deadline() - time.monotonic()))
                 contents, config = self.build_call(request, call_timeout)
                 calls += 1
+                sending = True
                 response = self._client.models.generate_content(model=model, contents=contents, config=config)
+                sending = False
             if self.limiter is not None:
                 self.limiter.succeeded(model)
             return read_image(response)
@@ -241,14 +245,14 @@ class GeminiImages:
                             counts["attempts"] + 1, opts.max_attempts)
 
         try:
-            return call_with_retries(attempt, lambda exc: self._judge(request, exc, calls, last), opts,
+            return call_with_retries(attempt, lambda exc: self._judge(request, exc, calls, last, sending), opts,
                                      allowances={"quota": UNLIMITED}, deadline=deadline, on_retry=on_retry)
         except RetriesExhausted as spent:
             verdict = spent.verdict
             last = verdict.reason + ("; the next try would start after the deadline" if spent.deadline else "")
             raise self._gave_up(task, calls, last, deadline=spent.deadline, retry_after=verdict.delay) from None
 
-    def _judge(self, request: ImageRequest, exc: BaseException, calls: int, last: str) -> Verdict:
+    def _judge(self, request: ImageRequest, exc: BaseException, calls: int, last: str, sending: bool) -> Verdict:
         """Only failures that certainly were not billed are retried here; a call that may have been billed is final
         (PaidNothingReceived: the spend gate decides whether to pay for another)."""
         task = request.task
@@ -273,6 +277,10 @@ class GeminiImages:
             return Verdict(final=PaidNothingReceived(
                 f"{task}: Gemini answered HTTP 200 with a body that could not be read (not valid JSON); Gemini may "
                 "have billed it, so it counts as spend. Nothing was saved.", "lost", retries=1))
+        if isinstance(exc, Exception) and not sending:  # before the request was handed over: nothing was sent
+            return Verdict(final=ProviderError(
+                f"{task}: the Gemini call could not be prepared ({type(exc).__name__}: {self._redact(str(exc))[:400]}); "
+                "nothing was sent or paid."))
         if isinstance(exc, Exception):  # unknown SDK failure, perhaps after sending: report it, never leak a traceback
             return Verdict(final=PaidNothingReceived(
                 f"{task}: the Gemini call failed unexpectedly ({type(exc).__name__}: {self._redact(str(exc))[:400]}); "
