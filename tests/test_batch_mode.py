@@ -178,14 +178,19 @@ def test_killed_while_polling_the_rerun_collects_the_job_and_submits_nothing(pro
     assert operations(project) == []
 
 
+@pytest.mark.parametrize("step", ["internal", "hang_up", "truncated"])  # the job was created; its answer lost
 def test_a_lost_submit_answer_blocks_its_targets_until_resubmit(project: Path, fake: FakeGemini,
-                                                                 monkeypatch: pytest.MonkeyPatch):
-    fake.batches.play_submit("internal")  # the job was created; the answer says 500
+                                                                 monkeypatch: pytest.MonkeyPatch, step: str):
+    fake.batches.play_submit(step)
     run = build(project, fake, "ref")
     assert run.returncode != 0 and "may exist and be charged" in output(run)
     assert len(fake.batches.jobs) == 1 and {op["state"] for op in operations(project)} == {"uncertain"}
+    # The job may be billed: its batch price counts as spent and is named.
+    assert "estimated spend this run: 0.40 USD" in run.stdout
+    assert f"paid, nothing received: {REFS} image(s), ~0.40 USD (Gemini may have billed them)" in run.stdout
     again = build(project, fake, "ref")
     assert again.returncode != 0 and len(fake.batches.jobs) == 1  # blocked: nothing submitted again
+    assert "nothing received" not in again.stdout
     assert interactive_calls(fake) == []  # ... not even interactively
     task = "ref:character.wren-quillfeather.character-model-sheet-1"
     monkeypatch.chdir(project)
@@ -272,3 +277,25 @@ def operations(root: Path) -> list[dict]:
             return [dict(r) for r in conn.execute("select * from storytree_operations")]
         except sqlite3.OperationalError:  # the build has not created the table yet
             return []
+
+
+def test_a_submit_failure_the_sdk_cannot_explain_is_uncertain_not_a_traceback(fake: FakeGemini,
+                                                                               monkeypatch: pytest.MonkeyPatch):
+    """Any SDK failure that says nothing of whether the request went out may hide a paid job: SubmitUncertain."""
+    from storytree_build.core.errors import SubmitUncertain
+    from storytree_build.providers.base import ImageRequest
+    from storytree_build.providers.gemini_batch import GeminiImageBatches
+    from storytree_build.settings import GeminiSettings
+
+    batches = GeminiImageBatches(KEY, GeminiSettings(**FAST), fake.url)
+    try:
+        def broken(**_: object) -> None:
+            raise RuntimeError("the SDK tripped over the answer")
+
+        monkeypatch.setattr(batches._submit_client.batches, "create", broken)
+        request = ImageRequest(task="ref:character.wren.plate-1", model=MODEL, prompt="Wren", prompt_sha256="0" * 64)
+        with pytest.raises(SubmitUncertain, match="may exist and be charged") as raised:
+            batches.submit_batch(MODEL, [request], "storytree test")
+        assert "RuntimeError" in str(raised.value) and KEY not in str(raised.value)
+    finally:
+        batches.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ FAST = {
     "timeout_seconds": 5.0, "deadline_seconds": 30.0, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02,
     "rate_limit_base_seconds": 0.01, "rate_limit_cap_seconds": 0.02,
 }
+FAST_ATTEMPTS = 4  # [gemini] max_attempts by default
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------------
@@ -113,6 +115,15 @@ def assert_clean_failure(project: Path, task: str, run: Run) -> None:
     assert KEY not in run.output
 
 
+def price_of(project: Path, task: str) -> float:
+    """The estimate the build reserves for one paid call of `task`."""
+    session = session_for(project, provider="gemini")
+    try:
+        return session.pricing.cost(session.target(task)) or 0.0
+    finally:
+        session.close()
+
+
 def assert_valid_png(path: Path) -> None:
     with Image.open(path) as image:
         assert image.format == "PNG"
@@ -194,6 +205,11 @@ def test_parallel_doit_never_exceeds_the_per_model_limit(gemini_project: Path, f
 
 
 # -- scenarios that end in a retry ----------------------------------------------------------------------
+# Fake steps whose call Gemini may have billed: answered with HTTP 200, or lost after the request was sent.
+BILLED_STEPS = frozenset({"slow", "malformed", "text_only", "no_image", "corrupt_image", "prompt_blocked",
+                          "image_safety", "truncated", "cut_json", "hang_up", "reset"})
+
+
 @pytest.mark.parametrize("steps", [
     ("rate_limited", "ok_png"),           # 429 with RetryInfo.retryDelay
     ("unavailable", "unavailable", "ok_png"),  # 503 burst
@@ -216,6 +232,12 @@ def test_transient_failures_are_retried_until_an_image_arrives(gemini_project: P
         # The model pauses for google.rpc.RetryInfo.retryDelay (not our jitter), and the 429 is not a retry.
         assert "paused for 0.07s" in run.output and "not counted as a retry" in run.output
     assert len(fake.image_calls()) == len(steps)
+    # Every call Gemini may have billed counts as spend; errors it documents as free (429, 5xx) do not.
+    price, billed = price_of(gemini_project, PLATE), sum(step in BILLED_STEPS for step in steps[:-1])
+    assert f"estimated spend this run: {(billed + 1) * price:.2f} USD" in run.output
+    assert ("paid, nothing received" in run.output) == bool(billed)
+    if billed:
+        assert f"paid, nothing received: {billed} image(s), ~{billed * price:.2f} USD" in run.output
     target = manifest(gemini_project).by_task()[PLATE]
     assert_valid_png(gemini_project / ASSETS / target.output)
     assert record(gemini_project, PLATE) is not None
@@ -232,8 +254,12 @@ def test_transient_failures_are_retried_until_an_image_arrives(gemini_project: P
     ("rate_limited", None, {"quota_wait_minutes": 0.01}, ["gave up waiting", "quota_wait_minutes", "Nothing was paid",
                                                          "429", "RESOURCE_EXHAUSTED"]),
     ("unavailable", 3, {"max_attempts": 3}, ["gave up", "503"]),
-    ("malformed", 4, {}, ["gave up", "not valid JSON"]),
-    ("slow", None, {"timeout_seconds": 0.3, "deadline_seconds": 0.8}, ["gave up", "deadline", "timed out"]),
+    # A 200 that cannot be read and an answer lost after sending may be billed: asked again once per build, counted.
+    ("malformed", 2, {}, ["not valid JSON", "may have billed", "paid, nothing received: 2 image(s)"]),
+    ("slow", 2, {"timeout_seconds": 0.3, "deadline_seconds": 0.8}, ["timed out", "lost after the request was sent",
+                                                                    "paid, nothing received: 2 image(s)"]),
+    ("unavailable", None, {"max_attempts": 50, "deadline_seconds": 0.3, "backoff_base_seconds": 0.05,
+                           "backoff_cap_seconds": 0.1}, ["gave up", "deadline", "503"]),
     ("bad_request", 1, {}, ["400", "INVALID_ARGUMENT", "not retried"]),
     ("bad_key", 1, {}, ["rejected the API key", "GEMINI_API_KEY"]),
 ])
@@ -249,6 +275,122 @@ def test_failures_end_in_a_clear_per_target_error(gemini_project: Path, fake: Fa
         assert len(fake.image_calls()) == calls
     else:
         assert len(fake.image_calls()) >= 1
+    if step in BILLED_STEPS:  # answered (or lost after sending): every call counts
+        price = price_of(gemini_project, PLATE)
+        assert f"paid, nothing received: {calls} image(s), ~{calls * price:.2f} USD" in run.output
+        assert f"estimated spend this run: {calls * price:.2f} USD" in run.output
+    else:  # refused before generation or never answered 200: free, never counted
+        assert "estimated spend this run: 0.00 USD" in run.output and "nothing received" not in run.output
+
+
+# -- answers that may have been billed: counted, asked again at most once per build ---------------------------
+@pytest.mark.parametrize("step", ["truncated", "cut_json", "hang_up", "reset", "corrupt_image"])
+def test_a_lost_or_unusable_answer_is_counted_and_asked_again_once_per_build(gemini_project: Path, fake: FakeGemini,
+                                                                            step: str) -> None:
+    fake.play(then=step)
+    price = price_of(gemini_project, PLATE)
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert len(fake.image_calls()) == 2  # the call and one more: never the 4 attempts of a free failure
+    assert "may have been billed" in run.output or "may have billed" in run.output
+    assert "Asked again 1 time(s) in this build" in run.output
+    assert f"estimated spend this run: {2 * price:.2f} USD" in run.output
+    assert f"storytree: paid, nothing received: 2 image(s), ~{2 * price:.2f} USD (Gemini may have billed them)" \
+        in run.output
+
+    again = run_doit(gemini_project, PLATE)  # building again is the user's say-so: again at most two calls
+    assert_clean_failure(gemini_project, PLATE, again)
+    assert len(fake.image_calls()) == 4
+
+
+@pytest.mark.parametrize("step", ["truncated", "hang_up"])
+def test_a_lost_answer_then_an_image_builds_and_counts_both_calls(gemini_project: Path, fake: FakeGemini,
+                                                                 step: str) -> None:
+    fake.play(step, "ok_png")
+    price = price_of(gemini_project, PLATE)
+    run = run_doit(gemini_project, PLATE)
+    assert run.code == 0, run.output
+    assert len(fake.image_calls()) == 2 and record(gemini_project, PLATE) is not None
+    assert f"estimated spend this run: {2 * price:.2f} USD" in run.output
+    assert f"paid, nothing received: 1 image(s), ~{price:.2f} USD" in run.output
+
+
+@pytest.mark.parametrize("step", ["truncated", "hang_up"])
+def test_max_cost_counts_a_lost_answer_and_refuses_the_second_call(gemini_project: Path, fake: FakeGemini,
+                                                                  step: str) -> None:
+    price = price_of(gemini_project, PLATE)
+    fake.play(then=step)
+    run = run_doit(gemini_project, PLATE, f"max_cost={price}")  # room for exactly one call
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert len(fake.image_calls()) == 1
+    assert "Not asked again" in run.output and f"past max_cost={price:g}" in run.output
+    assert f"paid, nothing received: 1 image(s), ~{price:.2f} USD" in run.output
+
+
+def test_a_connection_never_established_is_retried_and_costs_nothing(gemini_project: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused before a byte is sent
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", f"http://127.0.0.1:{port}")
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert "before anything was sent" in run.output and f"{FAST_ATTEMPTS} call(s) failed" in run.output
+    assert "estimated spend this run: 0.00 USD" in run.output and "nothing received" not in run.output
+
+
+def test_a_failure_before_the_request_is_sent_costs_nothing(gemini_project: Path, fake: FakeGemini,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from storytree_build.providers.rate_limit import RateLimiter
+
+    def broken(self: RateLimiter, model: str, task: str) -> float:
+        raise RuntimeError("the limiter tripped")
+
+    monkeypatch.setattr(RateLimiter, "acquire", broken)
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    assert "could not be prepared" in run.output and "nothing was sent or paid" in run.output
+    assert fake.image_calls() == [] and "estimated spend this run: 0.00 USD" in run.output
+
+
+def test_every_image_call_has_a_connection_of_its_own(gemini_project: Path, fake: FakeGemini) -> None:
+    """A pooled connection the server dropped while idle would fail "after sending" and look possibly billed."""
+    fake.play("unavailable")
+    assert run_doit(gemini_project, PLATE).code == 0
+    assert [call.headers.get("connection") for call in fake.image_calls()] == ["close", "close"]
+
+
+def test_credentials_in_the_base_url_never_show(gemini_project: Path, fake: FakeGemini,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    base = fake.url.replace("http://", "http://robot:base-pw-1@")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", base)
+    fake.play("unavailable", then="hang_up")  # a retried failure and a lost answer: warnings and an error
+    run = run_doit(gemini_project, PLATE)
+    assert_clean_failure(gemini_project, PLATE, run)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "ftp://robot:base-pw-2@127.0.0.1/")
+    refused = run_doit(gemini_project, PLATE)
+    assert refused.code != 0 and "GOOGLE_GEMINI_BASE_URL must be an http(s) URL" in refused.output
+    assert "ftp://***@127.0.0.1/" in refused.output
+    for output in (run.output, refused.output):
+        assert "-pw-" not in output and KEY not in output
+    from storytree_build.providers.gemini_batch import GeminiImageBatches
+    from storytree_build.providers.gemini_image import GeminiImages
+    from storytree_build.settings import GeminiSettings
+
+    for provider in (GeminiImages(KEY, GeminiSettings(), base), GeminiImageBatches(KEY, GeminiSettings(), base)):
+        assert "-pw-" not in repr(provider) and "***@127.0.0.1" in repr(provider)
+        provider.close()
+
+
+def test_the_redactor_keeps_url_credentials_out_of_any_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The handler filter the providers install also covers SDK and httpx lines that quote a URL."""
+    from storytree_build.providers.google_http import Redactor
+
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: POST %s "%s"', (
+        "http://robot:base-pw-1@127.0.0.1:9/v1beta/models/m:generateContent", KEY), None)
+    assert Redactor(KEY).filter(record)
+    assert record.getMessage() == 'HTTP Request: POST http://***@127.0.0.1:9/v1beta/models/m:generateContent ' \
+                                  '"[redacted]"'
 
 
 def test_a_retired_model_stops_the_build_and_names_the_setting(gemini_project: Path, fake: FakeGemini) -> None:

@@ -26,7 +26,7 @@ from storytree_build.settings import GeminiSettings
 from support.fakes.gemini_server import FakeGemini
 from support.project import (story_db, ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
                              session_for, storytree)
-from test_gemini_images import KEY, assert_clean_failure, db_values, manifest, record, write_config
+from test_gemini_images import KEY, assert_clean_failure, db_values, manifest, price_of, record, write_config
 
 VIDEO = "video:scenelet-1_1"
 OMNI = "gemini-omni-1.1-flash"
@@ -307,11 +307,14 @@ def test_a_model_that_stays_rate_limited_ends_in_a_clean_retryable_error(vprojec
     assert operations(vproject).operations(SAMPLE_ID).get(VIDEO) is None
 
 
-@pytest.mark.parametrize(("step", "config"), [("internal", {}), ("slow", {"timeout_seconds": 0.5})])
+@pytest.mark.parametrize(("step", "config"), [("internal", {}), ("slow", {"timeout_seconds": 0.5}), ("hang_up", {}),
+                                               ("truncated", {})])
+@pytest.mark.parametrize("api", ["interactions", "predict_long_running"])
 def test_an_uncertain_submit_is_never_sent_twice(vproject: Path, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch,
-                                                 step: str, config: dict) -> None:
-    """A 5xx or a timeout after the request went out may mean a paid job: exactly one request, the target marked."""
-    write_config(vproject, **config)
+                                                 step: str, config: dict, api: str) -> None:
+    """A 5xx, a timeout or an answer lost after the request went out may mean a paid job: exactly one request, the
+    target marked, and its price counted as spent."""
+    use_api(vproject, api, monkeypatch, **config)
     fake.video.play_submit(step)
     run = run_doit(vproject, VIDEO)
     assert_clean_failure(vproject, VIDEO, run)
@@ -319,12 +322,16 @@ def test_an_uncertain_submit_is_never_sent_twice(vproject: Path, fake: FakeGemin
     assert len(fake.video.submit_calls) == 1  # the SDK's own retries are off
     pending = operations(vproject).operations(SAMPLE_ID).get(VIDEO)
     assert pending is not None and pending.state == "uncertain"
+    price = price_of(vproject, VIDEO)
+    assert f"estimated spend this run: {price:.2f} USD" in run.output
+    assert f"paid, nothing received: 1 video(s), ~{price:.2f} USD (Gemini may have billed them)" in run.output
 
     blocked = run_doit(vproject, VIDEO)
     assert blocked.code != 0 and f"storytree resubmit {SAMPLE_ID} {VIDEO}" in blocked.output
     assert len(fake.video.submit_calls) == 1
+    assert "estimated spend this run: 0.00" in blocked.output and "nothing received" not in blocked.output
 
-    write_config(vproject)
+    use_api(vproject, api, monkeypatch)  # the short timeout off again
     assert storytree(vproject, "resubmit", SAMPLE_ID, VIDEO, monkeypatch=monkeypatch) == 0
     again = run_doit(vproject, VIDEO)
     assert again.code == 0, again.output
@@ -460,6 +467,24 @@ def test_download_link_fills_one_shot_and_refuses_the_rest(vproject: Path, fake:
             assert "refused" in refused.output and "configured Gemini API host" in refused.output
         assert elsewhere.requests == []
     assert len(fake.video.download_calls) == 1 and fake.video.submit_calls == []
+
+
+def test_credentials_in_a_download_link_or_the_base_url_never_show(vproject: Path, fake: FakeGemini,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url.replace("http://", "http://robot:base-pw-1@"))
+    link = fake.video.add_file().replace("http://", "http://robot:link-pw-2@")
+    run = run_doit(vproject, VIDEO, f"--download-link={link}")
+    assert run.code == 0, run.output
+    assert "download link http://***@127.0.0.1" in run.output
+    foreign = run_doit(vproject, "video:scenelet-1_2", "--download-link=https://robot:link-pw-3@elsewhere.example/v")
+    assert "refused to download 'https://***@elsewhere.example/v'" in foreign.output
+    for output in (run.output, foreign.output):
+        assert "-pw-" not in output and KEY not in output
+    videos = GeminiVideos(KEY, GeminiSettings(), fake.url.replace("http://", "http://robot:base-pw-1@"))
+    try:
+        assert "-pw-" not in repr(videos) and "***@" in repr(videos)
+    finally:
+        videos.close()
 
 
 # -- dry-run -----------------------------------------------------------------------------------------------

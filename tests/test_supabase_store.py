@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from pathlib import Path
 
@@ -98,7 +99,65 @@ def test_services_missing_skip_loudly_or_fail_when_required(monkeypatch):
         pg_services.services_unavailable("no binary")
 
 
+CREDENTIALS = "robot:url-pw-7"  # user-info inside SUPABASE_URL: never shown anywhere
+
+
+def with_credentials(url: str) -> str:
+    return url.replace("://", f"://{CREDENTIALS}@", 1)
+
+
+def assert_credentials_absent(caplog: pytest.LogCaptureFixture, *errors: BaseException, texts: tuple[str, ...] = ()):
+    for error in errors:
+        assert "url-pw-7" not in str(error)
+    for text in (caplog.text, *texts):
+        assert "url-pw-7" not in text
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("ftp://robot:url-pw-7@abc.supabase.co", "'ftp://***@abc.supabase.co' is not an http"),
+    ("https://robot:url-pw-7@abc.supabase.co/rest/v1", "'https://***@abc.supabase.co/rest/v1' ends with /rest/v1"),
+])
+def test_credentials_in_a_bad_supabase_url_never_show(project, caplog, url, expected):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConfigError, match=re.escape(expected)) as err:
+        open_store(settings_for(project, SUPABASE_URL=url, SUPABASE_SERVICE_ROLE_KEY=FAKE_KEY))
+    assert_credentials_absent(caplog, err.value)
+
+
+def test_credentials_in_an_unreachable_supabase_url_never_show(project, caplog):
+    caplog.set_level(logging.DEBUG)
+    url = with_credentials(f"http://127.0.0.1:{free_port()}")
+    store = SupabaseStoryStore.from_settings(settings_for(project, SUPABASE_URL=url, SUPABASE_SERVICE_ROLE_KEY=FAKE_KEY),
+                                             retry=False)
+    try:
+        with pytest.raises(StoreError, match=r"cannot reach Supabase at SUPABASE_URL http://\*\*\*@127\.0\.0\.1") as read:
+            store.list_story_ids()
+        with pytest.raises(StoreError) as write:
+            store.set_document_path(SAMPLE_ID, "visual_design_document", ["a"], "b")
+        assert_credentials_absent(caplog, read.value, write.value, texts=(repr(store),))
+    finally:
+        store.close()
+
+
 # -- configuration errors against the real PostgREST -----------------------------------------------
+@pytest.mark.parametrize("which, expected", [
+    ("url", "permission denied"),  # user-info becomes Basic auth, which PostgREST reads as anon
+    ("postgrest_url", "answered HTTP 404"),  # no Supabase API behind it: the message names SUPABASE_URL
+])
+def test_credentials_in_supabase_url_never_show_in_server_errors(project, supabase_stack, caplog, which, expected):
+    caplog.set_level(logging.DEBUG)
+    url = with_credentials(getattr(supabase_stack, which))
+    store = SupabaseStoryStore.from_settings(settings_for(
+        project, SUPABASE_URL=url, SUPABASE_SERVICE_ROLE_KEY=supabase_stack.service_key), retry=False)
+    try:
+        with pytest.raises(ConfigError, match=expected) as err:
+            store.list_story_ids()
+        assert_credentials_absent(caplog, err.value, texts=(repr(store),))
+        assert "HTTP Request: GET http://***@127.0.0.1" in caplog.text  # httpx's own request line, scrubbed
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("key, expected", [
     (FAKE_KEY, "rejected SUPABASE_SERVICE_ROLE_KEY"),            # a key of another project -> 401
     ("definitely-not-a-jwt-but-secret-42", "rejected SUPABASE_SERVICE_ROLE_KEY"),

@@ -142,8 +142,11 @@ class Builder:
             if kept is not None:
                 data, action = kept.data_path.read_bytes(), "recovered"
             else:
-                with parts.spend.paid_call(target.task, target.model, cost):
-                    data, action = self._images().generate(request).data, "built"
+                # One paid call; after one that may have been billed and delivered nothing, asked again only within
+                # this build's allowance for the target and max_cost (spend.py).
+                data = parts.spend.paid_calls(target.task, target.model, cost,
+                                              lambda: self._images().generate(request)).data
+                action = "built"
             placed = self.paid_images.place(target, data, signature)
         return self.paid_images.finish(target, inputs, signature, action, placed, cost=cost,
                                        recovered=kept is not None)

@@ -117,7 +117,7 @@ class FactGatherer:
         held = self._claims.get(task)
         if held is None or not is_live(held.owner, self.asker.owner):
             return None
-        return HeldClaim(held.owner, held.claimed_at)
+        return HeldClaim(held.owner, held.since)
 
     def note_built(self, record: Record) -> None:
         if self._records is not None:

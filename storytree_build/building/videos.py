@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ..core.manifest import Target
 from ..core.status import signature_inputs, signature_of
 from ..core.errors import GenerationRefused, InputError, ProviderError, SubmitUncertain
+from ..core.redact import redact_url
 from ..providers.base import VideoProvider, VideoRequest, VideoStatus
 from ..review.gate import ReviewGate
 from ..store.build_state import Operation, utc_now
@@ -122,7 +123,7 @@ class VideoFlow:
             raise InputError(f"{target.task}: --download-link needs a URL.")
         hashes = [[ref.path, self.facts.file_hash(ref.path)] for ref in target.references]
         inputs = signature_inputs(target, self.provider_name, hashes)
-        log.info("%s: downloading %s (no model call)", target.task, link)
+        log.info("%s: downloading %s (no model call)", target.task, redact_url(link))
         with self.parts.room_for(target):
             placed = self._download(target, VideoStatus(done=True, uri=link))
         self.parts.outputs.record(target, inputs, origin="downloaded", detail=urlsplit(link).hostname or "",
@@ -180,7 +181,7 @@ class VideoFlow:
 
     def _download(self, target: Target, status: VideoStatus) -> Placed:
         if status.uri:
-            log.info("%s: download link %s", target.task, status.uri)
+            log.info("%s: download link %s", target.task, redact_url(status.uri))
 
         def fill(tmp: Path) -> None:
             if status.data is not None:

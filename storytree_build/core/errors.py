@@ -9,6 +9,7 @@ which exit code it implies for the run:
     │   └── OtherInputs            an earlier version asked for was made from other inputs than the manifest's now
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
+    │   └── UnreadableRow          a record, operation or claim row that cannot be parsed: the command that clears it
     ├── EnvironmentFault           a folder cannot be written, the disk is full: fix it and build again
     ├── ClaimedElsewhere           another worker (any machine) is building the target right now: not paid here
     ├── BuiltElsewhere             another checkout built the target; this one lacks the file: push there, not pay
@@ -20,7 +21,11 @@ which exit code it implies for the run:
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
         ├── QuotaExhausted         a per-day quota is used up: no new submissions to that model (exit 75)
+        ├── PaidNothingReceived    a paid call may have been billed but nothing usable came back: counted as spend
         └── SubmitUncertain        a paid submit may have reached the server: never resubmitted
+
+`possibly_billed` marks the failures of a paid call that the provider may have charged for all the same: the spend
+gate counts their estimate as spent (in the summary and against max_cost) instead of releasing it.
 
 Messages name the story, target or field and say how to fix it. Secrets never appear in them.
 """
@@ -32,6 +37,7 @@ class StorytreeError(Exception):
     kind = "error"
     retry_safe = False  # would building again, unchanged, be safe and possibly succeed?
     exit_code = ExitCode.FAILED
+    possibly_billed = False  # raised out of a paid call the provider may have charged for: counted as spent
 
 
 class InputError(StorytreeError):
@@ -57,6 +63,13 @@ class ConfigError(StorytreeError):
 class StoreError(StorytreeError):
     kind = "store"
     retry_safe = True  # the asset is recorded: the next build only writes its path
+
+
+class UnreadableRow(StoreError):
+    """A record, operation or claim row of the story store that cannot be parsed: named with the command that clears
+    it, never a traceback; nothing is paid for its target while it stands."""
+
+    retry_safe = False  # building again changes nothing until the row is cleared
 
 
 class EnvironmentFault(StorytreeError):
@@ -99,6 +112,25 @@ class GenerationRefused(ProviderError):
     kind = "refused"
 
 
+class BilledRefusal(GenerationRefused):
+    """The model answered (HTTP 200) but withheld the image on policy grounds: the answer is billed like any other."""
+
+    possibly_billed = True
+
+
+class PaidNothingReceived(ProviderError):
+    """A paid call reached the provider but nothing usable came back: the answer was lost after the request was sent,
+    could not be read, or held no image. The provider may have billed it, so it counts as spend. Asking again is a new
+    payment: the spend gate makes it at most `retries` times per build for this target and this `allowance`."""
+
+    kind = "unreceived"
+    possibly_billed = True
+
+    def __init__(self, message: str, allowance: str = "lost", retries: int = 0):
+        super().__init__(message)
+        self.allowance, self.retries = allowance, retries
+
+
 class BudgetExceeded(StorytreeError):
     kind = "budget"
 
@@ -139,6 +171,7 @@ class QuotaExhausted(ProviderError):
 
 class SubmitUncertain(ProviderError):
     kind = "uncertain"
+    possibly_billed = True  # the job may exist: its estimate counts as spent
 
 
 class FailedEarlier(StorytreeError):

@@ -50,8 +50,9 @@ class DryRun(DoitCmdBase):
         if not selection:
             sys.stderr.write("dryrun: name what to build, e.g. `doit dryrun story:<id>`.\n")
             return ExitCode.FAILED
-        moves, journal_set_aside = session.renamer.preview()
         try:
+            # reads the records and the journal: an unreadable row is a message, not a traceback
+            moves, journal_set_aside = session.renamer.preview()
             plan = plan_selection(session, self.task_list, selection, always=always)
             checked = check_plan(session, plan)
         except (StorytreeError, InvalidCommand) as exc:

@@ -64,9 +64,12 @@ class Run(DoitRun):
         """Batch mode: the selection's out-of-date images go into batch jobs before doit runs the rest; any mode:
         jobs recorded earlier are collected first (an image in a job is never paid for again)."""
         batch_mode = session.settings.generation.batch
-        if not batch_mode and not any(op.operation and op.operation.startswith("batches/")
-                                      for op in session.facts.operations().values()):
-            return
+        try:  # reads the operations: they may not parse
+            if not batch_mode and not any(op.operation and op.operation.startswith("batches/")
+                                          for op in session.facts.operations().values()):
+                return
+        except StorytreeError as exc:
+            raise InvalidCommand(str(exc)) from None
         targets = session.targets
         chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
         try:

@@ -8,16 +8,20 @@ is how the `run` and `dryrun` commands and the reporter reach it — no module g
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from doit.exceptions import InvalidCommand
 
 from ..files.atomic import private_folder
+from ..files.sqlite_file import damage, set_aside
 from ..bootstrap import Session
 from ..core.errors import StorytreeError
 from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
@@ -35,12 +39,15 @@ class DoitProject:
         self.session: Session | None = None
 
     def doit_config(self) -> dict[str, Any]:
-        """doit opens its database before it loads any task, so its folder must exist first."""
+        """doit opens its database before it loads any task, so its folder must exist first, and a database doit
+        could not read is set aside here, before doit sees it."""
         folder = private_folder(state_dir())
+        dep_file = folder / "doit.sqlite"
+        check_doit_db(dep_file)
         return {
             "default_tasks": [],  # a bare `doit` builds nothing: every paid build is asked for by name
             "backend": "sqlite3",
-            "dep_file": str(folder / "doit.sqlite"),
+            "dep_file": str(dep_file),
             "minversion": "0.37.0",
             "reporter": SummaryReporter,
             "verbosity": 2,
@@ -68,6 +75,51 @@ class DoitProject:
         if self.session is not None:
             self.session.close()
             self.session = None
+
+
+def check_doit_db(path: Path) -> None:
+    """doit's database is a cache (what storytree decides from is in the story store): one that cannot be read —
+    garbage bytes, a truncated file, a row that is not JSON — is renamed aside with one line naming it, and doit
+    starts a new one (which only means a first run that looks at every target again, paying for nothing)."""
+    why = damage(path, "select task_id, task_data from doit")
+    if why is None:
+        why = _unreadable_row(path)
+    if why is None:
+        return
+    try:
+        aside = set_aside(path)
+    except FileNotFoundError:
+        return  # another process set it aside first
+    except OSError as exc:  # doit then reports the file itself
+        _say(f"doit's database {path} cannot be read ({why}) and cannot be moved aside ({exc}); delete it (it is a "
+             "cache) and run again")
+        return
+    _say(f"doit's database {path} could not be read ({why}); set aside as {aside.name}, a new one is started "
+         "(nothing is rebuilt or paid for because of it)")
+
+
+def _unreadable_row(path: Path) -> str | None:
+    """A row whose task_data doit could not decode (doit reads rows lazily, mid-run, with a traceback)."""
+    try:
+        conn = sqlite3.connect(path, timeout=5.0)
+    except sqlite3.Error:
+        return None
+    try:
+        for task_id, data in conn.execute("select task_id, task_data from doit"):
+            try:
+                json.loads(data if isinstance(data, str) else bytes(data).decode("utf-8"))
+            except (TypeError, ValueError):
+                return f"the row of {task_id!r} is not JSON"
+    except sqlite3.Error:
+        return None  # busy: another doit holds it; leave it alone
+    finally:
+        conn.close()
+    return None
+
+
+def _say(line: str) -> None:
+    _log_handler()
+    log.warning("%s", line)
 
 
 def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
@@ -98,6 +150,10 @@ def configure_process() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Building thousands of small task dicts triggers many useless GC passes.
     gc.set_threshold(100_000, 50, 100)
+    _log_handler()
+
+
+def _log_handler() -> None:
     if not logging.getLogger("storytree").handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("storytree: %(message)s"))

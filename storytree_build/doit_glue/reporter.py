@@ -50,6 +50,9 @@ class SummaryReporter(ConsoleReporter):
                                               ("built", "up to date", "failed")) + "\n")
         self.write(f"storytree: estimated spend this run: {session.gate.budget.spent:.2f} "
                    f"{session.settings.prices.currency} (provider {session.provider_name})\n")
+        unreceived = session.gate.unreceived_line(session.settings.prices.currency, session.provider_name)
+        if unreceived:
+            self.write(f"storytree: {unreceived}\n")
         waiting = session.summary.waiting_for_review
         for failure in session.summary.failures.values():
             if failure.kind != "review":

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
 
+from ..core.redact import redact_url, scrub_userinfo  # noqa: F401 - redact_url is also used as faults.redact_url
 from .errors import (RemoteCorrupt, RemoteError, RemoteNotFound, RemoteOutOfSpace, RemoteRefused, RemoteUnreachable,
                      short)
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 _SIGNED_QUERY = re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+")
 _STATUS = re.compile(r"status code: (\d{3})")
 _OS_ERROR = re.compile(r"os error (\d+)")
@@ -22,23 +21,12 @@ _NETWORK_WORDS = ("error sending request", "HTTP error", "timed out", "timeout",
 MAX_DETAIL = 300
 
 
-def redact_url(url: str) -> str:
-    """The URL with any user-info (`user:secret@`) replaced by `***@`, for display."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _USERINFO.sub(r"\1***@", url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
-
-
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Remove credentials from a message: known secret values, URL user-info, signed-URL query parameters."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    text = _USERINFO.sub(r"\1***@", text)
+    text = scrub_userinfo(text)
     return _SIGNED_QUERY.sub(r"\1***", text)
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from ..core.errors import ConfigError, StorytreeError
+from ..core.redact import redact_url
 from ..files.atomic import replacing
 from . import faults
 from .errors import ObjectCorrupt, ObjectNotFound, ObjectStoreFault, RemoteError, RemoteUnreachable, short
@@ -277,7 +278,7 @@ def open_remote(url: str, *, options: Mapping[str, str] | None = None,
     retry_timeout) or a count (max_retries)."""
     options = dict(options or {})
     env = os.environ if env is None else env
-    shown = faults.redact_url(url)
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
     except ValueError as exc:

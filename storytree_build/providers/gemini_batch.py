@@ -10,8 +10,9 @@ Money rules, as for video submits:
               model in the rate limiter and is not an attempt), then a RetryableProviderError;
             - a per-day 429 → QuotaExhausted; 404 → ConfigError naming the model setting; a rejected key →
               ConfigError; other 4xx → ProviderError (nothing was started);
-            - 5xx, a timeout or lost connection after sending, or an answer without a job name → the job may exist:
-              SubmitUncertain (its targets are blocked until `storytree resubmit`).
+            - 5xx, a timeout or lost connection after sending, an answer without a job name, or any failure the
+              SDK raises that says nothing of whether the request went out → the job may exist: SubmitUncertain
+              (its targets are blocked until `storytree resubmit`; the spend gate counts their batch price).
     poll    408/429/5xx and transport failures are retried; 404 means the job is unknown (it stays recorded).
 """
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.errors import (ConfigError, ProviderError, QuotaExhausted, RetryableProviderError, StorytreeError,
                       SubmitUncertain)
+from ..core.redact import redact_url
 from .base import BatchItem, BatchStatus, ImageRequest
 from .gemini_image import GeminiImages, NoImage, read_image
 from .google_http import (UNLIMITED, HttpFailure, RetriesExhausted, Verdict, call_with_retries, close_quietly,
@@ -62,7 +64,7 @@ class GeminiImageBatches:
         return cls(key, settings.gemini, base_url, limiter)
 
     def __repr__(self) -> str:
-        return f"GeminiImageBatches(base_url={self.images.base_url!r})"
+        return f"GeminiImageBatches(base_url={redact_url(self.images.base_url)!r})"
 
     def close(self) -> None:
         close_quietly(self._submit_client, self.images._client)
@@ -188,6 +190,9 @@ class GeminiImageBatches:
             raise HttpFailure.from_transport(exc) from None
         except (ValueError, KeyError, TypeError) as exc:  # a 200 the SDK could not read
             raise HttpFailure(200, f"an answer the SDK could not read ({type(exc).__name__})") from None
+        except Exception as exc:  # noqa: BLE001 - anything else may come after sending: a submit is then uncertain
+            raise HttpFailure(None, f"the SDK call failed unexpectedly ({type(exc).__name__}: "
+                                    f"{short(self.images._redact(str(exc)))})", transport=True) from None
 
     def _retrying(self, call: Callable[[], T], judge: Callable[[HttpFailure], Verdict], what: str,
                   allowances: dict[str, int] | None = None) -> T:

@@ -4,10 +4,29 @@ Every paid Gemini image call passes through `GeminiImages.generate`:
 
     per-target deadline
       └── model slot (per-model concurrency limit, shared by all threads using this provider)
-            └── one SDK call (per-call timeout always set; the SDK's own retries are off)
-      └── judged: image → result | prompt blocked / policy block → refused | no image → ask again ≤ 2
-                  408/429/5xx, timeout, connection error → backoff (RetryInfo wins) → retry (google_http)
+            └── one SDK call (per-call timeout always set; the SDK's own retries are off; `connection: close`)
+      └── judged: image → result
+                  certainly not billed → retried here: the connection was never established; 429 (per-minute:
+                      the model pauses); 408 and 5xx (error answers: "If your request fails with a 400 or 500
+                      error, you won't be charged", ai.google.dev/gemini-api/docs/billing)
+                  possibly billed → PaidNothingReceived, never retried here: an answer lost after the request was
+                      sent (timeout, reset, closed), a 200 whose body cannot be read, a 200 whose image does not
+                      decode; the spend gate counts it as spend and asks again at most once per build
+                  answered without an image → PaidNothingReceived as well (see below), asked again by the spend
+                      gate at most `no_image_retries` times per build
+                  prompt blocked / policy block → BilledRefusal, never retried
                   404 for the model → ConfigError (retired model) | other 4xx → error, never retried
+
+"Answered without an image" (a 200 with a readable body and no image part: text only, NO_IMAGE, no candidates) is
+counted as billed. Gemini bills every answered request by its tokens — the prompt's input tokens and whatever output
+was generated — and only failed requests (4xx/5xx) are documented as free. So every 200 counts as spend at the
+image's estimate (an over-estimate for a text-only answer, which is the safe side for max_cost), and asking again is
+a new paid call the spend gate reserves against max_cost like the first (`no_image_retries` stays the allowance: the
+user's own setting, 0 turns it off). Policy refusals are 200s too: counted, never asked again.
+
+One generate() therefore makes at most one call that may be billed; every further paid call is the spend gate's
+decision (building/spend.py). Each call opens its own connection, so a keep-alive connection the server dropped
+while idle cannot fail "after sending" and look like a call that may have been billed.
 
 Secrets: the API key lives only in the client's `x-goog-api-key` header; messages are built from the error's code,
 status and server message (never from request objects or the client), and the key is redacted from anything a
@@ -25,14 +44,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
-from ..core.errors import (ConfigError, GenerationRefused, ProviderError, QuotaExhausted, RetryableProviderError,
-                      StorytreeError)
+from ..core.errors import (BilledRefusal, ConfigError, PaidNothingReceived, ProviderError, QuotaExhausted,
+                           RetryableProviderError, StorytreeError)
 from ..core.generation import ImageTargetConfig
+from ..core.redact import redact_url
 from ..settings import GeminiSettings, Settings
 from .base import ImageRequest, ImageResult
 from .google_http import (DEFAULT_BASE_URL, UNLIMITED, HttpFailure, Redactor, RetriesExhausted, Verdict,
@@ -85,9 +104,10 @@ class _NoSlot(Exception):
 class NoImage(Exception):
     """The call succeeded but carried no usable image; `retry` says whether asking again may help."""
 
-    def __init__(self, reason: str, text: str | None, retry: bool, refused: bool = False):
+    def __init__(self, reason: str, text: str | None, retry: bool, refused: bool = False, undecodable: bool = False):
         super().__init__(reason)
         self.reason, self.text, self.retry, self.refused = reason, text, retry, refused
+        self.undecodable = undecodable  # an image part came back, but its bytes are not an image
 
 
 def read_image(response: Any) -> ImageResult:
@@ -117,7 +137,7 @@ def read_image(response: Any) -> ImageResult:
         raise NoImage(f"the image was withheld by a policy filter (finish reason {finish})", text, retry=False,
                        refused=True)
     if undecodable:
-        raise NoImage(undecodable, text, retry=True)
+        raise NoImage(undecodable, text, retry=True, undecodable=True)
     if candidate is None:
         raise NoImage("the response had no candidates", text, retry=True)
     shape = "text only" if text else "no parts"
@@ -142,13 +162,15 @@ class GeminiImages:
         self._redact = Redactor(api_key)
         self._redact.install()
         # retry_options left unset: the SDK then makes exactly one attempt, and every retry is ours.
+        # `connection: close`: every call on a fresh connection (module docstring).
         self._client = genai.Client(
             api_key=api_key.strip(), vertexai=False,
             http_options=types.HttpOptions(api_version=options.api_version, base_url=self.base_url,
-                                           timeout=int(options.timeout_seconds * 1000)))
+                                           timeout=int(options.timeout_seconds * 1000),
+                                           headers={"connection": "close"}))
 
     def __repr__(self) -> str:
-        return f"GeminiImages(base_url={self.base_url!r})"
+        return f"GeminiImages(base_url={redact_url(self.base_url)!r})"
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> "GeminiImages":
@@ -180,6 +202,7 @@ class GeminiImages:
             raise ConfigError(self._unavailable[model])
         limit = opts.model_concurrency.get(model, opts.max_concurrency)
         calls = 0
+        sending = False  # True from the moment the SDK is handed the request until it returns
         last = ""  # the latest retried failure, for the give-up message
         started: list[float] = []  # the deadline starts with the first call, not while queueing for a slot
 
@@ -187,7 +210,8 @@ class GeminiImages:
             return started[0] + opts.deadline_seconds if started else None
 
         def attempt() -> ImageResult:
-            nonlocal calls
+            nonlocal calls, sending
+            sending = False
             if self.limiter is not None:
                 waited = self.limiter.acquire(model, task)
                 if started:
@@ -204,7 +228,9 @@ class GeminiImages:
                 call_timeout = min(opts.timeout_seconds, max(0.05, call_end - time.monotonic()))
                 contents, config = self.build_call(request, call_timeout)
                 calls += 1
+                sending = True
                 response = self._client.models.generate_content(model=model, contents=contents, config=config)
+                sending = False
             if self.limiter is not None:
                 self.limiter.succeeded(model)
             return read_image(response)
@@ -212,58 +238,71 @@ class GeminiImages:
         def on_retry(verdict: Verdict, wait: float, counts: Counter) -> None:
             nonlocal last
             last = verdict.reason
-            if verdict.allowance == "no_image":
-                log.warning("%s: %s; asking again (%d/%d)", task, verdict.reason, counts["no_image"],
-                            opts.no_image_retries)
-            elif verdict.allowance == "quota":
+            if verdict.allowance == "quota":
                 log.warning("%s: %s; %s is paused for %.2fs, then the call waits for its slot (a per-minute limit "
                             "is not charged and not counted as a retry)", task, verdict.reason, model,
                             verdict.delay if verdict.delay is not None else 0.0)
             else:
-                log.warning("%s: %s; retrying in %.2fs (attempt %d of %d)", task, verdict.reason, wait,
+                log.warning("%s: %s; retrying in %.2fs (attempt %d of %d; not billed)", task, verdict.reason, wait,
                             counts["attempts"] + 1, opts.max_attempts)
 
         try:
-            return call_with_retries(attempt, lambda exc: self._judge(request, exc, calls, last), opts,
-                                     allowances={"no_image": opts.no_image_retries + 1, "quota": UNLIMITED},
-                                     deadline=deadline,
-                                     on_retry=on_retry)
+            return call_with_retries(attempt, lambda exc: self._judge(request, exc, calls, last, sending), opts,
+                                     allowances={"quota": UNLIMITED}, deadline=deadline, on_retry=on_retry)
         except RetriesExhausted as spent:
             verdict = spent.verdict
-            if verdict.allowance == "no_image":
-                raise ProviderError(f"{task}: Gemini returned no usable image after {calls} call(s): "
-                                    f"{verdict.reason}.{_said(verdict)} Nothing was saved.") from None
             last = verdict.reason + ("; the next try would start after the deadline" if spent.deadline else "")
             raise self._gave_up(task, calls, last, deadline=spent.deadline, retry_after=verdict.delay) from None
 
-    def _judge(self, request: ImageRequest, exc: BaseException, calls: int, last: str) -> Verdict:
+    def _judge(self, request: ImageRequest, exc: BaseException, calls: int, last: str, sending: bool) -> Verdict:
+        """Only failures that certainly were not billed are retried here; a call that may have been billed is final
+        (PaidNothingReceived: the spend gate decides whether to pay for another)."""
         task = request.task
         if isinstance(exc, _NoSlot):
             return Verdict(final=self._gave_up(task, calls, last or "waiting for a free model slot", deadline=True))
         if isinstance(exc, StorytreeError):  # the rate limiter's own verdicts (per-day count, no progress)
             return Verdict(final=exc)
         if isinstance(exc, NoImage):
-            said = f" The model said: {short(exc.text)!r}." if exc.text else ""
-            if exc.refused:
-                return Verdict(final=GenerationRefused(
-                    f"{task}: Gemini did not generate the image: {exc.reason}.{said} Not retried; change the "
-                    "story text behind this target and build again."))
-            if not exc.retry:
-                return Verdict(final=ProviderError(f"{task}: Gemini returned no usable image after {calls} call(s): "
-                                                   f"{exc.reason}.{said} Nothing was saved."))
-            return _NoImageVerdict(reason=exc.reason, allowance="no_image", at_once=True, text=exc.text)
+            return Verdict(final=self._no_image(task, exc))
         if isinstance(exc, self._errors.APIError):
             failure = HttpFailure(int(exc.code or 0), self._summary(exc), exc.details,
                                   getattr(getattr(exc, "response", None), "headers", None))
             return self._judge_http(request, failure)
         if isinstance(exc, self._transport_errors):
-            return Verdict(reason=HttpFailure.from_transport(exc).summary)
+            failure = HttpFailure.from_transport(exc)
+            if not failure.sent:  # the connection was never established: no request reached Gemini
+                return Verdict(reason=failure.summary + " before anything was sent")
+            return Verdict(final=PaidNothingReceived(
+                f"{task}: the answer of the paid Gemini call was lost after the request was sent ({failure.summary}); "
+                "Gemini may have billed it, so it counts as spend. Nothing was saved.", "lost", retries=1))
         if isinstance(exc, json.JSONDecodeError):
-            return Verdict(reason="the response body was not valid JSON")
-        if isinstance(exc, Exception):  # unknown SDK failure: report it, never leak a traceback
-            return Verdict(final=ProviderError(f"{task}: the Gemini call failed unexpectedly ({type(exc).__name__}: "
-                                               f"{self._redact(str(exc))[:400]}); nothing was saved."))
+            return Verdict(final=PaidNothingReceived(
+                f"{task}: Gemini answered HTTP 200 with a body that could not be read (not valid JSON); Gemini may "
+                "have billed it, so it counts as spend. Nothing was saved.", "lost", retries=1))
+        if isinstance(exc, Exception) and not sending:  # before the request was handed over: nothing was sent
+            return Verdict(final=ProviderError(
+                f"{task}: the Gemini call could not be prepared ({type(exc).__name__}: {self._redact(str(exc))[:400]}); "
+                "nothing was sent or paid."))
+        if isinstance(exc, Exception):  # unknown SDK failure, perhaps after sending: report it, never leak a traceback
+            return Verdict(final=PaidNothingReceived(
+                f"{task}: the Gemini call failed unexpectedly ({type(exc).__name__}: {self._redact(str(exc))[:400]}); "
+                "it may have been billed, so it counts as spend, and it is not asked again. Nothing was saved."))
         raise exc
+
+    def _no_image(self, task: str, exc: "NoImage") -> StorytreeError:
+        """A 200 without a usable image: billed (module docstring), so never asked again here."""
+        said = f" The model said: {short(exc.text)!r}." if exc.text else ""
+        if exc.refused:
+            return BilledRefusal(
+                f"{task}: Gemini did not generate the image: {exc.reason}.{said} Not retried; change the story text "
+                "behind this target and build again (the answer counts as spend).")
+        if exc.undecodable:
+            return PaidNothingReceived(
+                f"{task}: Gemini answered, but {exc.reason}; it may have been billed, so it counts as spend. Nothing "
+                "was saved.", "lost", retries=1)
+        return PaidNothingReceived(
+            f"{task}: Gemini returned no usable image: {exc.reason}.{said} An answered call is billed, so it counts "
+            "as spend. Nothing was saved.", "no_image", retries=self.options.no_image_retries)
 
     def _judge_http(self, request: ImageRequest, failure: HttpFailure) -> Verdict:
         """Retryable errors spend an attempt; anything else is the final error to raise."""
@@ -313,13 +352,3 @@ class GeminiImages:
             self._client.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
-
-
-@dataclass(frozen=True)
-class _NoImageVerdict(Verdict):
-    text: str | None = None
-
-
-def _said(verdict: Verdict) -> str:
-    text = getattr(verdict, "text", None)
-    return f" The model said: {short(text)!r}." if text else ""

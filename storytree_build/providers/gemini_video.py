@@ -33,6 +33,7 @@ import httpx
 from ..core.errors import (ConfigError, InputError, ProviderError, QuotaExhausted, RetryableProviderError,
                       StorytreeError, SubmitUncertain)
 from ..core.generation import VideoTargetConfig
+from ..core.redact import redact_url
 from ..settings import GeminiSettings, Settings
 from . import gemini_video_wire as wire
 from .base import VideoRequest, VideoStatus
@@ -79,7 +80,7 @@ class GeminiVideos:
         return cls(key, settings.gemini, base_url, limiter)
 
     def __repr__(self) -> str:
-        return f"GeminiVideos(base_url={self.base_url!r})"
+        return f"GeminiVideos(base_url={redact_url(self.base_url)!r})"
 
     def close(self) -> None:
         close_quietly(self._http, self._submit_http, *self._sdk.values())
@@ -260,13 +261,13 @@ class GeminiVideos:
         if not uri:
             raise ProviderError("the finished video has no download link.")
         self.check_link(uri)
-        what = f"downloading {uri}"
+        what = f"downloading {redact_url(uri)}"
         self._retrying(lambda: self.downloader.fetch(uri, destination),
                        lambda failure: self._judge_download(uri, failure), what,
                        lambda v: f"{what}: {v.reason}")
 
     def _judge_download(self, uri: str, failure: HttpFailure) -> Verdict:
-        code = failure.code
+        code, uri = failure.code, redact_url(uri)  # only ever shown from here on
         if failure.transport or code is None or code in (408, 429) or code >= 500:
             return Verdict(reason=failure.summary, delay=failure.delay, rate_limited=code == 429,
                            give_up=_gave_up(f"downloading {uri}", failure, self.options.max_attempts,

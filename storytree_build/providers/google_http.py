@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import tenacity
 
 from ..core.errors import ConfigError, StorytreeError
+from ..core.redact import filter_http_logs, redact_url, scrub_userinfo
 
 if TYPE_CHECKING:  # google_http needs only the endpoint fields of the settings
     from ..settings import Settings
@@ -111,7 +112,7 @@ def endpoint(settings: Settings) -> tuple[str, str]:
             "`doit story:<id> provider=stub` or STORYTREE_PROVIDER=stub.")
     base_url = settings.gemini_base_url or DEFAULT_BASE_URL
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:
-        raise ConfigError(f"GOOGLE_GEMINI_BASE_URL must be an http(s) URL, got {base_url!r}.")
+        raise ConfigError(f"GOOGLE_GEMINI_BASE_URL must be an http(s) URL, got {redact_url(base_url)!r}.")
     if settings.ci and not is_loopback(base_url):
         raise ConfigError(
             f"CI is set, so the gemini provider only calls loopback endpoints, but the base URL is "
@@ -122,27 +123,28 @@ def endpoint(settings: Settings) -> tuple[str, str]:
 
 # -- secrets ------------------------------------------------------------------------------------------
 class Redactor(logging.Filter):
-    """Keeps one secret out of text we build and out of any log record a handler is about to print (SDK and httpx
-    logs included, once `install()` has run)."""
+    """Keeps one secret, and the user-info of any URL, out of text we build and out of any log record a handler is
+    about to print (SDK and httpx logs included, once `install()` has run)."""
 
     def __init__(self, secret: str):
         super().__init__("storytree-redact")
         self.secret = secret.strip()
 
     def __call__(self, text: str) -> str:
-        return text.replace(self.secret, "[redacted]") if self.secret else text
+        return scrub_userinfo(text.replace(self.secret, "[redacted]") if self.secret else text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret:
-            try:
-                message = record.getMessage()
-            except Exception:  # noqa: BLE001 - a broken record is the logging module's problem, not ours
-                return True
-            if self.secret in message:
-                record.msg, record.args = self(message), None
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is the logging module's problem, not ours
+            return True
+        cleaned = self(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         return True
 
     def install(self) -> None:
+        filter_http_logs()  # request lines quote the URL, base URL user-info included
         for logger in (logging.getLogger(), logging.getLogger("storytree")):
             for handler in logger.handlers:
                 if not any(isinstance(f, Redactor) and f.secret == self.secret for f in handler.filters):

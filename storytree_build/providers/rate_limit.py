@@ -9,6 +9,10 @@ it). The rate is learnt, TCP-style:
     429 (minute)   pause the whole model until the server's retryDelay, rate × 0.7 (once per burst of 429s)
     success        rate + 0.5 % (a configured limit is never exceeded)
 
+The file is a cache: one that cannot be read (garbage bytes, a truncated file) is set aside as
+`rate-limits.sqlite.corrupt-<time>` with one line naming it, and learnt again; bookkeeping after a call that was
+answered never fails that call (a paid answer is never dropped because the cache broke).
+
 A per-minute 429 is not charged, so it never counts against a target's retries; a model that makes no progress for
 `quota_wait_minutes` fails the calls waiting for it. A configured per-day count stops calls before Google's daily quota
 is reached (QuotaExhausted, exit 75, as a daily 429 does). Parameters were chosen with a simulation of a token-bucket
@@ -30,9 +34,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..files.atomic import private_folder
-from ..core.errors import QuotaExhausted, RetryableProviderError
+from ..core.errors import EnvironmentFault, QuotaExhausted, RetryableProviderError
 from ..settings import RateLimit, Settings
-from ..files.sqlite_file import connect, immediate
+from ..files.sqlite_file import connect, damage, immediate, is_damage, set_aside
 from .google_http import daily_reset_hint
 
 log = logging.getLogger("storytree")
@@ -94,20 +98,69 @@ class RateLimiter:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             private_folder(self.path.parent)
-            conn = connect(self.path)
-            with immediate(conn):
-                if conn.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
-                    conn.execute("drop table if exists models")
-                    conn.execute(SCHEMA)
-                    conn.execute(f"pragma user_version = {SCHEMA_VERSION}")
+            try:
+                conn = self._open()
+            except sqlite3.Error as exc:
+                if not is_damage(exc):
+                    raise self._fault(exc) from None
+                self._set_aside(str(exc))
+                try:
+                    conn = self._open()
+                except sqlite3.Error as again:
+                    raise self._fault(again) from None
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        try:
+            checked = conn.execute("pragma quick_check").fetchall()
+            if checked != [("ok",)]:
+                raise sqlite3.DatabaseError("quick_check: " + "; ".join(str(r[0]) for r in checked[:3]))
+            with immediate(conn):
+                if conn.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
+                    conn.execute("drop table if exists models")
+                    conn.execute(SCHEMA)
+                    conn.execute(f"pragma user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_aside(self, why: str) -> None:
+        """Move the unreadable cache out of the way, once: another thread or process may have done it already (then
+        the file now in place is a new, good one)."""
+        with self._lock:
+            if damage(self.path) is None:
+                return
+            try:
+                aside = set_aside(self.path)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise EnvironmentFault(
+                    f"the rate-limit cache {self.path} cannot be read ({why}) and cannot be moved aside ({exc}); "
+                    "delete it (it only holds learnt rates) and build again.") from None
+        log.warning("the rate-limit cache %s could not be read (%s); set aside as %s and learnt again", self.path,
+                    why, aside.name)
+
+    def _fault(self, exc: sqlite3.Error) -> EnvironmentFault:
+        return EnvironmentFault(f"the rate-limit cache {self.path} cannot be used ({exc}); nothing was sent. It only "
+                                "holds learnt rates: fix the state folder, or delete the file, and build again.")
+
     @contextmanager
     def _state(self, model: str) -> Iterator[dict[str, Any]]:
         """The model's state, read and written in one transaction (processes take turns)."""
+        try:
+            with self._transaction(model) as state:
+                yield state
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+
+    @contextmanager
+    def _transaction(self, model: str) -> Iterator[dict]:
         with immediate(self._conn()) as conn:
             row = conn.execute(f"select {', '.join(FIELDS)} from models where model = ?", (model,)).fetchone()
             limit = self.limits.get(model, RateLimit())
@@ -175,9 +228,13 @@ class RateLimiter:
         return waited
 
     def succeeded(self, model: str) -> None:
-        with self._state(model) as state:
-            state["last_progress"] = time.time()
-            state["rate"] *= SLOW_START if state["slow_start"] else 1 + INCREASE
+        """Learn from an answered call. Never raises: the call was paid for and its answer must reach the build."""
+        try:
+            with self._state(model) as state:
+                state["last_progress"] = time.time()
+                state["rate"] *= SLOW_START if state["slow_start"] else 1 + INCREASE
+        except EnvironmentFault as exc:
+            log.warning("%s (the answer is kept)", exc)
 
     def rate_limited(self, model: str, retry_after: float | None) -> None:
         """A per-minute 429 (not charged): pause the model until the server's delay and, once per burst, slow down."""

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 import httpx
 
 from ..core.errors import InputError, ProviderError
+from ..core.redact import redact_url
 from .google_http import HttpFailure, is_loopback, origin, origin_text
 
 log = logging.getLogger("storytree")
@@ -42,7 +43,7 @@ class VideoDownloader:
         """Only the configured API origin may be asked with the key (and this provider asks no one else)."""
         if origin(uri) != self.origin:
             raise InputError(
-                f"refused to download {uri!r}: it is not on the configured Gemini API host "
+                f"refused to download {redact_url(uri)!r}: it is not on the configured Gemini API host "
                 f"({origin_text(self.base_url)}), and the API key is only ever sent there. Links to other hosts "
                 "are refused; download such a file yourself and do not pass it to --download-link.")
 
@@ -75,11 +76,11 @@ class VideoDownloader:
                 failure = HttpFailure.from_transport(exc)
                 raise HttpFailure(None, f"the download was interrupted ({type(exc).__name__})", transport=True,
                                   sent=failure.sent) from None
-        raise ProviderError(f"the download of {uri} was redirected more than {MAX_REDIRECTS} times; nothing was saved.")
+        raise ProviderError(f"the download of {redact_url(uri)} was redirected more than {MAX_REDIRECTS} times; nothing was saved.")
 
     def _redirect(self, current: str, location: str | None, keyed: bool) -> tuple[str, bool]:
         if not location:
-            raise ProviderError(f"the download of {current} answered a redirect without a Location; nothing was saved.")
+            raise ProviderError(f"the download of {redact_url(current)} answered a redirect without a Location; nothing was saved.")
         target = urljoin(current, location)
         scheme, host, _ = origin(target)
         allowed = scheme == "https" or (scheme == "http" and self.loopback and is_loopback(target))

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.errors import UnreadableRow
+
 if TYPE_CHECKING:
     from ..review.verdicts import ReviewsPort
 
@@ -40,6 +42,31 @@ def utc_in(seconds: float) -> str:
 
 def is_past(moment: str) -> bool:
     return datetime.fromisoformat(moment) <= datetime.now(timezone.utc)
+
+
+def time_problem(row: dict[str, Any], *names: str) -> str:
+    """Why one of the row's time columns cannot be compared with now ('' when all can)."""
+    for name in names:
+        value = row.get(name)
+        try:
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            return f"its {name} {value!r} is not a time with a time zone"
+    return ""
+
+
+def unreadable(table: str, row: dict[str, Any], problem: str, fix: str) -> UnreadableRow:
+    """The error for a row of `table` that cannot be parsed, naming its story, its task and the fix."""
+    return UnreadableRow(f"story {row.get('story_id')}: the {table} row of {row.get('task')} cannot be read "
+                         f"({problem}). {fix}")
+
+
+def record_fix(row: dict[str, Any]) -> str:
+    return (f"Delete that row (`delete from storytree_records where story_id = '{row.get('story_id')}' and task = "
+            f"'{row.get('task')}'` in the story store), then build: a file that still carries its signature is "
+            "recorded again without paying; check `doit dryrun` first.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +97,13 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Record":
+        try:
+            return cls._from_row(row)
+        except (TypeError, ValueError, KeyError) as exc:  # a JSON decode error is a ValueError
+            raise unreadable("record", row, f"{type(exc).__name__}: {str(exc)[:200]}", record_fix(row)) from None
+
+    @classmethod
+    def _from_row(cls, row: dict[str, Any]) -> "Record":
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in row.items() if k in names}
         if isinstance(values.get("inputs"), str):
@@ -110,10 +144,17 @@ class Version:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Version":
-        record = row["record"]
-        if isinstance(record, str):
-            record = json.loads(record)
-        return cls(story_id=row["story_id"], task=row["task"], version=int(row["version"]),
+        try:
+            record = row["record"]
+            if isinstance(record, str):
+                record = json.loads(record)
+            version = int(row["version"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise unreadable("version", row, f"{type(exc).__name__}: {str(exc)[:200]}", (
+                f"Delete that row (`delete from storytree_versions where story_id = '{row.get('story_id')}' and task "
+                f"= '{row.get('task')}' and version = {row.get('version')!r}` in the story store): it only forgets "
+                "that earlier version.")) from None
+        return cls(story_id=row["story_id"], task=row["task"], version=version,
                    output_sha256=row["output_sha256"], record=Record.from_row(record), verdict=row.get("verdict") or "",
                    replaced_at=row.get("replaced_at") or "")
 
@@ -141,8 +182,22 @@ class Operation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Operation":
+        problem = time_problem(row, "submitted_at")
+        if row.get("state") not in OPERATION_STATES:
+            problem = f"its state {row.get('state')!r} is not one of {', '.join(OPERATION_STATES)}"
+        if problem:
+            raise unreadable("operation", row, problem, (
+                f"`storytree resubmit {row.get('story_id')} {row.get('task')}` clears it; the next build then pays "
+                "for a new job, so check the provider's console for the old one first."))
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
         return cls(**values)
+
+
+OPERATION_STATES = ("submitting", "submitted", "uncertain")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
 @dataclass(frozen=True)
@@ -152,10 +207,33 @@ class Claim:
     owner: str
     claimed_at: str
     expires_at: str
+    problem: str = ""  # why the row cannot be read ('' when it can): such a claim holds until it is released
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Claim":
+        """A claim row as stored; unparsable times do not raise: the claim then holds (nobody can tell it ended)
+        and says which command clears it."""
+        values: dict[str, str] = {name: _text(row.get(name))
+                                  for name in ("story_id", "task", "owner", "claimed_at", "expires_at")}
+        return cls(**values, problem=time_problem(row, "claimed_at", "expires_at"))
 
     @property
     def live(self) -> bool:
-        return not is_past(self.expires_at)
+        return True if self.problem else not is_past(self.expires_at)
+
+    @property
+    def since(self) -> str:
+        """When it was taken, for messages; for an unreadable row, what is wrong and the command that clears it."""
+        if not self.problem:
+            return self.claimed_at
+        return (f"an unknown time: its claim row cannot be read ({self.problem}); "
+                f"`storytree release {self.story_id} {self.task}` clears it")
+
+    def unreadable(self) -> UnreadableRow:
+        return UnreadableRow(
+            f"{self.task}: its claim (by {self.owner}) cannot be read ({self.problem}), so nobody can tell whether "
+            f"that worker is still paying for it; nothing is paid for it here. If that worker is gone, "
+            f"`storytree release {self.story_id} {self.task}` clears the claim.")
 
 
 class RecordsPort(Protocol):

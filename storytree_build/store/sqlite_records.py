@@ -189,7 +189,9 @@ class SqliteClaims(_Bound):
         with self._transaction() as conn:
             row = conn.execute("select * from storytree_claims where story_id = ? and task = ?",
                                (self.story_id, task)).fetchone()
-            held = Claim(**dict(row)) if row else None
+            held = Claim.from_row(dict(row)) if row else None
+            if held is not None and held.owner != owner and held.problem:
+                raise held.unreadable()
             if held is not None and held.owner != owner and held.live:
                 return held
             since = held.claimed_at if held is not None and held.owner == owner else utc_now()
@@ -205,10 +207,10 @@ class SqliteClaims(_Bound):
             if row is None or (owner is not None and row["owner"] != owner):
                 return None
             conn.execute("delete from storytree_claims where story_id = ? and task = ?", (self.story_id, task))
-            return Claim(**dict(row))
+            return Claim.from_row(dict(row))
 
     @_guarded
     def unexpired(self) -> dict[str, Claim]:
         rows = self._conn().execute("select * from storytree_claims where story_id = ?", (self.story_id,))
-        found = (Claim(**dict(r)) for r in rows)
+        found = (Claim.from_row(dict(r)) for r in rows)
         return {c.task: c for c in found if c.live}

@@ -131,16 +131,16 @@ class SupabaseClaims(SupabaseTables):
     def take(self, task: str, owner: str, lease_seconds: float) -> Claim | None:
         held = self._rpc(f"claim {task}", "storytree_claim", {"p_story_id": self.story_id, "p_task": task,
                                                               "p_owner": owner, "p_lease_seconds": lease_seconds})
-        return Claim(**held) if held else None
+        return Claim.from_row(held) if held else None
 
     def release(self, task: str, owner: str | None = None) -> Claim | None:
         gone = self._rpc(f"release {task}", "storytree_release",
                          {"p_story_id": self.story_id, "p_task": task, "p_owner": owner})
-        return Claim(**gone) if gone else None
+        return Claim.from_row(gone) if gone else None
 
     def unexpired(self) -> dict[str, Claim]:
         if not _is_uuid(self.story_id):
             return {}
         rows = self._rpc(f"read the claims of story {self.story_id}", "storytree_live_claims",
                          {"p_story_id": self.story_id})
-        return {r["task"]: Claim(**r) for r in rows or []}
+        return {r["task"]: Claim.from_row(r) for r in rows or []}

@@ -35,6 +35,7 @@ from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
 
 from ..core.errors import ConfigError, InputError, StoreError, collect
+from ..core.redact import filter_http_logs, redact_url, scrub_userinfo
 from ..core.story import StorySnapshot
 from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, RowOwner, check_document_column,
                     check_shot_column, foreign_row_problems)
@@ -134,16 +135,18 @@ class SupabaseStoryStore:
         from supabase._sync.client import SupabaseException
 
         url = (settings.supabase_url or "").strip()
+        shown = redact_url(url)  # what messages and logs say: never the URL's user-info
+        filter_http_logs()  # httpx logs each request's full URL
         secret = settings.supabase_service_role_key
         key = secret.get_secret_value().strip() if secret is not None else ""
         problems = []
         if not url:
             problems.append("SUPABASE_URL is not set: set it to the project URL, e.g. https://<project-ref>.supabase.co")
         elif not re.match(r"^https?://[^/\s?#]+", url):
-            problems.append(f"SUPABASE_URL {_shorten(url, 80)!r} is not an http(s) URL: set it to the project URL, "
+            problems.append(f"SUPABASE_URL {_shorten(shown, 80)!r} is not an http(s) URL: set it to the project URL, "
                             "e.g. https://<project-ref>.supabase.co")
         elif re.search(r"/rest/v1/?$", url):
-            problems.append(f"SUPABASE_URL {url!r} ends with /rest/v1: set it to the project URL without the API path "
+            problems.append(f"SUPABASE_URL {shown!r} ends with /rest/v1: set it to the project URL without the API path "
                             "(the client adds /rest/v1 itself)")
         if not key:
             problems.append("SUPABASE_SERVICE_ROLE_KEY is not set: copy the service_role key from the Supabase "
@@ -164,10 +167,10 @@ class SupabaseStoryStore:
                 httpx_client=http, postgrest_client_retry=retry, auto_refresh_token=False, persist_session=False))
         except SupabaseException as exc:
             http.close()
-            raise ConfigError(_scrub(f"Cannot configure the Supabase client for SUPABASE_URL {url!r}: {exc.message}. "
+            raise ConfigError(_scrub(f"Cannot configure the Supabase client for SUPABASE_URL {shown!r}: {exc.message}. "
                                      "Check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY.", key)) from None
-        log.debug("Supabase story store at %s", url)
-        return cls(client, url=url, secret=key, http_client=http, timeout=timeout, statuses=statuses)
+        log.debug("Supabase story store at %s", shown)
+        return cls(client, url=shown, secret=key, http_client=http, timeout=timeout, statuses=statuses)
 
     def close(self) -> None:
         if self._finalizer is not None:
@@ -256,9 +259,9 @@ class SupabaseStoryStore:
                            f"stories table exists; the database schema is incomplete. Apply {MIGRATIONS}.")
 
     def _scrubbed(self, error: Exception) -> Exception:
-        if self._secret and self._secret in str(error):
-            return type(error)(_scrub(str(error), self._secret))
-        return error
+        text = str(error)
+        cleaned = _scrub(text, self._secret)
+        return type(error)(cleaned) if cleaned != text else error
 
     # -- reads ---------------------------------------------------------------------------------
     def select_all(self, what: str, table: str, columns: list[str], order: list[str],
@@ -433,4 +436,5 @@ def foreign_rows_error(sent: dict[str, list[dict[str, Any]]], exc: APIError) -> 
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "[redacted]") if secret else text
+    """The service key and any URL's user-info out of a message (a server or httpx text may quote SUPABASE_URL)."""
+    return scrub_userinfo(text.replace(secret, "[redacted]") if secret else text)

@@ -8,7 +8,8 @@ creates a job from inline requests keyed by `metadata.key`; `GET /v1beta/batches
     fake.batches.hold()/release()                         # jobs stay RUNNING until released
 
 Submit steps: accept, rate_limited, quota_per_day, internal (500 after the job was created: a lost answer), slow
-(the job is created, the answer comes too late), bad_request. Request outcomes: any image step of the fake ("ok_png",
+(the job is created, the answer comes too late), hang_up / truncated (the job is created, the connection closed
+unanswered / the answer cut short), bad_request. Request outcomes: any image step of the fake ("ok_png",
 "image_safety", "prompt_blocked", "text_only", …) or "error" (a per-request error status).
 """
 
@@ -103,6 +104,10 @@ class FakeBatches:
             reply = Reply(body=self._job_body(job))
             if step == "slow":
                 reply.delay = self.fake.slow_seconds
+            if step == "hang_up":  # the job exists, the connection is closed unanswered
+                reply.hang_up = "close"
+            if step == "truncated":  # the job exists, its answer is cut short of its Content-Length
+                reply.cut_after = 8
             return reply
 
     def get(self, call: Recorded, match: re.Match[str]) -> Reply:

@@ -7,6 +7,8 @@ and answers from a script of named steps:
     server.play("unavailable", "unavailable", "ok_png")          # the next three image calls, any model
     server.play("retired", model="gemini-2.5-flash-image", then="retired")   # every call to that model
     server.play("text_only", contains="Wren")                    # calls whose prompt text mentions Wren
+    server.play(then="truncated")   # 200, full Content-Length announced, the body cut short and the connection closed
+    server.play("hang_up")          # the request is read, then the connection closed with no answer ("reset": a RST)
 
 A rule applies to a call when its model and text filters match; it plays its steps in order, then its
 `then` step forever (or retires when it has none). Calls no rule claims get `default_step` ("ok_png").
@@ -23,6 +25,8 @@ import base64
 import io
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -120,6 +124,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to stall before answering (the client may give up first)
     cut_after: int | None = None  # announce the full Content-Length, send only this many bytes, then hang up
+    hang_up: str | None = None  # "close" | "reset": end the connection after reading the request, with no answer
 
 
 @dataclass
@@ -212,6 +217,12 @@ class FakeGemini:
                                                        "to new users. Please update your code to use a newer model.")),
             "malformed": lambda c: Reply(200, "<html>upstream proxy hiccup</html>", {"content-type": "text/html"}),
             "slow": lambda c: Reply(body=image_response(tiny_image("PNG"), "image/png"), delay=self.slow_seconds),
+            # Answers lost on the wire after the request was read (the call may have been billed):
+            "truncated": lambda c: Reply(body=image_response(tiny_image("PNG"), "image/png"), cut_after=120),
+            "cut_json": lambda c: Reply(200, json.dumps(image_response(tiny_image("PNG"), "image/png"))[:120],
+                                        {"content-type": "application/json; charset=UTF-8"}),
+            "hang_up": lambda c: Reply(hang_up="close"),
+            "reset": lambda c: Reply(hang_up="reset"),
         }
         self.video = FakeVideo(self)  # the video routes (interactions, predictLongRunning, operations, files)
         from .batch_server import FakeBatches  # the Batch API routes (batchGenerateContent, batches/…)
@@ -294,6 +305,9 @@ class FakeGemini:
                 reply = route[0](call, route[1])
             if reply.delay and self._stopping.wait(reply.delay):
                 return
+            if reply.hang_up is not None:
+                self._hang_up(handler, reset=reply.hang_up == "reset")
+                return
             self._send(handler, reply)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client timed out and hung up
@@ -301,6 +315,16 @@ class FakeGemini:
             if call.model:
                 with self._lock:
                     self.in_flight[call.model] -= 1
+
+    @staticmethod
+    def _hang_up(handler: BaseHTTPRequestHandler, reset: bool) -> None:
+        """End the connection without a byte of answer: a FIN (closed) or a RST (reset by peer)."""
+        if reset:
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.connection.close()
+        else:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        handler.close_connection = True
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
@@ -398,7 +422,8 @@ class FakeVideo:
         fake.video.play_download("cut", "ok")               # first download hangs up mid-body, then a full one
         fake.video.release()                                # let every "pending" operation finish
 
-    Submit steps: accept, rate_limited, retired, internal, bad_request, slow (accepted, answered too late).
+    Submit steps: accept, rate_limited, retired, internal, bad_request, slow (accepted, answered too late), hang_up
+    (accepted, the connection closed unanswered), truncated (accepted, the answer cut short).
     Outcomes: done, done_inline, error, rai, pending. Poll steps: unavailable, rate_limited, gone.
     Download steps: ok, cut, redirect (302 to `redirect_to`, another FakeGemini), unavailable, gone, not_mp4.
     """
@@ -485,7 +510,10 @@ class FakeVideo:
             op = FakeOperation(api, name, model, fid, outcome, pending if outcome != "pending" else 10 ** 9)
             self.operations[name] = op
             delay = self.fake.slow_seconds if step == "slow" else 0.0
-            return Reply(delay=delay), op
+            # The job exists, but its answer is lost: "hang_up" closes the connection unanswered, "truncated" cuts
+            # the body short of its Content-Length.
+            return Reply(delay=delay, hang_up="close" if step == "hang_up" else None,
+                         cut_after=8 if step == "truncated" else None), op
 
     def create_interaction(self, call: Recorded, match: re.Match[str]) -> Reply:
         model = str((call.body or {}).get("model") or "")
