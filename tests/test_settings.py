@@ -153,11 +153,12 @@ def test_a_blank_environment_variable_is_unset(tmp_path: Path) -> None:
 
 
 def test_doit_variables_set_provider_story_cost_verbose_and_batch(tmp_path: Path) -> None:
-    given = {"provider": "stub", "story": "tale", "max_cost": "25", "verbose": "on", "batch": "1"}
+    given = {"provider": "stub", "story": "tale", "max_cost": "25", "verbose": "on", "batch": "1",
+             "rebuild": "missing"}
     settings = settings_of(tmp_path, variables=given)
     assert set(RUN_VARIABLES) == set(given)
-    assert (settings.provider, settings.story, settings.max_cost, settings.verbose, settings.generation.batch) == (
-        "stub", "tale", 25.0, True, True)
+    assert (settings.provider, settings.story, settings.max_cost, settings.verbose, settings.generation.batch,
+            settings.build.rebuild) == ("stub", "tale", 25.0, True, True, "missing")
     unset = settings_of(tmp_path, variables=dict.fromkeys(RUN_VARIABLES))  # doit's get_var: None when not given
     assert (unset.provider, unset.story, unset.max_cost, unset.verbose) == ("gemini", None, None, False)
     blank = settings_of(tmp_path, variables={"provider": "", "story": ""})  # `provider=`: not given, as before
@@ -241,7 +242,7 @@ def test_a_bad_doit_variable_names_the_doit_variable(tmp_path: Path) -> None:
     ("[review]\nkey_frames = \"sometimes\"\n",
      "storytree.toml: [review] key_frames = \"sometimes\": must be one of 'off' or 'required'"),
     ("[build]\nadopt_existng = false\n", "storytree.toml: [build] adopt_existng: unknown setting (did you mean "
-     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds)"),
+     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, rebuild)"),
     ("build = 3\n", "storytree.toml: build = 3: must be a table"),
     ("[generation.key_frame]\nmodel = 3\n", "storytree.toml: [generation.key_frame] model = 3: must be text"),
     ("[gemini.model_concurrency]\n\"gemini-3.1-flash-image\" = \"two\"\n",
