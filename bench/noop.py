@@ -9,7 +9,7 @@ up-to-date checks, on the same assets), plus dry-run, manifest generation and pe
 
 Everything happens in scratch projects under bench/out/ (git-ignored): a synthetic story export shaped like the
 sample story is written, imported with `storytree import`, its manifest written with `storytree manifest`, built
-once with `doit -n 4 -P thread story:<id> provider=stub`, then all measurements run in this one process,
+once with `doit -j 4 story:<id> provider=stub`, then all measurements run in this one process,
 alternating the commands within each repetition (medians reported; wall and CPU time of each child).
 
 A built scratch project is reused when its story export is byte-identical (the first build of 5,000 stub targets
@@ -253,7 +253,7 @@ def setup(n: int, reuse: bool, workers: int, resync: bool, build: bool = True) -
         return info
     # The first build (when reusing: whatever the current code and manifest still need; usually nothing).
     t0 = time.perf_counter()
-    p = run([DOIT, "-n", str(workers), "-P", "thread", f"story:{story_id}", "provider=stub"], proj)
+    p = run([DOIT, "-j", str(workers), f"story:{story_id}", "provider=stub"], proj)
     info["first_build_s" if not reusing else "catch_up_build_s"] = t = time.perf_counter() - t0
     last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     print(f"[{n}] {'first' if not reusing else 'catch-up'} build ({workers} threads) {t:.1f}s: {last}", flush=True)

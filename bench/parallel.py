@@ -1,6 +1,6 @@
 """Parallel build benchmark: N independent targets (text-only shot key frames), each with a provider latency of
 L seconds, built by
-`doit -n c -P thread` with the offline provider. Goal (issue 6): wall ≤ 1.10 × N·L/c.
+`doit -j c` with the offline provider. Goal (issue 6): wall ≤ 1.10 × N·L/c.
 
 Prints the ratio measured in this run; results go to bench/RESULTS.md by hand.
 Usage: .venv/bin/python bench/parallel.py [N] [L] [c]
@@ -73,7 +73,7 @@ def main() -> None:
     root = REPO / "bench" / "out" / "parallel"
     env = scratch_project(root, n, STORYTREE_STUB_DELAY=str(latency))
     targets = n
-    command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "image", "provider=stub"]
+    command = [sys.executable, "-m", "doit", "-j", str(workers), "image", "provider=stub"]
     started = time.perf_counter()
     subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Quota benchmark (issue 16): N image targets built by `doit -n 8 -P thread image` with the real gemini provider
+"""Quota benchmark (issue 16): N image targets built by `doit -j 8 image` with the real gemini provider
 against the fake Gemini server (tests/support/fakes), which accepts R image calls per second per model (a token
 bucket holding one second's worth) and answers anything above with a per-minute 429 RESOURCE_EXHAUSTED
 (QuotaFailure + RetryInfo until the next token).
@@ -37,7 +37,7 @@ def build(root: Path, env: dict[str, str], n: int, rate: float, workers: int, co
     if configured:
         config += ["", "[gemini.rate_limits]", f'"{MODEL}" = "{rate:g}/s"']
     (root / "storytree.toml").write_text("\n".join(config) + "\n")
-    command = [sys.executable, "-m", "doit", "-n", str(workers), "-P", "thread", "image"]
+    command = [sys.executable, "-m", "doit", "-j", str(workers), "image"]
     with FakeGemini(latency=0.05) as fake:
         bucket = fake.limit_rate(rate, burst=rate)
         env = {**env, "GOOGLE_GEMINI_BASE_URL": fake.url}
@@ -62,8 +62,8 @@ def main() -> None:
     rate = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     ideal = n / rate
-    print(f"quota bench: N={n} images, server limit R={rate:g}/s per model (burst {rate:g}), doit -n {workers} "
-          f"-P thread; ideal N/R = {ideal:.1f}s")
+    print(f"quota bench: N={n} images, server limit R={rate:g}/s per model (burst {rate:g}), doit -j {workers}; "
+          f"ideal N/R = {ideal:.1f}s")
     for configured, goal_wall, goal_429 in ((False, 1.15, 0.05), (True, 1.05, 0.0)):
         root = REPO / "bench" / "out" / ("quota-configured" if configured else "quota-unknown")
         env = scratch_project(root, n, GEMINI_API_KEY=KEY, STORYTREE_PROVIDER="gemini")

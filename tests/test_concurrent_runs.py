@@ -14,7 +14,7 @@ def test_two_parallel_runs_never_build_the_same_target_twice(project: Path, samp
     assert storytree(project, "manifest", SAMPLE_ID, monkeypatch=monkeypatch) == 0
     calls = project / "calls.log"
     env = project_env(project, STORYTREE_STUB_DELAY="0.03", STORYTREE_STUB_CALL_LOG=str(calls))
-    runs = [doit(project, "-n", "2", "-P", "thread", f"story:{SAMPLE_ID}", "provider=stub", env=env, wait=False)
+    runs = [doit(project, "-j", "2", f"story:{SAMPLE_ID}", "provider=stub", env=env, wait=False)
             for _ in range(2)]
     for run in runs:
         out, err = run.communicate(timeout=300)

@@ -43,7 +43,7 @@ def test_thirty_sigkills_lose_nothing_and_pay_nothing_twice(project: Path, sampl
         else:
             args = ["-a", STORY, "provider=stub"]
         if trial % 3 == 0:
-            args = ["-n", "3", "-P", "thread", *args]
+            args = ["-j", "3", *args]
         proc = doit(project, *args, env=env, wait=False)
         time.sleep(rng.uniform(0.05, 1.2))
         if proc.poll() is None:

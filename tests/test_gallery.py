@@ -338,7 +338,7 @@ def test_parallel_build_ends_with_a_current_page(tmp_path):
     """With `-n 2 -P thread` the page may render while assets are still being built; its teardown renders it again
     once every task has finished."""
     root = new_project(tmp_path / "project")
-    proc = run_doit(root, "-n", "2", "-P", "thread", f"story:{SAMPLE_ID}", "provider=stub")
+    proc = run_doit(root, "-j", "2", f"story:{SAMPLE_ID}", "provider=stub")
     assert "storytree: 36 built" in proc.stdout
     assert gallery.is_current(context(root).gallery())
     assert set(page_of(root).targets.values()) == {"current"}

@@ -195,7 +195,7 @@ def test_full_image_build_against_the_fake_server(gemini_project: Path, fake: Fa
 def test_parallel_doit_never_exceeds_the_per_model_limit(gemini_project: Path, fake: FakeGemini) -> None:
     write_config(gemini_project, max_concurrency=2)
     fake.latency = 0.05  # let calls overlap
-    run = run_doit(gemini_project, "-n", "6", "-P", "thread", "ref")
+    run = run_doit(gemini_project, "-j", "6", "ref")
     assert run.code == 0, run.output
     assert len(fake.image_calls()) == 12
     assert 1 <= fake.max_in_flight[MODEL] <= 2

@@ -164,7 +164,7 @@ def test_two_clones_building_at_once_pay_for_every_target_exactly_once(machines:
     rounds = 0
     while True:
         rounds += 1
-        runs = [m.doit(clone, "-n", "4", "-P", "thread", "--continue", f"story:{SAMPLE_ID}", "provider=stub",
+        runs = [m.doit(clone, "-j", "4", "--continue", f"story:{SAMPLE_ID}", "provider=stub",
                        wait=False, STORYTREE_STUB_DELAY="0.05") for clone in (m.a, m.b)]
         outputs = {}
         for clone, run in zip((m.a, m.b), runs):
@@ -212,7 +212,7 @@ def test_two_clones_with_a_remote_finish_a_shared_story_paying_once(machines: Ma
     rounds = 0
     while True:
         rounds += 1
-        runs = [m.doit(clone, "-n", "4", "-P", "thread", "--continue", f"story:{SAMPLE_ID}", "provider=stub",
+        runs = [m.doit(clone, "-j", "4", "--continue", f"story:{SAMPLE_ID}", "provider=stub",
                        wait=False, STORYTREE_STUB_DELAY="0.05") for clone in (m.a, m.b)]
         outputs = {}
         for clone, run in zip((m.a, m.b), runs):

@@ -31,7 +31,7 @@ def reference_log_lines(target: Target, references: Iterable[ReferenceImage]) ->
 def print_reference_log(target: Target, references: Iterable[ReferenceImage]) -> None:
     """On stdout, without the `storytree: ` prefix of the logger (the original used console.log). doit does not
     capture task output at the verbosity storytree runs it with, so the lines reach the terminal. One write per
-    shot, so parallel threads (`-n N -P thread`) never interleave lines inside a block."""
+    shot, so parallel threads (`-j N`) never interleave lines inside a block."""
     sys.stdout.write("\n".join(reference_log_lines(target, references)) + "\n")
     sys.stdout.flush()
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from doit.cmd_base import DodoTaskLoader, DoitCmdBase
-from doit.cmd_run import Run
 from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.exceptions import InvalidCommand
 
 from ..core import naming
+from .flags import run_options
 
 LINK_OPTION = "--download-link"
 
@@ -60,7 +60,7 @@ def parse(argv: list[str], commands: set[str]) -> Invocation:
 
 def _options(command: str) -> tuple | None:
     if command == "run":
-        return DoitCmdBase.base_options + Run.cmd_options
+        return DoitCmdBase.base_options + run_options()  # make's -n and -j (flags.py), as the run command has them
     if command == "dryrun":
         from .cmd_dryrun import DryRun
 

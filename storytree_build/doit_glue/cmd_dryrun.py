@@ -1,5 +1,5 @@
 """`doit dryrun [SELECTION]`: every target a build would run, with its reason; calls no provider and
-writes nothing. (doit's own `-n` is its worker count, not a dry run.)
+writes nothing. `doit -n [SELECTION]` (make's -n, cmd_run.py) shows the same listing.
 
 Exit codes (core/exit_codes.py): OK listed; CHECK_FOUND_WORK with --check when something would run; FAILED when a
 prompt, reference or manifest problem would stop the build.
@@ -29,6 +29,8 @@ opt_requests = {"name": "requests", "long": "requests", "type": bool, "default":
                 "help": "print the full request (prompt, references, config) of every target that would run"}
 opt_always = {"name": "always", "short": "a", "long": "always-execute", "type": bool, "default": False,
               "help": "show what `doit -a` would force"}
+opt_single = {"name": "single", "short": "s", "long": "single", "type": bool, "default": False,
+              "help": "show what `doit -s` would run: the named tasks without their dependencies"}
 
 
 class DryRun(DoitCmdBase):
@@ -36,10 +38,10 @@ class DryRun(DoitCmdBase):
     doc_purpose = "list what a build would do, and why, without spending anything"
     doc_usage = "[TASK ...]"
     doc_description = __doc__
-    cmd_options = (opt_json, opt_check, opt_always, opt_requests)
+    cmd_options = (opt_json, opt_check, opt_always, opt_single, opt_requests)
 
     def _execute(self, pos_args: list[str] | None = None, json_output: bool = False, check: bool = False,
-                 always: bool = False, requests: bool = False) -> ExitCode:
+                 always: bool = False, requests: bool = False, single: bool = False) -> ExitCode:
         from doit.exceptions import InvalidCommand
 
         session = session_of(self.task_list)
@@ -53,7 +55,7 @@ class DryRun(DoitCmdBase):
         try:
             # reads the records and the journal: an unreadable row is a message, not a traceback
             moves, journal_set_aside = session.renamer.preview()
-            plan = plan_selection(session, self.task_list, selection, always=always)
+            plan = plan_selection(session, self.task_list, selection, single=single, always=always)
             checked = check_plan(session, plan)
         except (StorytreeError, InvalidCommand) as exc:
             sys.stderr.write(f"dryrun: {exc}\n")

@@ -5,6 +5,9 @@ Pre-flight, with the options doit parsed and the tasks doit loaded: renames of a
 (before anything is judged out of date), the `max_cost` refusal (exit 3) over doit's own selection, and the targets
 `-a` names; then the batch phase (batch mode, or batch jobs recorded earlier: build/batches.py). After the run, the
 exit code comes from the typed summary (75 when a per-day quota ran out or batch jobs are still running).
+
+make's flags (flags.py): `-n` hands the same selection to the dry-run listing (cmd_dryrun.py) and builds nothing;
+`-j N` (`--process N`) runs N worker threads; `-n N` is refused before any task is loaded.
 """
 
 from __future__ import annotations
@@ -19,20 +22,40 @@ from ..bootstrap import RunOptions
 from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
 from ..core.plan import Plan
+from . import flags
 from .planning import cascade_lines, cascade_of, forced_targets, plan_selection
 from .selection import expand
 from .reporter import SummaryReporter
 from .tasks import session_of
 
 
+PROCESS_REFUSAL = ("storytree builds run in threads, not processes: a build's database connections, locks and HTTP "
+                   "client cannot cross a fork, and a child's records and spend would not reach this run's summary; "
+                   "drop `-P process` (or `par_type` in the doit config): `-j N` uses threads")
+
+
 class Run(DoitRun):
     name = "run"
+    doc_description = ("make's flags: `-n` lists what would be built and what it would cost (as `doit dryrun`) and "
+                       "builds nothing; `-j N` builds with N worker threads.")
+    cmd_options = flags.run_options()
+
+    def parse_execute(self, in_args: list[str]) -> Any:
+        # Before doit parses (it fails on `-n4`) and before any task is loaded: `-n 4` never builds.
+        workers = flags.workers_meant(in_args, self.get_options())
+        if workers is not None:
+            raise InvalidCommand(flags.refusal(workers))
+        return super().parse_execute(in_args)
 
     def _execute(self, outfile: Any, verbosity: Any = None, always: bool = False, continue_: bool = False,
-                 reporter: Any = "console", num_process: int = 0, par_type: str = "process", single: bool = False,
+                 reporter: Any = "console", num_process: int = 0, par_type: str = "thread", single: bool = False,
                  auto_delayed_regex: bool = False, force_verbosity: bool = False, failure_verbosity: int = 0,
-                 pdb: bool = False) -> int:
+                 pdb: bool = False, dry_run: bool = False) -> int:
         session = session_of(self.task_list)
+        if dry_run:
+            return self._dry_run(outfile, always=always, single=single)
+        if session is not None and num_process and par_type == "process":
+            raise InvalidCommand(PROCESS_REFUSAL)
         run = super()._execute
         kwargs = dict(verbosity=verbosity, always=always, continue_=continue_, num_process=num_process,
                       par_type=par_type, single=single, auto_delayed_regex=auto_delayed_regex,
@@ -59,6 +82,21 @@ class Run(DoitRun):
             reporter = SummaryReporter.bound(session)
         code = run(outfile, reporter=reporter, **kwargs)
         return session.summary.exit_code(code)
+
+    def _dry_run(self, outfile: Any, always: bool, single: bool) -> int:
+        """`doit -n SELECTION`: the listing of `doit dryrun SELECTION` with the same `-a` and `-s`, on the tasks and
+        database this command already loaded; like the dry-run it writes nothing (doit's database stays closed)."""
+        from .cmd_dryrun import DryRun
+
+        dry = DryRun(task_loader=self.loader, config=self.config, bin_name=self.bin_name)
+        dry.task_list, dry.dep_manager = self.task_list, self.dep_manager
+        stream = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # -o FILE, as run does
+        try:
+            dry.outstream = stream
+            return int(dry._execute(pos_args=list(self.sel_tasks or []), always=always, single=single))
+        finally:
+            if stream is not outfile:
+                stream.close()
 
     def _batch_phase(self, session: Any, selection: list[str], single: bool) -> None:
         """Batch mode: the selection's out-of-date images go into batch jobs before doit runs the rest; any mode:

@@ -149,7 +149,7 @@ def gallery_action(session: Session) -> Any:
 
 
 def gallery_teardown(session: Session, lock: threading.Lock) -> None:
-    """doit runs teardowns after every task of the run has finished: with `-n N -P thread` the page may have been
+    """doit runs teardowns after every task of the run has finished: with `-j N` the page may have been
     rendered while assets were still being built, so render it again if anything changed since. (Each worker
     thread also runs the teardowns when it stops, so they take turns.)"""
     from ..gallery.page import build_gallery, is_current

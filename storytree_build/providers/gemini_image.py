@@ -67,7 +67,7 @@ POLICY_FINISH = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAG
 
 class ModelSlots:
     """At most `limit` calls in flight per model id across every thread using this provider, so
-    `doit -n N -P thread` never exceeds the configured limit whatever N is."""
+    `doit -j N` never exceeds the configured limit whatever N is."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
