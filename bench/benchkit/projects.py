@@ -97,7 +97,7 @@ class Project:
         return [self.toolchain.storytree, "manifest", self.story_id]
 
     def build_argv(self, workers: int) -> list[str]:
-        return [self.toolchain.doit, "-n", str(workers), "-P", "thread", f"story:{self.story_id}", "provider=stub"]
+        return [self.toolchain.doit, "--process", str(workers), "-P", "thread", f"story:{self.story_id}", "provider=stub"]
 
     # -- what their output must say ----------------------------------------------------------------
     def check_noop(self, run: Run) -> str | None:

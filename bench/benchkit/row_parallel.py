@@ -47,7 +47,7 @@ def _build(ctx: Context, template: str, env_extra: dict[str, str], argv_tail: li
     shutil.rmtree(proj, ignore_errors=True)
     shutil.copytree(template, proj)
     env = ctx.current.env(STORYTREE_ROOT=str(proj), STORYTREE_STATE_DIR=str(proj / ".storytree"), **env_extra)
-    argv = [ctx.current.doit, "-n", str(WORKERS), "-P", "thread", "image", *argv_tail]
+    argv = [ctx.current.doit, "--process", str(WORKERS), "-P", "thread", "image", *argv_tail]
     build = timed(argv, proj, env)
     if build.rc != 0 or f"storytree: {n} built" not in build.out:
         raise SystemExit(f"parallel-sdk: the build did not build {n} targets (rc {build.rc}):\n{build.out[-3000:]}")

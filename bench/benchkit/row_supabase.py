@@ -91,7 +91,7 @@ def _noop_requests(ctx: Context, n: int, store_env: dict[str, str], proxy) -> in
     step("import", [cur.storytree, "import", str(export_file)])
     step("manifest", [cur.storytree, "manifest", story_id])
     noop = [cur.doit, f"story:{story_id}", "provider=stub"]
-    step("build", [cur.doit, "-n", str(ctx.workers), "-P", "thread", f"story:{story_id}", "provider=stub"])
+    step("build", [cur.doit, "--process", str(ctx.workers), "-P", "thread", f"story:{story_id}", "provider=stub"])
     step("first no-op", noop)
     before = proxy.requests
     second = step("no-op", noop)
