@@ -234,7 +234,8 @@ class Session:
                                       self._file_hash_of)
         vault = workspace.vault
         self.facts = FactGatherer(
-            manifest, settings.assets_root, StoryState(self.records, self.operations, state.claims(story_id)),
+            manifest, settings.assets_root, StoryState(self.records, self.operations, state.claims(story_id),
+                                                    getattr(self.records, "with_operation", None)),
             provider, hasher=FileHasher(),
             asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url,
                         keep_stale=settings.build.rebuild == "missing"),

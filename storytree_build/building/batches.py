@@ -92,7 +92,7 @@ class BatchFlow:
         if target.kind == "video":
             return None
         batch_mode = self.limits.batch_mode
-        op = self.operations.get(target.task)
+        op = self.facts.operation(target.task)  # re-read under the claim by the builder
         if op is not None and (op.operation or "").startswith(BATCH_PREFIX):
             state = self.states.get(op.operation or "", "not looked at in this run")
             return BatchPending(f"{target.task}: in batch job {op.operation} ({state}), submitted {op.submitted_at}; "

@@ -41,18 +41,17 @@ class Builder:
         `wait_for_claims` False (`doit --continue`) reports a target another worker is building instead of waiting.
 
         The local lock keeps this machine's workers apart cheaply; the claim in the store keeps every worker on every
-        machine apart, and is taken only when money may be spent."""
+        machine apart. A build is asked for only when the up-to-date check found work (a paid call or a free step),
+        so the claim is taken first and the task's record and operation are read once, under it: another worker may
+        have finished it meanwhile, and a free step (publish, adopt, restore) then acts on what the store says now."""
         target = self.targets[task]
         summary = self.parts.summary
         if task in self.batch.collected:  # built from a batch job in this run (also when `-a` named it)
             return Outcome(task, "up to date", "built from a batch job in this run")
         with self.locks.hold(task):
             remove_leftovers(self.parts.outputs.path(target))
-            done = self._without_paying(target, force)
-            if done is not None:
-                return summary.add(done)
             with self.parts.claims.hold(task, wait=wait_for_claims):
-                done = self._without_paying(target, force)  # another worker may have finished it meanwhile
+                done = self._without_paying(target, force)
                 if done is not None:
                     return summary.add(done)
                 if target.kind == "video":

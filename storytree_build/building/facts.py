@@ -45,13 +45,24 @@ class Asker:
     keep_stale: bool = False  # rebuild=missing
 
 
+TaskRows = Callable[[str], tuple[Record | None, Operation | None]]
+
+
 @dataclass(frozen=True)
 class StoryState:
-    """The ports of one story's build state."""
+    """The ports of one story's build state; `task_rows`, where the store has it, reads one task's record and
+    operation in one query (else they are two reads)."""
 
     records: RecordsPort
     operations: OperationsPort
     claims: ClaimsPort
+    task_rows: TaskRows | None = None
+
+    def read_task(self, task: str, with_operation: bool = True) -> tuple[Record | None, Operation | None]:
+        """The task's record and (when asked, or when it costs nothing more) its operation."""
+        if self.task_rows is not None:
+            return self.task_rows(task)
+        return self.records.get(task), self.operations.get(task) if with_operation else None
 
 
 class FactGatherer:
@@ -84,9 +95,10 @@ class FactGatherer:
         if task is None or self._records is None:
             self._records = self._operations = self._claims = None
             return
-        _replace(self._records, task, self.state.records.get(task))
+        record, operation = self.state.read_task(task, with_operation=self._operations is not None)
+        _replace(self._records, task, record)
         if self._operations is not None:
-            _replace(self._operations, task, self.state.operations.get(task))
+            _replace(self._operations, task, operation)
 
     def forget_claim(self, task: str) -> None:
         """The claim read for `task` no longer stands (this worker now holds it, or waited for it to end)."""
@@ -118,6 +130,16 @@ class FactGatherer:
         if held is None or not is_live(held.owner, self.asker.owner):
             return None
         return HeldClaim(held.owner, held.since)
+
+    def forget_operation(self, task: str) -> None:
+        """This worker deleted the task's operation (its video is recorded)."""
+        if self._operations is not None:
+            self._operations.pop(task, None)
+
+    def note_published(self, task: str) -> None:
+        """The record of `task` now says published (written by this worker: nothing to read back)."""
+        if self._records is not None and task in self._records:
+            self._records[task] = replace(self._records[task], published=True)
 
     def note_built(self, record: Record) -> None:
         if self._records is not None:

@@ -59,13 +59,15 @@ class Outputs:
         """`fill(temp_path)` writes the video beside its target path; it is checked to be an MP4, kept as an object,
         sent to the remote, and renamed into place (the downloaded file itself is the asset: no second copy)."""
         path = self.path(target)
-        with replacing(path) as tmp:
+        only_copy: list[bool] = []  # synced only when the object store failed: then the asset is the one copy
+        with replacing(path, durable=lambda: bool(only_copy)) as tmp:
             fill(tmp)
             verify_mp4(tmp, target.task)
             self.keep_current_file(target)
             try:
                 sha = self.vault.keep_file(tmp)
             except StorytreeError:  # no object store: the asset itself is the only copy
+                only_copy.append(True)
                 return Placed("", True)
             pushed_to = self.vault.upload(sha, target.task)
         return Placed(sha, True, pushed_to)
@@ -154,8 +156,10 @@ class Outputs:
         self.facts.note_built(record)
         return record
 
-    def publish(self, target: Target) -> None:
-        """Write the relative path into every DB location of the target, then mark the record published."""
+    def publish(self, target: Target, reread: bool = True) -> None:
+        """Write the relative path into every DB location of the target, then mark the record published. `reread`
+        False: the caller has just recorded the file through `record` (the facts hold that record), so only the
+        published flag changes and nothing is read back."""
         store = self._store()
         for location in target.db:
             if location.path is not None:
@@ -167,7 +171,10 @@ class Outputs:
                 raise StoreError(f"{target.task}: the manifest names neither a JSON path nor a shot for "
                                  f"{location.column}; regenerate it with `storytree manifest`.")
         self.records.mark_published(target.task)
-        self.facts.refresh(target.task)
+        if reread:
+            self.facts.refresh(target.task)
+        else:
+            self.facts.note_published(target.task)
 
     def valid_file(self, target: Target) -> bool:
         return check(self.path(target), inside=self.assets_root).ok

@@ -51,6 +51,6 @@ class PaidImages:
         self.recovery.discard(target.task)
         if not placed.written:
             raise placed.unwritten_fault(target.task, self.outputs.path(target))
-        self.outputs.publish(target)
+        self.outputs.publish(target, reread=False)  # recorded just above
         return Outcome(target.task, action, detail or target.output)
 

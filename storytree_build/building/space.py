@@ -21,12 +21,13 @@ def describe(exc: OSError) -> str:
 
 
 def probe_writable(folder: Path) -> None:
-    """Create `folder` if needed and write, sync and remove a small file in it; OSError when that fails."""
+    """Create `folder` if needed and write and remove a small file in it; OSError when that fails. Not synced: a
+    read-only mount, a permission or a file where the folder should be fail at the create or the write, and a full
+    disk is the free-space check's job; a sync would cost a disk flush per paid target and tell nothing more."""
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".storytree-probe-", dir=folder)
     try:
         os.write(fd, b"probe")
-        os.fsync(fd)
     finally:
         os.close(fd)
         os.unlink(name)

@@ -53,7 +53,7 @@ class VideoFlow:
         self.review = review  # asked before a new submit (never before resuming one that is paid for)
 
     def build(self, target: Target) -> Outcome:
-        pending = self.operations.get(target.task)
+        pending = self.facts.operation(target.task)  # re-read under the claim by the builder
         if pending is not None and pending.state in ("submitting", "uncertain"):
             raise SubmitUncertain(
                 f"{target.task}: a paid submit at {pending.submitted_at} may have reached the provider but no "
@@ -109,7 +109,8 @@ class VideoFlow:
         self.parts.outputs.record(target, recorded, signature_of(inputs) if unknown else signature, placed=placed,
                                   cost=self.parts.pricing.cost(target))
         self.operations.delete(target.task)
-        self.parts.outputs.publish(target)
+        self.facts.forget_operation(target.task)
+        self.parts.outputs.publish(target, reread=False)  # recorded just above
         return Outcome(target.task, "resumed" if resumed else "built", target.output)
 
     def download_link(self, target: Target, link: str) -> Outcome:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,19 +57,26 @@ def temp_path_for(path: Path) -> Path:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, durable: bool | Callable[[], bool] = True) -> Iterator[Path]:
     """Yield a temp path for the caller to fill (and check); on success it is fsynced and renamed to `path`. On any
-    error the temp file is removed and `path` is untouched."""
+    error the temp file is removed and `path` is untouched.
+
+    `durable` False (or a callable answering False once the body has run): renamed without fsyncs, for a file that
+    is a copy of a durable one (an asset materialised from its object): a power cut may leave it empty or absent,
+    and the next build restores it from the object for free. The rename stays atomic for every reader."""
     tmp = temp_path_for(path)
     try:
         yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        sync = durable() if callable(durable) else durable
+        if sync:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> int:

@@ -104,12 +104,10 @@ class LocalObjects:
                 tmp.unlink()
                 return sha256
             os.chmod(tmp, OBJECT_MODE)
-            new_folder = not final.parent.is_dir()
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if not final.parent.is_dir():
+                _make_prefix_folders(final.parent.parent)
             os.replace(tmp, final)
-            fsync_folder(final.parent)
-            if new_folder:
-                fsync_folder(final.parent.parent)
+            fsync_folder(final.parent)  # the object's new name is durable before any record names it
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise self._fault(exc, what) from None
@@ -121,6 +119,7 @@ class LocalObjects:
     # -- out ----------------------------------------------------------------------------------------------------
     def materialize(self, sha256: str, dest: Path, *, verify: bool = True) -> None:
         """Put the object's bytes at `dest`: complete or not at all (the old `dest`, if any, stays until then).
+        Not synced: the object is the durable copy, so a `dest` a power cut empties is restored from it for free.
         The bytes are checked against `sha256` on the way (a copy hashes what it writes), so a damaged object
         raises ObjectCorrupt and leaves `dest` untouched."""
         source_path = self.path(sha256)
@@ -135,7 +134,7 @@ class LocalObjects:
                 return
             source.seek(0)  # a hardlink attempt may have read it to the end
             try:
-                with replacing(dest) as tmp, open(tmp, "wb") as out:
+                with replacing(dest, durable=False) as tmp, open(tmp, "wb") as out:  # a copy of the object
                     if try_reflink(source, out):
                         actual = _hash_handle(source) if verify else sha256
                     else:
@@ -161,8 +160,7 @@ class LocalObjects:
             raise ObjectStoreFault(f"object {short(sha256)}: cannot link {dest} ({describe(exc)}); nothing was "
                                    "replaced") from None
         try:
-            os.replace(tmp, dest)
-            fsync_folder(dest.parent)
+            os.replace(tmp, dest)  # no folder fsync: the object is the durable name, the asset is restored from it
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -241,6 +239,18 @@ class LocalObjects:
         return ObjectCorrupt(f"object {short(sha256)} in {self.root} is damaged: its bytes hash to {short(actual)}; "
                              "nothing was written. Add the genuine bytes again (or get them from the remote).",
                              sha256=sha256, actual_sha256=actual)
+
+
+def _make_prefix_folders(base: Path) -> None:
+    """Every `<2 hex>` folder under `base` at once, made durable with one sync of `base` (and of its parent when
+    `base` is new): adding an object then syncs only its own folder, never a new one's parent."""
+    new_base = not base.is_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    for prefix in range(256):
+        (base / f"{prefix:02x}").mkdir(exist_ok=True)
+    fsync_folder(base)
+    if new_base:
+        fsync_folder(base.parent)
 
 
 def _intact(path: Path, sha256: str, size: int) -> bool:

@@ -24,6 +24,18 @@ def _record_values(record: Record) -> list[Any]:
     return [row[c] for c in RECORD_COLS]
 
 
+# One row: the task's record columns (r_*) and operation columns (o_*), null where there is none (a left join keeps
+# the columns' own types, which JSON would round).
+_TASK_ROWS = ("select " + ", ".join([*(f"r.{c} as r_{c}" for c in RECORD_COLS), *(f"o.{c} as o_{c}" for c in OPERATION_COLS)])
+              + " from (select 1) left join storytree_records r on r.story_id = ? and r.task = ?"
+              " left join storytree_operations o on o.story_id = ? and o.task = ?")
+
+
+def _split(row: sqlite3.Row, prefix: str, cols: list[str]) -> dict[str, Any] | None:
+    values = {c: row[prefix + c] for c in cols}
+    return values if values["task"] is not None else None
+
+
 class SqliteBuildState(SqliteTables):
     """The build's own tables of one SQLite file; each port it opens serves one story and shares its connections."""
 
@@ -55,6 +67,14 @@ class SqliteRecords(_Bound):
                                    (self.story_id, task)).fetchone()
         return Record.from_row(dict(row)) if row else None
 
+    @_guarded
+    def with_operation(self, task: str) -> tuple[Record | None, Operation | None]:
+        """The task's record and recorded operation in one query (the builder re-reads both under the claim)."""
+        row = self._conn().execute(_TASK_ROWS, (self.story_id, task, self.story_id, task)).fetchone()
+        record, operation = _split(row, "r_", RECORD_COLS), _split(row, "o_", OPERATION_COLS)
+        return (Record.from_row(record) if record is not None else None,
+                Operation.from_row(operation) if operation is not None else None)
+
     @staticmethod
     def _put(conn: sqlite3.Connection, record: Record, verb: str = "insert or replace") -> None:
         conn.execute(f"{verb} into storytree_records ({', '.join(RECORD_COLS)}) values "
@@ -81,7 +101,8 @@ class SqliteRecords(_Bound):
 
     @_guarded
     def mark_published(self, task: str) -> None:
-        self._conn().execute("update storytree_records set published = 1 where story_id = ? and task = ?",
+        # Not synced: lost in a power cut, the path is published again for free (the path's own write came first).
+        self._light().execute("update storytree_records set published = 1 where story_id = ? and task = ?",
                              (self.story_id, task))
 
     @_guarded
@@ -184,9 +205,19 @@ class SqliteOperations(_Bound):
 
 
 class SqliteClaims(_Bound):
+    # Claims are leases, written without a sync (the light connection): a power cut ends their workers too, and a
+    # claim that comes back is one of a process that no longer runs, which the next worker takes over.
     @_guarded
     def take(self, task: str, owner: str, lease_seconds: float) -> Claim | None:
-        with self._transaction() as conn:
+        # One statement when the target is free or already ours (the lease extended, its start kept); the
+        # transaction below only when another owner's row is there.
+        taken = self._light().execute(
+            "insert into storytree_claims values (?,?,?,?,?) on conflict (story_id, task) do update set "
+            "expires_at = excluded.expires_at where storytree_claims.owner = excluded.owner",
+            (self.story_id, task, owner, utc_now(), utc_in(lease_seconds)))
+        if taken.rowcount == 1:
+            return None
+        with self._transaction(light=True) as conn:
             row = conn.execute("select * from storytree_claims where story_id = ? and task = ?",
                                (self.story_id, task)).fetchone()
             held = Claim.from_row(dict(row)) if row else None
@@ -201,16 +232,16 @@ class SqliteClaims(_Bound):
 
     @_guarded
     def release(self, task: str, owner: str | None = None) -> Claim | None:
-        with self._transaction() as conn:
-            row = conn.execute("select * from storytree_claims where story_id = ? and task = ?",
-                               (self.story_id, task)).fetchone()
-            if row is None or (owner is not None and row["owner"] != owner):
-                return None
-            conn.execute("delete from storytree_claims where story_id = ? and task = ?", (self.story_id, task))
-            return Claim.from_row(dict(row))
+        if owner is None:
+            rows = self._light().execute("delete from storytree_claims where story_id = ? and task = ? returning *",
+                                         (self.story_id, task)).fetchall()
+        else:
+            rows = self._light().execute("delete from storytree_claims where story_id = ? and task = ? and owner = ? "
+                                         "returning *", (self.story_id, task, owner)).fetchall()
+        return Claim.from_row(dict(rows[0])) if rows else None
 
     @_guarded
     def unexpired(self) -> dict[str, Claim]:
-        rows = self._conn().execute("select * from storytree_claims where story_id = ?", (self.story_id,))
+        rows = self._light().execute("select * from storytree_claims where story_id = ?", (self.story_id,))
         found = (Claim.from_row(dict(r)) for r in rows)
         return {c.task: c for c in found if c.live}

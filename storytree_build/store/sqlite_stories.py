@@ -71,14 +71,26 @@ class SqliteStoryStore:
             self._local.conn = conn
         return conn
 
+    def _light(self) -> sqlite3.Connection:
+        """This thread's connection whose commits are not synced, for published asset paths: a power cut may take
+        one back, and its record (written durably after it) still says unpublished, so the next build writes it again
+        for free."""
+        conn = getattr(self._local, "light", None)
+        if conn is None:
+            conn = connect(self.path, durable=False)
+            conn.execute("pragma foreign_keys=on")
+            self._local.light = conn
+        return conn
+
     def _transaction(self) -> ContextManager[sqlite3.Connection]:
         return immediate(self._conn())
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for name in ("conn", "light"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
 
     # -- reads ---------------------------------------------------------------------------------
     def list_story_ids(self) -> list[str]:
@@ -218,13 +230,14 @@ class SqliteStoryStore:
 
     def set_shot_path(self, story_id: str, scenelet_id: str, shot_index: int, column: str, value: str | None) -> None:
         check_shot_column(column)
-        with self._transaction() as conn:
-            cur = conn.execute(
-                f"update shots set {column} = ?, updated_at = ? where story_id = ? and scenelet_id = ? and shot_index = ?",
-                (value or None, now_iso(), story_id, scenelet_id, shot_index),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"Shot {scenelet_id}#{shot_index} of story {story_id} not found; cannot write {column}.")
+        # One statement (its own transaction): (story_id, scenelet_id, shot_index) is unique, so it changes one row
+        # or none, and none is the error below.
+        cur = self._light().execute(
+            f"update shots set {column} = ?, updated_at = ? where story_id = ? and scenelet_id = ? and shot_index = ?",
+            (value or None, now_iso(), story_id, scenelet_id, shot_index),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"Shot {scenelet_id}#{shot_index} of story {story_id} not found; cannot write {column}.")
 
 
 def _row_owners(conn: sqlite3.Connection, table: str, row_ids: list[str]) -> dict[str, RowOwner]:

@@ -54,14 +54,25 @@ class SqliteTables:
             self._local.conn = conn
         return conn
 
-    def _transaction(self) -> ContextManager[sqlite3.Connection]:
-        return immediate(self._conn())
+    def _light(self) -> sqlite3.Connection:
+        """This thread's second connection, whose commits are not synced: for rows a power cut may take back at no
+        cost (claims, which die with their worker; the published flag, whose write is free to repeat)."""
+        conn = getattr(self._local, "light", None)
+        if conn is None:
+            conn = connect(self.path, durable=False)
+            conn.row_factory = sqlite3.Row
+            self._local.light = conn
+        return conn
+
+    def _transaction(self, light: bool = False) -> ContextManager[sqlite3.Connection]:
+        return immediate(self._light() if light else self._conn())
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for name in ("conn", "light"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
 
 
 class _Bound:
@@ -78,5 +89,8 @@ class _Bound:
     def _conn(self) -> sqlite3.Connection:
         return self.tables._conn()
 
-    def _transaction(self) -> ContextManager[sqlite3.Connection]:
-        return self.tables._transaction()
+    def _light(self) -> sqlite3.Connection:
+        return self.tables._light()
+
+    def _transaction(self, light: bool = False) -> ContextManager[sqlite3.Connection]:
+        return self.tables._transaction(light)
