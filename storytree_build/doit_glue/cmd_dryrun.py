@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from doit.cmd_base import DoitCmdBase
@@ -16,9 +17,10 @@ from doit.cmd_base import DoitCmdBase
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
 from ..core.manifest import TEXT_ONLY
-from ..core.plan import Action, Plan
+from ..core.plan import Action, Cascade, Plan
 from ..core.pricing import describe_units
-from .planning import cascade_lines, cascade_of, check_plan, plan_selection
+from .json_stream import write_document
+from .planning import cascade_lines, cascade_of, check_plan, plan_selection, previews
 from .tasks import session_of
 
 opt_json = {"name": "json_output", "long": "json", "type": bool, "default": False,
@@ -56,7 +58,7 @@ class DryRun(DoitCmdBase):
             # reads the records and the journal: an unreadable row is a message, not a traceback
             moves, journal_set_aside = session.renamer.preview()
             plan = plan_selection(session, self.task_list, selection, single=single, always=always)
-            checked = check_plan(session, plan)
+            checked = None if json_output else check_plan(session, plan)  # the JSON checks while it writes
         except (StorytreeError, InvalidCommand) as exc:
             sys.stderr.write(f"dryrun: {exc}\n")
             return ExitCode.FAILED
@@ -64,28 +66,10 @@ class DryRun(DoitCmdBase):
         modes = _mode_totals(session, plan)
         found = cascade_of(session, plan)
         if json_output:
-            self.outstream.write(json.dumps({
-                "story_id": plan.story_id,
-                "provider": session.provider_name,
-                "targets": [{**item.as_json(), "text_only": session.target(item.task).text_only,
-                             "request": checked.requests.get(item.task)} for item in plan.items],
-                "would_run": len(plan.to_run),
-                "waiting_for_review": len(plan.waiting),
-                "kept": len(plan.kept),
-                "blocked": len(plan.blocked),
-                "stale": len(plan.stale),
-                "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
-                             "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
-                             "held_back": plan.held_back, "stale_cost": plan.stale_cost, "batch_mode": session.settings.generation.batch,
-                             "interactive_total": modes[0], "batch_total": modes[1]},
-                "cascade": {"causes": list(found.causes), "dependents": [d.__dict__ for d in found.dependents],
-                            "cost": found.cost(found.dependents), "in_run_cost": found.cost(found.in_run),
-                            "later_cost": found.cost(found.later)},
-                "renames": [m.__dict__ for m in moves],
-                "rename_journal_set_aside": journal_set_aside,
-                "problems": checked.problems,
-            }, indent=2) + "\n")
+            problems = _write_json(self.outstream, session, plan, modes, found, moves, journal_set_aside)
         else:
+            assert checked is not None
+            problems = checked.problems
             if journal_set_aside:
                 self.outstream.write(f"J the rename journal of an interrupted build will be set aside: {journal_set_aside}; "
                                      "nothing in it is moved\n")
@@ -154,11 +138,47 @@ class DryRun(DoitCmdBase):
                                  f"(provider {session.provider_name}); nothing was called or written.\n")
             for problem in checked.problems:
                 sys.stderr.write(f"dryrun: problem: {problem}\n")
-        if checked.problems:
+        if problems:
             return ExitCode.FAILED
         if check and (plan.to_run or plan.waiting or plan.blocked):
             return ExitCode.CHECK_FOUND_WORK
         return ExitCode.OK
+
+
+def _write_json(out: Any, session: Any, plan: Plan, modes: tuple[float, float], found: Cascade, moves: list[Any],
+                journal_set_aside: Any) -> list[str]:
+    """The listing as one JSON document, written target by target (each request rendered, written and let go);
+    the problems found on the way, which close the document."""
+    prices = session.settings.prices
+    problems: list[str] = []
+
+    def targets() -> Iterator[dict[str, Any]]:
+        for item, found_problems, request in previews(session, plan):
+            problems.extend(found_problems)
+            yield {**item.as_json(), "text_only": session.target(item.task).text_only, "request": request}
+
+    def after() -> dict[str, Any]:
+        return {
+            "would_run": len(plan.to_run),
+            "waiting_for_review": len(plan.waiting),
+            "kept": len(plan.kept),
+            "blocked": len(plan.blocked),
+            "stale": len(plan.stale),
+            "estimate": {"currency": prices.currency, "prices_as_of": prices.as_of, "total": plan.total,
+                         "by_kind": plan.subtotals(), "unpriced": [i.task for i in plan.unpriced],
+                         "held_back": plan.held_back, "stale_cost": plan.stale_cost,
+                         "batch_mode": session.settings.generation.batch,
+                         "interactive_total": modes[0], "batch_total": modes[1]},
+            "cascade": {"causes": list(found.causes), "dependents": [d.__dict__ for d in found.dependents],
+                        "cost": found.cost(found.dependents), "in_run_cost": found.cost(found.in_run),
+                        "later_cost": found.cost(found.later)},
+            "renames": [m.__dict__ for m in moves],
+            "rename_journal_set_aside": journal_set_aside,
+            "problems": problems,
+        }
+
+    write_document(out, {"story_id": plan.story_id, "provider": session.provider_name}, "targets", targets(), after)
+    return problems
 
 
 def _mode_totals(session: Any, plan: Plan) -> tuple[float, float]:

@@ -3,7 +3,7 @@ dry-run shows it; the `run` command refuses to start when it is over `max_cost`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ from doit.task import Task
 
 from ..core.manifest import Target
 from ..review.gate import frame_of
-from ..core.plan import Action, Cascade, Plan, cascade, make_plan
+from ..core.plan import Action, Cascade, Plan, PlanItem, cascade, make_plan
 from .selection import expand, named
 
 if TYPE_CHECKING:
@@ -61,18 +61,27 @@ class PlanCheck:
     requests: dict[str, dict[str, Any]]
 
 
-def check_plan(session: "Session", plan: Plan) -> PlanCheck:
-    """Render every prompt that would be sent (it must match the manifest) and check the reference files that no
-    planned target builds."""
+def previews(session: "Session", plan: Plan) -> Iterator[tuple[PlanItem, list[str], dict[str, Any] | None]]:
+    """Each item of the plan with what checking it found and, for one that would run, the request it would send
+    (one at a time: the dry-run's JSON writes each and lets it go)."""
     will_run = {item.task for item in plan.items if item.action is Action.RUN}
-    problems: list[str] = []
-    requests: dict[str, dict[str, Any]] = {}
     for item in plan.items:
         if item.action is Action.RUN:
             found, request = session.requests.preview(session.target(item.task), will_run)
-            problems += found
-            if request is not None:
-                requests[item.task] = request
+            yield item, found, request
+        else:
+            yield item, [], None
+
+
+def check_plan(session: "Session", plan: Plan) -> PlanCheck:
+    """Render every prompt that would be sent (it must match the manifest) and check the reference files that no
+    planned target builds."""
+    problems: list[str] = []
+    requests: dict[str, dict[str, Any]] = {}
+    for item, found, request in previews(session, plan):
+        problems += found
+        if request is not None:
+            requests[item.task] = request
     return PlanCheck(problems, requests)
 
 
