@@ -20,34 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
-from .building.claims import Claims, Lease
-from .building.facts import Asker, FactGatherer, StoryState
-from .building.files import TargetLocks
-from .building.outputs import Outputs
-from .building.renames import Renamer
-from .building.requests import RequestFactory
-from .building.space import SpaceGuard
-from .building.spend import Budget, SpendGate
-from .building.summary import RunSummary
 from .building.vault import Vault
-from .core import naming
-from .core.claim_liveness import owner_name
-from .core.pricing import Pricing
 from .core.errors import InputError
-from .core.hashing import FileHasher
 from .core.lazy import Lazy
-from .core.manifest import Manifest, Target
 from .core.manifest.file import dump_manifest, load_manifest_file, manifest_path, remember_manifest
 from .files.atomic import private_folder, write_text_atomic
-from .gallery.source import GallerySource
-from .review.gate import ReviewGate
 from .review.verdicts import director_notes
 from .settings import Settings
 from .store import open_build_state, open_store
 from .store.build_state import BuildState, read_legacy_records
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a build session's parts are imported when one is opened: `storytree --help` never does
     from .building.batches import BatchFlow
+    from .building.claims import Claims
+    from .building.facts import FactGatherer
+    from .building.outputs import Outputs
+    from .building.renames import Renamer
+    from .building.requests import RequestFactory
+    from .building.space import SpaceGuard
+    from .building.spend import SpendGate
+    from .building.summary import RunSummary
+    from .core.manifest import Manifest, Target
+    from .core.pricing import Pricing
+    from .gallery.source import GallerySource
+    from .review.gate import ReviewGate
     from .building.builder import Builder
     from .building.videos import VideoFlow
     from .objects.local import LocalObjects
@@ -215,6 +211,19 @@ class Session:
 
     def __init__(self, workspace: Workspace, manifest: Manifest, provider_name: str | None = None, *,
                  link_task: str | None = None, owns_workspace: bool = False, images: Any = None, videos: Any = None):
+        from .building.claims import Claims, Lease
+        from .building.facts import Asker, FactGatherer, StoryState
+        from .building.outputs import Outputs
+        from .building.renames import Renamer
+        from .building.requests import RequestFactory
+        from .building.space import SpaceGuard
+        from .building.spend import Budget, SpendGate
+        from .building.summary import RunSummary
+        from .core.claim_liveness import owner_name
+        from .core.hashing import FileHasher
+        from .core.pricing import Pricing
+        from .review.gate import ReviewGate
+
         settings = self.settings = workspace.settings
         self.workspace = workspace
         self.owns_workspace = owns_workspace  # closed with the session (Session.open)
@@ -268,6 +277,7 @@ class Session:
     def _make_paying(self) -> Paying:
         from .building.batches import BatchFlow, BatchLimits
         from .building.builder import Builder
+        from .building.files import TargetLocks
         from .building.paid_images import PaidImages
         from .building.parts import BuildParts
         from .building.recovery import Recovery
@@ -320,6 +330,8 @@ class Session:
         self.run_options = options
 
     def gallery(self) -> GallerySource:
+        from .gallery.source import GallerySource
+
         return GallerySource(
             settings=self.settings, manifest=self.manifest, facts=self.facts, provider_name=self.provider_name,
             operations=self.operations.all,
@@ -354,6 +366,7 @@ class Session:
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""
         from .building.verify import stored_value
+        from .core import naming
 
         snapshot = self.view().snapshot
         return any(naming.from_stored(stored_value(snapshot, loc)) == target.output for loc in target.db)
