@@ -49,6 +49,7 @@ def test_fsyncs_are_attributed_to_assets_folders_and_sqlite_files(tmp_path: Path
     assert strace_fsyncs(trace, assets) == {"asset file": 1, "folder": 1, "sqlite story.sqlite": 1,
                                             "sqlite doit.sqlite": 1, "other .storytree-probe-*": 1}
     assert classify_fsync(str(assets / "story"), assets) == "folder"
+    assert classify_fsync(f"{tmp_path}/.storytree-data/objects/tmp/.0ykilm6i.part", assets) == "object file"
 
 
 def test_counter_counts_sql_statements_fsyncs_and_writes_them(tmp_path: Path):

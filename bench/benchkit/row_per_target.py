@@ -43,6 +43,8 @@ def classify_fsync(path: str, assets: Path) -> str:
             return f"sqlite {name.removesuffix(suffix)}"
     if name.endswith((".sqlite", ".db", ".sqlite3")):
         return f"sqlite {name}"
+    if name.endswith(".part") and Path(path).parent.name == "tmp":
+        return "object file"  # the local object store's temp file (`<objects>/tmp/.<random>.part`), before its rename
     return "other " + TEMP_SUFFIX.sub("-*", name)  # probes and temp files: one line per kind, not per file
 
 
