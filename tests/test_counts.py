@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from storytree_build.files import content
 from support.counting import Counts, counting
 from support.project import REPO, new_project, run_doit, storytree, write_export
 
@@ -72,6 +74,7 @@ class Measured:
     key_frames: Counts  # `doit image`, references built
     videos: Counts  # `doit video`, key frames built
     noop: Counts  # a second `doit story:<id>` after everything was built
+    decodes: int  # full image decodes during `doit image`
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +84,20 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Measured]:
         for n in (SMALL, LARGE):
             story = new_story(tmp_path_factory.mktemp("counts"), n, monkeypatch)
             run(story, "ref")
-            key_frames = counted(story, monkeypatch, "image")
+            decodes = Counter()
+            real_image = content._image
+
+            def decoding(path: Path, size: int) -> content.Verdict:
+                decodes["image"] += 1
+                return real_image(path, size)
+
+            with monkeypatch.context() as patched:
+                patched.setattr(content, "_image", decoding)
+                key_frames = counted(story, patched, "image")
             videos = counted(story, monkeypatch, "video")
             run(story, f"story:{story.story_id}")  # the review page
             noop = counted(story, monkeypatch, f"story:{story.story_id}")
-            found[n] = Measured(story, key_frames, videos, noop)
+            found[n] = Measured(story, key_frames, videos, noop, decodes["image"])
     return found
 
 
@@ -122,6 +134,13 @@ def test_a_key_frame_syncs_one_commit_and_a_video_four(measured: dict[int, Measu
     key_frame = per_target(measured, "key_frames", lambda c: c.durable_commits[STORY_DB])
     video = per_target(measured, "videos", lambda c: c.durable_commits[STORY_DB])
     assert (key_frame, video) == (1, 4)
+
+
+def test_a_reference_shared_by_many_shots_is_decoded_once_per_run(measured: dict[int, Measured]) -> None:
+    # Every key frame uses the story's character and environment references; checking each before it is sent
+    # decodes it once in the run (a rewritten file is checked again: test_trust_nothing), not once per shot.
+    per_key_frame = per_target(measured, "decodes", lambda decodes: decodes)
+    assert per_key_frame < 1, f"{per_key_frame:.2f} image decodes per key frame"
 
 
 def test_a_no_op_runs_the_same_statements_at_every_size(measured: dict[int, Measured]) -> None:

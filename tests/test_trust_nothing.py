@@ -129,6 +129,28 @@ def test_no_reference_sent_to_the_model_is_anything_but_an_image_the_build_made_
     assert frames.returncode == 0, frames.stdout + frames.stderr  # the sheet was restored from its object first
 
 
+def test_a_reference_rewritten_in_place_is_checked_again_even_with_its_old_size_and_time(tmp_path: Path,
+                                                                                        monkeypatch) -> None:  # noqa: ANN001
+    from storytree_build.building.requests import RequestFactory
+    from storytree_build.core.errors import InputError
+    from support.project import run_doit
+
+    root = import_story(new_project(tmp_path / "project"))
+    monkeypatch.setenv("STORYTREE_ROOT", str(root))
+    monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
+    assert run_doit(root, "ref", "provider=stub").code == 0
+    manifest = manifest_of(root)
+    user = next(t for t in manifest.targets if SHEET in t.depends_on)
+    factory = RequestFactory(root, root / ASSETS, lambda: None, lambda: None, 8)  # type: ignore[arg-type, return-value]
+    assert factory.references(user)  # checked (decoded) and found valid: remembered for this run
+    sheet = root / ASSETS / manifest.by_task()[SHEET].output
+    before = os.stat(sheet)
+    sheet.write_bytes(b"\0" * before.st_size)  # garbage of the same length, in place (same inode)
+    os.utime(sheet, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old modification time
+    with pytest.raises(InputError, match="not sent and nothing is paid"):
+        factory.references(user)
+
+
 # -- journals ---------------------------------------------------------------------------------------------------
 def journal_of(root: Path) -> Path:
     return root / ".storytree" / f"moves-{SAMPLE_ID}.json"

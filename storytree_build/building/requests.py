@@ -4,14 +4,16 @@ the same questions without loading image bytes."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.manifest import Target
 from ..core.errors import InputError, StorytreeError
-from ..files.content import check
+from ..files.content import Verdict, check
 from ..files.mime import REFERENCE_IMAGE_TYPES
 from .files import inside
 
@@ -51,6 +53,10 @@ class RequestFactory:
         self._renderer = renderer
         self.max_key_frame_references = max_key_frame_references
         self.verbose = verbose
+        # Reference files found valid in this run, by what their stat says: a reference shared by many shots is
+        # decoded once, not once per shot; any rewrite (new inode, size, mtime or ctime) is checked again.
+        self._valid: dict[Path, tuple[tuple[int, ...], Verdict]] = {}
+        self._valid_lock = threading.Lock()
 
     def render(self, target: Target) -> tuple[str, str | None]:
         """(user prompt, system instruction), re-rendered from the store; must match the manifest's hash."""
@@ -79,7 +85,7 @@ class RequestFactory:
         loaded = []
         for ref in target.references:
             path = inside(self.assets_root, ref.path)
-            verdict = check(path, "image", inside=self.assets_root)
+            verdict = self._checked_reference(path)
             if verdict.why == "missing":
                 raise self.missing_reference(target, ref)
             if not verdict.ok or verdict.media_type not in REFERENCE_IMAGE_TYPES:
@@ -92,6 +98,18 @@ class RequestFactory:
         if self.verbose and target.kind == "key_frame" and loaded:
             print_reference_log(target, loaded)
         return tuple(loaded)
+
+    def _checked_reference(self, path: Path) -> Verdict:
+        key = _stat_key(path)
+        with self._valid_lock:
+            known = self._valid.get(path)
+        if key is not None and known is not None and known[0] == key:
+            return known[1]
+        verdict = check(path, "image", inside=self.assets_root)
+        if verdict.ok and key is not None and _stat_key(path) == key:  # unchanged while it was decoded
+            with self._valid_lock:
+                self._valid[path] = (key, verdict)
+        return verdict
 
     def image(self, target: Target) -> ImageRequest:
         from ..providers.base import ImageRequest
@@ -129,3 +147,13 @@ class RequestFactory:
                 problems.append(f"{target.task}: reference image for {ref.kind} {ref.id} is missing: expected "
                                 f"{path.relative_to(self.root)} (built by `doit {ref.task}`).")
         return problems, request
+
+
+def _stat_key(path: Path) -> tuple[int, ...] | None:
+    """What changes whenever the file (or the link at `path`) is replaced or rewritten; None when it cannot be read."""
+    try:
+        link, st = os.lstat(path), os.stat(path)
+    except OSError:
+        return None
+    return (link.st_ino, link.st_mtime_ns, link.st_ctime_ns, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+            st.st_ctime_ns)
