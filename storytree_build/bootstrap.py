@@ -137,7 +137,8 @@ class Workspace:
     def renderer(self) -> PromptRenderer:
         from .core.prompts import PromptRenderer  # jinja2 is imported only when a prompt is rendered
 
-        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir,
+                              overrides=self.settings.prompt_overrides_dir)
 
     def render_manifest(self, story_id: str, notes: dict[str, str] | None = None) -> tuple[str, Manifest]:
         from .core.manifest.build import build_manifest

@@ -158,6 +158,14 @@ class RemoteSettings(BaseModel):
         return out
 
 
+class PromptsSettings(BaseModel):
+    """A project's own prompt files (`[prompts]` in storytree.toml, or STORYTREE_PROMPTS_DIR): a file in `dir` is used
+    instead of the same-named one in templates/ or system_prompts/ (docs/prompts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dir: Path | None = None  # relative to the project root
+
+
 class ReviewSettings(BaseModel):
     """Human review between the cheap and the expensive step (`[review]` in storytree.toml)."""
 
@@ -186,6 +194,7 @@ class Settings(BaseSettings):
     data_dir: Path  # what must be kept: the default story database and the local objects (every paid asset)
     build: BuildSettings = Field(default_factory=BuildSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    prompts: PromptsSettings = Field(default_factory=PromptsSettings)
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
     provider: str = "gemini"
@@ -253,6 +262,11 @@ class Settings(BaseSettings):
     @property
     def system_prompts_dir(self) -> Path:
         return self.root / "system_prompts"
+
+    @property
+    def prompt_overrides_dir(self) -> Path | None:
+        """`[prompts] dir` resolved against the project root; None when the project keeps no prompts of its own."""
+        return None if self.prompts.dir is None else self.root / self.prompts.dir
 
     @property
     def legacy_records_path(self) -> Path:

@@ -100,6 +100,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_BATCH_POLL", "generation", "batch_poll_seconds", kind="number", example="30"),
     _one("STORYTREE_VERBOSE", "verbose", kind="flag"),
     _one("STORYTREE_REBUILD", "build", "rebuild", example="missing"),
+    _one("STORYTREE_PROMPTS_DIR", "prompts", "dir"),
     _one("STORYTREE_REMOTE", "remote", "url"),
     # The standard variables of S3 clients, for the remote (see settings.model.RemoteSettings); later rows win.
     _one("AWS_ENDPOINT", "remote", "endpoint"),
