@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import naming
-from ..core.design_paths import GUARDED_COLUMNS, FieldChoice, FieldFacts, choose, field_name
+from ..core.design_paths import GUARDED_COLUMNS, FieldChoice, FieldFacts, choose, field_name, shown
 from ..core.errors import EnvironmentFault
 from ..core.manifest import DbLocation, Target
 from .facts import FactGatherer
@@ -62,10 +62,11 @@ class DesignFields:
         if choice is FieldChoice.KEEP:
             log.info("story %s: kept original-system path %s in %s (an existing file storytree did not make); "
                      "storytree's %s is at %s. To show storytree's file there instead, clear the field and run "
-                     "`storytree verify %s`.", self.story_id, value, name, target.task, target.output, self.story_id)
+                     "`storytree verify %s`.", self.story_id, shown(value), name, target.task, target.output,
+                     self.story_id)
         else:
             log.info("story %s: %s pointed at %s, which is no file in the asset folder; it now points at "
-                     "storytree's %s (%s).", self.story_id, name, value, target.output, target.task)
+                     "storytree's %s (%s).", self.story_id, name, shown(value), target.output, target.task)
 
     def _is_file(self, rel: str) -> bool:
         try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import naming
-from ..core.design_paths import FieldChoice, field_name
+from ..core.design_paths import FieldChoice, field_name, shown
 from ..core.manifest import DbLocation, Manifest, Target
 from ..core.status import Reason
 from ..store.build_state import OperationsPort
@@ -67,8 +67,8 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, ope
         digest = facts.file_hash(target.output)
         where = f"{target.task} ({target.output})"
         kept = kept_original_paths(target, snapshot, outputs)
-        report.notes.extend(f"{where}: kept original-system path {value} in {name} (an existing file storytree did "
-                            "not make; the story keeps showing it: clear the field and run verify to show "
+        report.notes.extend(f"{where}: kept original-system path {shown(value)} in {name} (an existing file storytree "
+                            "did not make; the story keeps showing it: clear the field and run verify to show "
                             "storytree's file there)." for name, value in kept.values())
         if digest is None:
             status = facts.status(target.task)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from .redact import scrub_userinfo
+
 # The story document columns whose path fields the rule guards: only the visual design document holds paths the
 # original system names differently from storytree (its plates and shots have storytree's names).
 GUARDED_COLUMNS = frozenset({"visual_design_document"})
@@ -62,3 +64,12 @@ def choose(facts: FieldFacts) -> FieldChoice:
 def field_name(column: str, path: list[Any]) -> str:
     """`visual_design_document.character_designs[0].character_model_sheet_image_path`: how messages name a field."""
     return column + "".join(f"[{segment}]" if isinstance(segment, int) else f".{segment}" for segment in path)
+
+
+MAX_SHOWN = 200  # a stored value is quoted in build lines and verify notes: a pasted document must not flood them
+
+
+def shown(value: Any) -> str:
+    """A stored field value as messages quote it: URL user-info scrubbed, cut to MAX_SHOWN characters."""
+    text = scrub_userinfo(str(value))
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…"

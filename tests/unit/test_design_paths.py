@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storytree_build.core.design_paths import FieldChoice, FieldFacts, choose, field_name
+from storytree_build.core.design_paths import FieldChoice, FieldFacts, choose, field_name, shown
 
 STORY = "5e1f0c2a-7b3d-4c8e-9a61-0d2f4b6c8e10"
 OURS = f"{STORY}/visuals/characters/rhea/character-model-sheet-1.png"
@@ -45,3 +45,10 @@ def test_only_keep_leaves_the_field_alone(choice: FieldChoice, writes: bool) -> 
 def test_fields_are_named_as_a_reader_writes_them() -> None:
     assert field_name("visual_design_document", ["character_designs", 0, "character_model_sheet_image_path"]) == \
         "visual_design_document.character_designs[0].character_model_sheet_image_path"
+
+
+def test_a_quoted_value_never_shows_url_credentials_and_is_cut_short() -> None:
+    assert shown("https://user:secret@example.com/a.png") == "https://***@example.com/a.png"
+    long = "x" * 500
+    assert shown(long) == "x" * 200 + "…"
+    assert shown(ORIGINAL_SHEET) == ORIGINAL_SHEET
