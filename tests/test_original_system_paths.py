@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from storytree_build.bootstrap import Session
+from storytree_build.building.files import to_png_with_provenance
 from storytree_build.core.exit_codes import ExitCode
 from storytree_build.settings import Settings
 from storytree_build.store import open_build_state, open_store
@@ -238,3 +239,28 @@ def test_a_field_pointing_at_another_file_of_ours_is_updated(original, project: 
         session.close()
     assert design_paths(stored_story(project)["story"])["wren-quillfeather"] == \
         f"{S}/visuals/characters/wren-quillfeather/character-model-sheet-1.png"
+
+
+def test_a_field_pointing_at_a_plate_storytree_made_for_another_story_is_updated(original, project: Path) -> None:
+    """A story imported as a copy of a built one names the first story's plate: storytree made that file (its PNG
+    says so), so the copy's build writes its own plate there."""
+    plate = "ref:character.wren-quillfeather.character-model-sheet-1"
+    other = "0b9e6a1c-3d2f-4e5a-8b7c-9d0e1f2a3b4c/visuals/characters/wren-quillfeather/character-model-sheet-1.png"
+    assert run_doit(project, plate, "provider=stub").code == 0
+    session = Session.open(project_settings(project), S, "stub")
+    try:
+        target = session.target(plate)
+        made = to_png_with_provenance(png((7, 8, 9)), target, "stub", "2026-12-01T00:00:00Z", "s" * 64)
+        (project / ASSETS / other).parent.mkdir(parents=True)
+        (project / ASSETS / other).write_bytes(made)
+        store = open_store(project_settings(project))
+        try:
+            store.set_document_path(S, "visual_design_document",
+                                    ["character_designs", 0, "character_model_sheet_image_path"], other)
+        finally:
+            store.close()
+        session.outputs.publish(target)
+    finally:
+        session.close()
+    assert design_paths(stored_story(project)["story"])["wren-quillfeather"] == target.output
+    assert (project / ASSETS / other).read_bytes() == made  # the other story's file is untouched

@@ -14,7 +14,7 @@ from ..core.design_paths import GUARDED_COLUMNS, FieldChoice, FieldFacts, choose
 from ..core.errors import EnvironmentFault
 from ..core.manifest import DbLocation, Target
 from .facts import FactGatherer
-from .files import inside
+from .files import inside, read_provenance
 
 log = logging.getLogger("storytree")
 
@@ -34,9 +34,13 @@ class DesignFields:
 
     def facts_of(self, target: Target, value: Any) -> FieldFacts:
         current = naming.from_stored(value)
-        return FieldFacts(current=current, ours=target.output,
-                          current_is_file=current is not None and self._is_file(current),
-                          current_is_ours=current is not None and self.facts.is_ours(current))
+        if current is None:
+            return FieldFacts(current=None, ours=target.output, current_is_file=False, current_is_ours=False)
+        is_file = self._is_file(current)
+        # Ours: a file storytree makes for this story, or one it made for any story (its PNG says so: the field of a
+        # story imported as a copy of a built one names the first story's plate).
+        is_ours = self.facts.is_ours(current) or (is_file and self._made_by_storytree(current))
+        return FieldFacts(current=current, ours=target.output, current_is_file=is_file, current_is_ours=is_ours)
 
     def choice(self, target: Target, location: DbLocation, value: Any) -> FieldChoice:
         """The decision for `location` of `target` when the database holds `value` there (unguarded: UPDATE)."""
@@ -73,3 +77,6 @@ class DesignFields:
             return inside(self.assets_root, rel).is_file()
         except (EnvironmentFault, OSError, ValueError):  # out of the asset folder, or no valid path: not a file here
             return False
+
+    def _made_by_storytree(self, rel: str) -> bool:
+        return "storytree:task" in read_provenance(self.assets_root / rel)

@@ -7,8 +7,9 @@ only pointer (the UI and the original's shot tasks read them). storytree's plate
 so a build never replaces a path that points at an existing file storytree did not make:
 
     the field is empty                                        FILL     write ours
-    it points at our file, or at another target's output,     UPDATE   write ours
-      or at a file the records know as built
+    it points at our file, at another target's output, at a   UPDATE   write ours
+      file the records know as built, or at a file whose PNG
+      provenance says storytree made it (for another story)
     it points at an existing file in the asset folder that    KEEP     leave it (said once per field; verify lists it)
       is not ours
     it points at no file in the asset folder and is not ours  REPOINT  write ours and say so: it pointed nowhere
@@ -48,7 +49,7 @@ class FieldFacts:
     current: str | None  # the stored value as readers take it (`naming.from_stored`): None when empty
     ours: str  # the target's output path
     current_is_file: bool  # a regular file is at `current`, inside the asset folder
-    current_is_ours: bool  # `current` is a target's output or a recorded output of this story
+    current_is_ours: bool  # a target's or recorded output of this story, or a file storytree's provenance marks
 
 
 def choose(facts: FieldFacts) -> FieldChoice:
