@@ -36,7 +36,7 @@ from .core.pricing import Pricing
 from .core.errors import InputError
 from .core.hashing import FileHasher
 from .core.lazy import Lazy
-from .core.manifest import Manifest, Target
+from .core.manifest import DbLocation, Manifest, Target
 from .core.manifest.file import dump_manifest, load_manifest_file, manifest_path, remember_manifest
 from .files.atomic import private_folder, write_text_atomic
 from .gallery.source import GallerySource
@@ -256,7 +256,7 @@ class Session:
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
                                        settings.generation.max_key_frame_references, settings.verbose)
         self.outputs = Outputs(settings.assets_root, provider, self.records, self.facts, workspace.store, vault,
-                               checkout=self.checkout, verdicts=self.verdict_of)
+                               stored=self._stored_value, checkout=self.checkout, verdicts=self.verdict_of)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.pricing = Pricing(settings.prices, provider, settings.generation.batch)
         self.targets = manifest.by_task()
@@ -350,6 +350,12 @@ class Session:
         """The review verdict that holds for that file of `task` ('' when none): kept with a replaced version."""
         review = self.review_gate.reviews().get(task)
         return review.verdict if review is not None and review.holds_for(sha256) else ""
+
+    def _stored_value(self, location: DbLocation) -> Any:
+        """What the story database holds at `location` (the story as this session loaded it)."""
+        from .building.verify import stored_value
+
+        return stored_value(self.view().snapshot, location)
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""

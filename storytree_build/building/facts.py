@@ -140,6 +140,10 @@ class FactGatherer:
             return rec.output_sha256
         return self.hasher.sha256(path, st)
 
+    def is_ours(self, rel: str) -> bool:
+        """Is `rel` a file storytree makes: the output of one of this story's targets, or one the records know."""
+        return rel in self._by_output or any(rec.output == rel for rec in self.records().values())
+
     def damaged(self, rel: str) -> str:
         """Why the file at `rel` is not a valid file of its kind ('' when it is)."""
         return self._flaw(self.assets_root / rel)
