@@ -163,7 +163,7 @@ def test_restore_on_the_page_makes_the_earlier_file_current_and_renders_the_page
 @pytest.mark.parametrize(("headers", "status", "error"), [
     ({"X-Storytree-Token": ""}, 403, "missing or wrong token"),
     ({"X-Storytree-Token": "guess"}, 403, "missing or wrong token"),
-    ({"Host": "evil.example:80"}, 403, "Host header"),
+    ({"Host": "evil.example:80"}, 421, "answers to Host 127.0.0.1:"),  # refused before the API sees it
     ({"Origin": "http://evil.example"}, 403, "another site"),
     ({"Content-Type": "text/plain"}, 415, "send JSON"),
 ])
@@ -171,7 +171,7 @@ def test_a_restore_without_the_token_or_from_elsewhere_is_refused(forced, server
                                                                   error: str):
     root, _, second = forced
     got, answer = request(server, "POST", "/api/restore", restore(1), headers)
-    assert got == status and error in answer["error"]
+    assert got == status and error in answer.get("error", answer.get("raw", ""))
     assert sha(frame_file(root)) == second and records_of(root)[FRAME].version == 2
 
 
@@ -181,7 +181,7 @@ def test_a_restore_without_the_token_or_from_elsewhere_is_refused(forced, server
     (restore(0), 400, "a version number"),
     (restore(True), 400, "a version number"),
     ({"story_id": SAMPLE_ID, "version": 1}, 400, '"task"'),
-    (restore(1, story_id="../../etc/passwd"), 400, "is not a story id"),
+    (restore(1, story_id="../../etc/passwd"), 400, "story_id '../../etc/passwd' is not path-safe"),
     (restore(9), 400, "'9' is no earlier version (earlier versions: 1 ("),
     (restore(1, task="image:scenelet-9_9"), 400, "is not a target of story"),
     (b'{"story_id": "' + b" " * 20_000 + b'"}', 413, "at most 16384 bytes"),
