@@ -271,3 +271,18 @@ def test_an_unknown_object_or_one_leading_outside_the_store_is_not_found(forced,
     assert get(server, f"/objects/{'e' * 64}")[0] == 404
     text = objects.add_bytes(b"not an image, not a video")  # in the store, but nothing the page shows
     assert get(server, f"/objects/{text}")[0] == 404
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_object_asked_for_under_another_host_is_421_and_not_sent(forced, server: int, method: str):
+    """A DNS-rebinding page (its own name resolving to 127.0.0.1) reads no earlier version of a key frame."""
+    root, first, _ = forced
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    conn.putrequest(method, f"/objects/{first}", skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", f"rebind.example:{server}")
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 421 and response.getheader("Content-Type") == "text/plain; charset=utf-8"
+    assert LocalObjects(settings_for(root).objects_dir).path(first).read_bytes()[:64] not in body
