@@ -4,6 +4,7 @@ a foreign Host), clients that trickle a request byte by byte, a port already tak
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.cli import main
+from storytree_build.gallery.request_deadline import DeadlineReader
 from storytree_build.gallery.serve import make_server
 from test_serve import PNG, get, site  # noqa: F401 - fixture
 
@@ -121,6 +123,23 @@ def test_clients_that_trickle_bytes_are_dropped_and_never_block_the_others(tmp_p
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_past_its_deadline_what_has_arrived_is_still_read_and_nothing_is_waited_for():
+    """A connection that waited in the queue longer than its deadline, its request there whole, is answered; one
+    whose request has not arrived is dropped at once (a worker is never held past the deadline)."""
+    ours, client = socket.socketpair()
+    with ours, client:
+        client.sendall(b"GET / HTTP/1.1\r\n")
+        reader = DeadlineReader(ours)
+        reader.start(1.0, since=time.monotonic() - 60)  # accepted a minute ago
+        rfile = io.BufferedReader(reader)
+        assert rfile.readline() == b"GET / HTTP/1.1\r\n"
+        with pytest.raises(TimeoutError):
+            rfile.readline()  # nothing more has arrived
+        reader.stop(5.0)
+        client.sendall(b"Host: x\r\n")
+        assert rfile.readline() == b"Host: x\r\n"  # no deadline once the request is read (writing the answer)
 
 
 # -- a port already taken ----------------------------------------------------------------------------------

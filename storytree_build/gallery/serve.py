@@ -23,6 +23,8 @@ import posixpath
 import secrets
 import socket
 import sys
+import threading
+import time
 import traceback
 from http import HTTPStatus
 from concurrent.futures import ThreadPoolExecutor
@@ -89,9 +91,13 @@ class PublicHandler(BaseHTTPRequestHandler):
         self.rfile.close()  # the buffered socket file socketserver made: read through the deadline instead
         self._reader = DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self._reader)
+        # the first request's deadline counts from the accept: time spent queued for a worker is part of it
+        self._accepted_at = self.server.accepted_at() if isinstance(self.server, PooledHTTPServer) else None
 
     def handle_one_request(self) -> None:
-        self._reader.start(self.request_deadline)  # from the first byte waited for to the last byte of the body
+        # from the first byte waited for to the last byte of the body
+        self._reader.start(self.request_deadline, since=self._accepted_at)
+        self._accepted_at = None  # a kept-alive connection's next request: from now
         super().handle_one_request()
 
     def parse_request(self) -> bool:
@@ -318,13 +324,19 @@ class PooledHTTPServer(HTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[PublicHandler], workers: int = WORKERS):
         # made first: a failed bind calls server_close() from inside HTTPServer.__init__
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="storytree-serve")
+        self._worker = threading.local()  # what a worker thread knows of the connection it handles
         self.log = handler.log
         super().__init__(address, handler)
 
     def process_request(self, request: _Request, client_address: Any) -> None:  # socketserver's signature
-        self._pool.submit(self._handle, request, client_address)
+        self._pool.submit(self._handle, request, client_address, time.monotonic())
 
-    def _handle(self, request: _Request, client_address: Any) -> None:
+    def accepted_at(self) -> float | None:
+        """When the connection this worker thread handles was accepted (time.monotonic())."""
+        return getattr(self._worker, "accepted_at", None)
+
+    def _handle(self, request: _Request, client_address: Any, accepted_at: float) -> None:
+        self._worker.accepted_at = accepted_at
         try:
             self.finish_request(request, client_address)
         except Exception:  # noqa: BLE001 - one broken connection must not stop the server
