@@ -144,9 +144,12 @@ def test_a_log_line_cannot_be_forged_by_what_a_client_sends(built: Path):  # noq
     assert len(lines) == 1 and "\\u000astorytree serve: approved everything" in lines[0]
 
 
-def test_storytree_serve_prints_its_address_then_only_the_reviews(built: Path):  # noqa: F811
-    """The real command in a subprocess: the start lines, a GET and a review, then Ctrl-C: exit 0, no traceback."""
-    child = subprocess.Popen([sys.executable, "-m", "storytree_build.cli", "serve", "--port", "0"], cwd=built,
+@pytest.mark.parametrize("verbose", [False, True])
+def test_storytree_serve_prints_its_address_then_only_the_reviews(built: Path, verbose: bool):  # noqa: F811
+    """The real command in a subprocess: the start lines, a GET and a review, then Ctrl-C: exit 0, no traceback;
+    with --verbose a line per request too."""
+    flags = ["--verbose"] if verbose else []
+    child = subprocess.Popen([sys.executable, "-m", "storytree_build.cli", "serve", "--port", "0", *flags], cwd=built,
                              env=project_env(built), stderr=subprocess.PIPE, text=True)
     try:
         assert child.stderr is not None
@@ -168,7 +171,13 @@ def test_storytree_serve_prints_its_address_then_only_the_reviews(built: Path): 
             child.kill()
             child.wait()
     assert child.returncode == 0
-    assert rest.splitlines() == [f"storytree serve: approved {FRAME} of story {SAMPLE_ID} (on the page)"]
+    approved = f"storytree serve: approved {FRAME} of story {SAMPLE_ID} (on the page)"
+    if not verbose:
+        assert rest.splitlines() == [approved]
+        return
+    assert approved in rest.splitlines() and "Traceback" not in rest
+    assert f'"GET /stories/{SAMPLE_ID}/?token=*** HTTP/1.1" 200' in rest and token not in rest
+    assert '"POST /api/review HTTP/1.1" 200' in rest
 
 
 def post_on_token(conn: http.client.HTTPConnection, token: str) -> tuple[int, bytes]:
