@@ -172,8 +172,9 @@ class Workspace:
     def review_api(self, token: str, read_only: bool) -> ReviewApi:
         from .review.web_api import ReviewApi
 
-        return ReviewApi(token, read_only, desk=self.review_desk, render_page=self.render_review_page,
-                         restore=self.restore_version, objects=self.settings.objects_dir)
+        return ReviewApi(token, read_only, has_story=lambda story_id: self.manifest_path(story_id).is_file(),
+                         desk=self.review_desk, render_page=self.render_review_page, restore=self.restore_version,
+                         objects=self.settings.objects_dir)
 
     def restore_version(self, story_id: str, task: str, version: str) -> str:
         """The page's restore button: `storytree restore` without `--keep`, for free (building/keeping.py)."""

@@ -165,7 +165,7 @@ def cmd_serve(workspace: Workspace, args: argparse.Namespace) -> int:
     from .gallery.serve import new_token, serve
 
     api = workspace.review_api(new_token(), args.read_only)
-    return serve(workspace.settings.public_root, api, port=args.port)
+    return serve(workspace.settings.public_root, api, port=args.port, verbose=args.verbose)
 
 
 def cmd_verify(workspace: Workspace, args: argparse.Namespace) -> int:
@@ -360,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve apps/story-tree-ui/public/ (the review pages and assets) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     p.add_argument("--read-only", action="store_true", help="show reviews, never change them (for sharing a screen)")
+    p.add_argument("--verbose", action="store_true", help="log every request (by default: the start, each review "
+                                                          "or restore, and errors)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("pull", help="make every current asset of a story present from the objects or the remote "
                                     "(no build, no provider)")

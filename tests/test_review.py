@@ -194,6 +194,9 @@ def test_a_frame_rejected_without_a_note_is_out_of_date(built: Path, monkeypatch
     (["reject", SAMPLE_ID, "image:scenelet-1_1", "--note", "red\x1b[31m scarf"], "control characters (U+001B)"),
     (["approve", SAMPLE_ID], "needs the target"),
     (["approve", SAMPLE_ID, "image:scenelet-1_1", "--note", "why"], "--note goes with"),
+    (["approve", SAMPLE_ID, "video:scenelet-1_1"], "video:scenelet-1_1 of story " + SAMPLE_ID + " is a video: only key "
+                                                   "frames (image:<scenelet>_<n>) are reviewed"),
+    (["reject", SAMPLE_ID, "video:scenelet-1_1", "--note", "no"], "is a video: only key frames"),
 ])
 def test_bad_review_input_is_refused_and_nothing_is_written(built: Path, monkeypatch: pytest.MonkeyPatch, capsys,
                                                            args: list[str], message: str):

@@ -22,6 +22,8 @@ from ..core.manifest import Manifest, Target
 from ..store.build_state import RecordsPort
 from .verdicts import Review, ReviewsPort, clean_note, director_notes
 
+REVIEWED_KIND = "key_frame"  # the review gate (gate.py) asks only for a shot's key frame
+
 
 @dataclass(frozen=True)
 class AssetReview:
@@ -101,15 +103,24 @@ class ReviewDesk:
                            review.reviewed_at)
 
     # -- deciding ------------------------------------------------------------------------------
-    def approve(self, task: str, by: str | None = None) -> ReviewResult:
+    def _reviewable(self, task: str) -> Target:
+        """A target a verdict may be given on: a shot's key frame, the one file the review gate asks about."""
         target = self._target(task)
+        if target.kind != REVIEWED_KIND:
+            raise InputError(f"{task} of story {self.story_id} is a {target.kind.replace('_', ' ')}: only key frames "
+                             "(image:<scenelet>_<n>) are reviewed — approving one lets its shot's video be paid for. "
+                             "Nothing was written.")
+        return target
+
+    def approve(self, task: str, by: str | None = None) -> ReviewResult:
+        target = self._reviewable(task)
         digest = self._built(target)
         earlier = self.reviews.all().get(task)
         note = earlier.note if earlier is not None and self._made_with_current_prompt(target) else ""
         return self._decide(Review(self.story_id, task, digest, "approved", note, by or reviewer(), _now()))
 
     def reject(self, task: str, note: str | None = None, by: str | None = None) -> ReviewResult:
-        target = self._target(task)
+        target = self._reviewable(task)
         text = clean_note(task, note)
         digest = self._built(target)
         return self._decide(Review(self.story_id, task, digest, "rejected", text, by or reviewer(), _now()))
