@@ -201,3 +201,27 @@ def test_gc_frees_only_what_no_current_file_and_no_kept_version_needs(project: P
     left = {p.parent.name + p.name for p in objects.rglob("*") if p.is_file()}
     assert versions[0] not in left and versions[1] not in left and versions[2] in left  # the newest kept version
     assert all(r.output_sha256 in left for r in records_of(project).values())  # every current file
+
+
+def test_a_file_with_no_copy_anywhere_is_blocked_naming_its_path_sha_and_the_fix(project: Path, tmp_path: Path):
+    frame = next(t for t in manifest_of(project).targets if t.kind == "key_frame")
+    # built by this checkout (the copied project's records name the folder it was built in: "built elsewhere")
+    assert doit(project, "-a", frame.task, "provider=stub").returncode == 0
+    recorded = records_of(project)[frame.task].output_sha256
+    (project / ASSETS / frame.output).unlink()
+    shutil.rmtree(project / ".storytree-data" / "objects")  # and no remote is set: no copy anywhere
+    shown = f"{ASSETS.as_posix()}/{frame.output}"  # relative to the project: where a person finds it
+    said = (f"{shown} missing and no copy of {recorded[:12]}… is kept (not in the local objects, not on a remote): "
+            f"`doit -a {frame.task}` pays for a new one")
+    plan = doit(project, "dryrun", frame.task, "provider=stub")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"X {frame.task}  [{said}]" in plan.stdout
+    assert "blocked: 1 recorded file(s) gone with no copy kept" in plan.stdout
+    assert dryrun(project, frame.task)[frame.task]["action"] == "blocked"
+    calls = tmp_path / "calls.log"
+    run = build(project, calls=calls)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output  # ExitCode.FAILED: a target could not be built
+    assert paid(calls) == [] and "Traceback" not in output  # never paid for on its own
+    assert f"{frame.task}: {said}; nothing was paid." in output
+    assert not (project / ASSETS / frame.output).exists() and records_of(project)[frame.task].output_sha256 == recorded
