@@ -225,3 +225,22 @@ def test_a_file_with_no_copy_anywhere_is_blocked_naming_its_path_sha_and_the_fix
     assert paid(calls) == [] and "Traceback" not in output  # never paid for on its own
     assert f"{frame.task}: {said}; nothing was paid." in output
     assert not (project / ASSETS / frame.output).exists() and records_of(project)[frame.task].output_sha256 == recorded
+
+
+def test_an_adopted_file_enters_the_object_store_and_comes_back_free(project: Path, tmp_path: Path):
+    from test_pay_once import original_system_layout
+
+    original_system_layout(project)  # files the original system made, no records
+    objects = project / ".storytree-data" / "objects"
+    shutil.rmtree(objects)  # nothing kept yet: whatever is kept after this is what the adoption put there
+    calls = tmp_path / "calls.log"
+    adopted = build(project, calls=calls)
+    assert adopted.returncode == 0 and "36 adopted" in adopted.stdout, adopted.stdout + adopted.stderr
+    path = asset(project, SHEET)
+    recorded = records_of(project)[SHEET].output_sha256
+    assert sha(path) == recorded and (objects / "sha256" / recorded[:2] / recorded[2:]).is_file()
+    path.unlink()
+    assert dryrun(project)[SHEET]["reason"] == "file missing: will be restored from the local objects (no cost)"
+    again = build(project, calls=calls)
+    assert again.returncode == 0 and "1 restored" in again.stdout, again.stdout + again.stderr
+    assert paid(calls) == [] and sha(path) == recorded
