@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import threading
@@ -179,3 +180,82 @@ def test_a_corrupt_remote_copy_is_never_written_and_nothing_is_paid(stub_built: 
     assert run.returncode != 0 and not calls.exists(), output
     assert "could not be pulled from the remote" in output and "Traceback" not in output
     assert not (project / ASSETS / sheet.output).exists()
+
+
+# -- settings from storytree.toml reach the build ------------------------------------------------------------------
+SHEET = "ref:character.wren-quillfeather.character-model-sheet-1"
+
+
+def without_aws(env: dict[str, str]) -> dict[str, str]:
+    """Only storytree.toml configures the remote: no AWS_* variable of the test process leaks in."""
+    return {k: v for k, v in env.items() if not k.startswith("AWS_")}
+
+
+def test_objects_link_hardlink_from_storytree_toml_makes_the_asset_a_name_of_its_object(fresh: Path):
+    (fresh / "storytree.toml").write_text('[objects]\nlink = "hardlink"\n')
+    run = doit(fresh, SHEET, "provider=stub")
+    assert run.returncode == 0, run.stdout + run.stderr
+    record = records_of(fresh)[SHEET]
+    asset = fresh / ASSETS / record.output
+    stored = fresh / ".storytree-data" / "objects" / "sha256" / record.output_sha256[:2] / record.output_sha256[2:]
+    assert sha(asset) == record.output_sha256
+    assert os.stat(asset).st_ino == os.stat(stored).st_ino and os.stat(stored).st_nlink == 2  # one copy on disk
+
+
+def remote_toml(root: Path, url: str, endpoint: str, secret: str, region: str = "us-east-1",
+                key_id: str = "test") -> None:
+    (root / "storytree.toml").write_text(
+        f'[remote]\nurl = "{url}"\nendpoint = "{endpoint}"\nregion = "{region}"\n'
+        f'access_key_id = "{key_id}"\nsecret_access_key = "{secret}"\n')
+
+
+def test_remote_endpoint_and_credentials_from_storytree_toml_reach_the_remote(fresh: Path, s3_server):  # noqa: ANN001
+    from support.s3_server import SECRET_KEY
+
+    url = s3_server.fresh_url("toml")
+    remote_toml(fresh, url, s3_server.endpoint, SECRET_KEY)
+    run = doit(fresh, SHEET, "provider=stub", env=without_aws(project_env(fresh)))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "remote" not in output.lower(), output  # uploaded without a word
+    record = records_of(fresh)[SHEET]
+    assert record.pushed_to == url  # the record names the remote, never a credential
+    prefix = url.split("/", 3)[3]
+    head = s3_server.client().head_object(Bucket=s3_server.bucket, Key=f"{prefix}/sha256/{record.output_sha256[:2]}/"
+                                          f"{record.output_sha256[2:]}")
+    assert head["ContentLength"] == record.output_size
+    assert SECRET_KEY not in output and SECRET_KEY not in json.dumps(record.to_row())
+
+
+class Recording(Refusing):
+    """The refusing endpoint, keeping each request's Authorization header (its credential scope names the key id
+    and region the client signed with)."""
+
+    seen: list[str] = []
+
+    def _refuse(self) -> None:
+        Recording.seen.append(self.headers.get("Authorization", ""))
+        super()._refuse()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _refuse
+
+
+def test_a_refusing_remote_set_in_storytree_toml_never_shows_its_secret(fresh: Path, tmp_path: Path):
+    secret = "toml-secret-never-printed-5a4b3c2d1e"
+    server = HTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Recording.seen.clear()
+    try:
+        remote_toml(fresh, "s3://team/objects", f"http://127.0.0.1:{server.server_address[1]}", secret,
+                    region="eu-west-3", key_id="TOMLKEYID")
+        calls = tmp_path / "calls.log"
+        run = doit(fresh, SHEET, "provider=stub",
+                   env=without_aws(project_env(fresh, STORYTREE_STUB_CALL_LOG=str(calls))))
+    finally:
+        server.shutdown()
+        server.server_close()
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and calls.read_text().split() == [SHEET], output  # the build goes on, paid once
+    assert Recording.seen and all("Credential=TOMLKEYID/" in h and "/eu-west-3/s3/aws4_request" in h
+                                  for h in Recording.seen)  # the key id and region of storytree.toml were used
+    assert "refused" in output and secret not in output and "Traceback" not in output
+    assert records_of(fresh)[SHEET].pushed_to == ""  # `storytree push` sends it later
