@@ -240,7 +240,8 @@ class Session:
             provider, hasher=FileHasher(),
             asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url,
                         keep_stale=settings.build.rebuild == "missing"),
-            points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local)
+            points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local,
+            project_root=settings.root)
         self.summary = RunSummary()
         self.gate = SpendGate(Budget(settings.max_cost))
         self.claims = Claims(state.claims(story_id), self.owner,
