@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.errors import StorytreeError
@@ -45,15 +46,21 @@ class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Told (task, outcome word or "failed") as each target finishes: the progress display (doit_glue/progress.py).
+    on_finish: Callable[[str, str], None] | None = field(default=None, repr=False)
 
     def add(self, outcome: Outcome) -> Outcome:
         with self._lock:
             self.outcomes.append(outcome)
+        if self.on_finish is not None:
+            self.on_finish(outcome.task, outcome.action)
         return outcome
 
     def fail(self, failure: Failure) -> None:
         with self._lock:
             self.failures[failure.task] = failure
+        if self.on_finish is not None:
+            self.on_finish(failure.task, "failed")
 
     def tasks(self, action: str) -> set[str]:
         with self._lock:

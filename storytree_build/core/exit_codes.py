@@ -27,8 +27,9 @@ MEANINGS = {
     ExitCode.FAILED: "something failed: a target could not be built, or bad input, configuration or a store error "
                      "(the message names it and says what to do); finished targets are kept",
     ExitCode.DOIT_ERROR: "doit itself could not run a task (doit's own error, printed by doit)",
-    ExitCode.REFUSED: "refused before anything started: over `max_cost`, a bad option or task name, more than one "
-                      "story, `--download-link` misuse",
+    ExitCode.REFUSED: "refused before anything started (nothing paid): over `max_cost`, no consent to pay (no "
+                      "terminal and neither `max_cost=` nor `yes=1`, or not `y` at `Proceed? [y/N]`), a bad option "
+                      "or task name, more than one story, `--download-link` misuse",
     ExitCode.WAITING_FOR_REVIEW: "only videos are left, waiting for review of their key frames "
                                  "(`[review] key_frames = \"required\"`); everything else is built",
     ExitCode.CHECK_FOUND_WORK: "a check found work to do: `doit dryrun --check` (something would run), "

@@ -31,6 +31,7 @@ class ProviderEntry:
     images: Factory[ImageProvider]
     videos: Factory[VideoProvider]
     needs_key: bool
+    paid: bool  # its calls cost money: a build asks for consent first (core/consent.py); the offline stub never asks
     batches: Factory[ImageBatchProvider] | None = None  # images through a batch API (batch=1)
 
 
@@ -96,6 +97,8 @@ def _gemini_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProv
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))
+                       _stub_images, _stub_videos, needs_key=False, paid=False,
+                       batches=_stub_images))
 register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
-                       _gemini_images, _gemini_videos, needs_key=True, batches=_gemini_batches))
+                       _gemini_images, _gemini_videos, needs_key=True, paid=True,
+                       batches=_gemini_batches))

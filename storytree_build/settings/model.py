@@ -110,6 +110,8 @@ class BuildSettings(BaseModel):
     # What a build rebuilds: "outdated" (make-style: every target whose inputs changed) or "missing" (the original
     # system's "skip if exists": only targets with no file yet; files whose inputs changed stay, listed as stale).
     rebuild: Literal["outdated", "missing"] = "outdated"
+    # On a terminal, a paid build estimated above this asks `Proceed? [y/N]` first (max_cost= or yes=1 skip it).
+    confirm_above: float = Field(1.0, ge=0)
 
 
 class ObjectsSettings(BaseModel):
@@ -210,6 +212,7 @@ class Settings(BaseSettings):
     prices: PriceTable = Field(default_factory=PriceTable)  # `[prices]` in storytree.toml
     storage: StorageSettings = Field(default_factory=StorageSettings)
     max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
+    yes: bool = False  # consent to pay without being asked (doit var yes=1 or STORYTREE_YES=1); max_cost= is consent too
     stub_call_log: Path | None = None  # the stub appends one line per "paid" call (tests count re-payments)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
     video_poll_interval_seconds: float = Field(10.0, ge=0)

@@ -94,6 +94,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_STUB_CALL_LOG", "stub_call_log"),
     _one("STORYTREE_STUB_DELAY", "stub_delay_seconds", kind="number", example="0.5"),
     _one("STORYTREE_MAX_COST", "max_cost", kind="number", example="12.50"),
+    _one("STORYTREE_YES", "yes", kind="flag"),
     _one("STORYTREE_VIDEO_POLL_INTERVAL", "video_poll_interval_seconds", kind="number", example="10"),
     _one("STORYTREE_VIDEO_POLL_DEADLINE", "video_poll_deadline_seconds", kind="number", example="1200"),
     _one("STORYTREE_BATCH", "generation", "batch", kind="flag"),
@@ -115,7 +116,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("CI", "ci", kind="ci"),
 )
 
-# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1`).
+# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1 yes=1`).
 RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
     _one("provider", "provider"),
     _one("story", "story"),
@@ -123,6 +124,7 @@ RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
     _one("verbose", "verbose", kind="flag"),
     _one("batch", "generation", "batch", kind="flag"),
     _one("rebuild", "build", "rebuild", example="missing"),
+    _one("yes", "yes", kind="flag"),
 )
 RUN_VARIABLES = tuple(variable.name for variable in RUN_VARIABLE_TABLE)
 
