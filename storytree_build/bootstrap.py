@@ -28,6 +28,7 @@ from .building.renames import Renamer
 from .building.requests import RequestFactory
 from .building.space import SpaceGuard
 from .building.spend import Budget, SpendGate
+from .building.stopping import StopRequest
 from .building.summary import RunSummary
 from .building.vault import Vault
 from .core import naming
@@ -240,7 +241,8 @@ class Session:
                         keep_stale=settings.build.rebuild == "missing"),
             points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local)
         self.summary = RunSummary()
-        self.gate = SpendGate(Budget(settings.max_cost))
+        self.stop = StopRequest()  # Ctrl-C / SIGTERM (doit_glue/interrupts.py): no new paid call starts
+        self.gate = SpendGate(Budget(settings.max_cost), self.stop)
         self.claims = Claims(state.claims(story_id), self.owner,
                              Lease(settings.build.claim_lease_seconds, settings.build.claim_poll_seconds))
         # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
@@ -317,6 +319,7 @@ class Session:
     def start_run(self, options: RunOptions) -> None:
         """The options of the `doit run` about to start (known only once doit has parsed its command line)."""
         self.run_options = options
+        self.stop.building = True
 
     def gallery(self) -> GallerySource:
         return GallerySource(

@@ -242,7 +242,7 @@ def test_a_bad_doit_variable_names_the_doit_variable(tmp_path: Path) -> None:
     ("[review]\nkey_frames = \"sometimes\"\n",
      "storytree.toml: [review] key_frames = \"sometimes\": must be one of 'off' or 'required'"),
     ("[build]\nadopt_existng = false\n", "storytree.toml: [build] adopt_existng: unknown setting (did you mean "
-     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, rebuild)"),
+     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, rebuild, stop_grace_seconds)"),
     ("build = 3\n", "storytree.toml: build = 3: must be a table"),
     ("[generation.key_frame]\nmodel = 3\n", "storytree.toml: [generation.key_frame] model = 3: must be text"),
     ("[gemini.model_concurrency]\n\"gemini-3.1-flash-image\" = \"two\"\n",

@@ -10,10 +10,8 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import signal
 import sqlite3
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from ..bootstrap import Session
 from ..core.errors import StorytreeError
 from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
 from . import argv
+from .interrupts import Interrupts
 from .reporter import SummaryReporter
 
 log = logging.getLogger("storytree")
@@ -37,6 +36,7 @@ DOIT_COMMANDS = {"run", "list", "info", "forget", "ignore", "help", "clean", "du
 class DoitProject:
     def __init__(self) -> None:
         self.session: Session | None = None
+        self.interrupts = Interrupts()  # Ctrl-C / SIGTERM: wind down, no traceback (interrupts.py)
 
     def doit_config(self) -> dict[str, Any]:
         """doit opens its database before it loads any task, so its folder must exist first, and a database doit
@@ -65,6 +65,7 @@ class DoitProject:
             if story_id is None:
                 return
             self.session = Session.open(settings, story_id, link_task=invocation.link_task)
+            self.interrupts.attach(self.session.stop, settings.build.stop_grace_seconds)
         except StorytreeError as exc:
             raise InvalidCommand(str(exc)) from None
         from .tasks import task_dicts
@@ -72,6 +73,7 @@ class DoitProject:
         yield from task_dicts(self.session)
 
     def close(self) -> None:
+        self.interrupts.uninstall()
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -145,9 +147,6 @@ def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
 
 
 def configure_process() -> None:
-    # doit saves its own database only when a run ends; turn SIGTERM into Ctrl-C so it still gets saved.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Building thousands of small task dicts triggers many useless GC passes.
     gc.set_threshold(100_000, 50, 100)
     _log_handler()
@@ -164,6 +163,7 @@ def _log_handler() -> None:
 def dodo_namespace() -> tuple[dict[str, Any], Any, DoitProject]:
     """(DOIT_CONFIG, task creator, project) for dodo.py."""
     project = DoitProject()
+    project.interrupts.install()
 
     def task_storytree() -> Iterator[dict[str, Any]]:
         yield from project.tasks()

@@ -60,7 +60,8 @@ def build_action(session: Session, task: str, download_link: str = "") -> Any:
     except Exception as exc:  # noqa: BLE001 - every failure is counted; a traceback only for our own bugs
         failure = failure_of(task, exc)
         session.summary.fail(failure)
-        return TaskFailed(failure.message)  # doit prints it once, without a traceback
+        # doit prints it once, without a traceback; a target stopped by Ctrl-C / SIGTERM only counts in the summary
+        return TaskFailed(failure.message, report=failure.kind != "interrupted")
     if outcome.action != "up to date":
         log.info("%s: %s %s", task, outcome.action, outcome.detail)
     return None
