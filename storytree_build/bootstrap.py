@@ -224,6 +224,7 @@ class Session:
         self.provider_name = provider = provider_name or settings.provider
         self.link_task = link_task  # the video a `--download-link` fills: it depends on nothing
         self.run_options = RunOptions()
+        self.builds = False  # this doit invocation builds (not a listing or dry-run): paid work is checked up front
         self.checkout = workspace.checkout
         self.owner = owner_name(self.checkout, os.getpid())
         state = workspace.state()
@@ -320,6 +321,11 @@ class Session:
         """The options of the `doit run` about to start (known only once doit has parsed its command line)."""
         self.run_options = options
         self.stop.building = True
+
+    def check_provider(self) -> None:
+        """Once, before any target of a build that pays starts: what every paid call would fail on (a missing API
+        key) is one error instead of one per target."""
+        _registry().check(self.settings, self.provider_name)
 
     def gallery(self) -> GallerySource:
         return GallerySource(

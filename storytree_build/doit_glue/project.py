@@ -65,6 +65,7 @@ class DoitProject:
             if story_id is None:
                 return
             self.session = Session.open(settings, story_id, link_task=invocation.link_task)
+            self.session.builds = invocation.builds
             self.interrupts.attach(self.session.stop, settings.build.stop_grace_seconds)
         except StorytreeError as exc:
             raise InvalidCommand(str(exc)) from None

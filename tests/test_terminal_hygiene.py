@@ -1,0 +1,49 @@
+"""The rough edges at the terminal (issue 23 §6): the API key checked once before a paid build starts, exit codes as
+the README says, a closed pipe, read-only commands that create nothing, story id prefixes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support.project import SAMPLE_ID, import_story, new_project, run_doit
+
+STORY = f"story:{SAMPLE_ID}"
+
+
+@pytest.fixture(scope="module")
+def unbuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return import_story(new_project(tmp_path_factory.mktemp("hygiene") / "project"))
+
+
+def fresh(unbuilt: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(unbuilt, copy)
+    return copy
+
+
+def doit_here(root: Path, monkeypatch: pytest.MonkeyPatch, *args: str):  # noqa: ANN201 - support.project.Run
+    monkeypatch.setenv("STORYTREE_ROOT", str(root))
+    monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
+    monkeypatch.setenv("STORYTREE_STUB_CALL_LOG", str(root.parent / "calls.log"))
+    monkeypatch.chdir(root)
+    return run_doit(root, *args)
+
+
+@pytest.mark.parametrize("workers", [[], ["-j", "4"]])
+def test_a_paid_build_without_its_api_key_says_so_once_before_any_target(
+        unbuilt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: list[str]) -> None:
+    root = fresh(unbuilt, tmp_path)
+    run = doit_here(root, monkeypatch, "--continue", *workers, STORY, "provider=gemini")
+    assert run.output.count("needs an API key") == 1, run.output
+    assert "GEMINI_API_KEY" in run.output and "Traceback" not in run.output
+    assert run.code == 3  # refused before anything started
+    assert not any((root / "apps/story-tree-ui/public/generated").rglob("*.png"))
+
+
+def test_the_dry_run_needs_no_api_key(unbuilt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = fresh(unbuilt, tmp_path)
+    assert doit_here(root, monkeypatch, "-n", STORY, "provider=gemini").code == 0
+    assert doit_here(root, monkeypatch, "dryrun", STORY, "provider=gemini").code == 0
