@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from storytree_build.core.exit_codes import ExitCode
 from support.project import SAMPLE_ID, import_story, new_project, run_doit
 
 STORY = f"story:{SAMPLE_ID}"
@@ -47,3 +48,14 @@ def test_the_dry_run_needs_no_api_key(unbuilt: Path, tmp_path: Path, monkeypatch
     root = fresh(unbuilt, tmp_path)
     assert doit_here(root, monkeypatch, "-n", STORY, "provider=gemini").code == 0
     assert doit_here(root, monkeypatch, "dryrun", STORY, "provider=gemini").code == 0
+
+
+def test_continue_past_a_failed_target_exits_1_as_the_readme_says(unbuilt: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = fresh(unbuilt, tmp_path)
+    blocker = root / "apps/story-tree-ui/public/generated" / SAMPLE_ID / "visuals/characters/wren-quillfeather"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the plates' folder goes")  # wren's plates fail; what uses them cannot start
+    run = doit_here(root, monkeypatch, "--continue", STORY, "provider=stub")
+    assert "failed ref:character.wren-quillfeather.character-model-sheet-1" in run.output
+    assert run.code == ExitCode.FAILED, run.output

@@ -88,6 +88,8 @@ class RunSummary:
             return ExitCode(max(special))
         if failures and all(f.kind == "review" for f in failures):
             return ExitCode.WAITING_FOR_REVIEW
+        if runner_code == ExitCode.DOIT_ERROR and self.failures:
+            return ExitCode.FAILED  # doit's "unmet dependency" of targets that wait for one of ours that failed
         return ExitCode(runner_code)
 
     @property
