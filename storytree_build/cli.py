@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -404,6 +405,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"storytree: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `storytree export … | head`: the reader has gone; end quietly (and let no exit-time flush complain)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    except KeyboardInterrupt:
+        print("storytree: interrupted (Ctrl-C)", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     finally:
         if workspace is not None:
             workspace.close()

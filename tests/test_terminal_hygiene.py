@@ -3,13 +3,16 @@ the README says, a closed pipe, read-only commands that create nothing, story id
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from storytree_build.core.exit_codes import ExitCode
-from support.project import SAMPLE_ID, import_story, new_project, run_doit
+from support.project import SAMPLE_ID, import_story, new_project, project_env, run_doit, storytree
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -59,3 +62,29 @@ def test_continue_past_a_failed_target_exits_1_as_the_readme_says(unbuilt: Path,
     run = doit_here(root, monkeypatch, "--continue", STORY, "provider=stub")
     assert "failed ref:character.wren-quillfeather.character-model-sheet-1" in run.output
     assert run.code == ExitCode.FAILED, run.output
+
+
+def test_a_closed_pipe_ends_quietly(unbuilt: Path, tmp_path: Path) -> None:
+    root = fresh(unbuilt, tmp_path)
+    reader, writer = os.pipe()
+    os.close(reader)  # `storytree export … | head -c 10` once head has gone
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "storytree"), "export", SAMPLE_ID], cwd=root,
+                              env=project_env(root), stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
+    assert done.returncode == ExitCode.OK
+
+
+def test_ctrl_c_in_a_storytree_command_is_one_line_and_exit_130(unbuilt: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from storytree_build import cli
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_export", interrupted)
+    assert storytree(fresh(unbuilt, tmp_path), "export", SAMPLE_ID, monkeypatch=monkeypatch) == ExitCode.INTERRUPTED
+    assert capsys.readouterr().err == "storytree: interrupted (Ctrl-C)\n"
