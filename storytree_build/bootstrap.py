@@ -93,13 +93,32 @@ class RunOptions:
 class Workspace:
     """One project: its settings, its story store and the build state beside it (both opened on first use)."""
 
-    def __init__(self, settings: Settings, *, store: StoryStore | None = None):
+    def __init__(self, settings: Settings, *, store: StoryStore | None = None, read_only: bool = False):
         self.settings = settings
+        self.read_only = read_only  # a command that only reads: an embedded store that is not there is not made
         # Who is building: records say which checkout made a file; claims say which process is paying right now.
         self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
-        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else open_store(settings))
+        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else self._open_store())
         self.state: Lazy[BuildState] = Lazy(self._open_state)
         self.vault = Vault(Lazy(self._open_objects), Lazy(self._open_remote), remote_display(settings.remote.url))
+
+    def _open_store(self) -> StoryStore:
+        self._require_embedded_store()
+        return open_store(self.settings)
+
+    def _require_embedded_store(self) -> None:
+        """A read-only command outside a project (or before the first import) says so instead of creating an empty
+        story database and its data folder."""
+        settings = self.settings
+        if not self.read_only or settings.store != "sqlite" or settings.db_path.exists():
+            return
+        try:
+            shown = settings.db_path.relative_to(settings.root)
+        except ValueError:
+            shown = settings.db_path
+        raise InputError(f"no story store here: {shown} does not exist (project root {settings.root}). Run it in "
+                         "the project folder (or set STORYTREE_ROOT / STORYTREE_DB), or load stories first with "
+                         "`storytree import FILE`.")
 
     def _open_objects(self) -> LocalObjects:
         from .objects.local import LocalObjects
@@ -114,6 +133,7 @@ class Workspace:
         return open_remote(self.settings.remote.url, options=self.settings.remote.options(), env={})
 
     def _open_state(self) -> BuildState:
+        self._require_embedded_store()
         state = open_build_state(self.settings, self.store)
         import_legacy_records(self.settings, state)
         return state

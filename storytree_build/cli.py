@@ -393,12 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+READ_ONLY_COMMANDS = {"export", "prompt", "history"}
+
+
+def reads_only(args: argparse.Namespace) -> bool:
+    """Commands that change nothing: they never create the story database or its data folder."""
+    return args.command in READ_ONLY_COMMANDS or (args.command == "verify" and args.no_repair) or (
+        args.command == "review" and args.verdict == "list")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = None
     try:
-        workspace = Workspace(load_settings())
+        workspace = Workspace(load_settings(), read_only=reads_only(args))
         return args.func(workspace, args)
     except StorytreeError as exc:
         if args.debug:

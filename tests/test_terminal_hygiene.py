@@ -15,6 +15,7 @@ from storytree_build.core.exit_codes import ExitCode
 from support.project import SAMPLE_ID, import_story, new_project, project_env, run_doit, storytree
 
 STORY = f"story:{SAMPLE_ID}"
+REPO_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / f"{SAMPLE_ID}.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,18 @@ def test_ctrl_c_in_a_storytree_command_is_one_line_and_exit_130(unbuilt: Path, t
     monkeypatch.setattr(cli, "cmd_export", interrupted)
     assert storytree(fresh(unbuilt, tmp_path), "export", SAMPLE_ID, monkeypatch=monkeypatch) == ExitCode.INTERRUPTED
     assert capsys.readouterr().err == "storytree: interrupted (Ctrl-C)\n"
+
+
+@pytest.mark.parametrize("command", [["export", SAMPLE_ID], ["history", SAMPLE_ID, "image:scenelet-1_1"],
+                                     ["prompt", "image:scenelet-1_1", "--story", SAMPLE_ID],
+                                     ["verify", "--no-repair", SAMPLE_ID]])
+def test_read_only_commands_outside_a_project_create_no_data_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    root = new_project(tmp_path / "empty")
+    if command[0] in ("prompt", "history", "verify"):  # a manifest, but no story store beside it
+        shutil.copy(REPO_MANIFEST, root / "manifests")
+    code = storytree(root, *command, monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert code == ExitCode.FAILED
+    assert "no story store" in err and "storytree import" in err and ".storytree-data/story.sqlite" in err
+    assert not (root / ".storytree-data").exists()
