@@ -138,6 +138,16 @@ class Workspace:
         import_legacy_records(self.settings, state)
         return state
 
+    def resolve_story(self, given: str) -> str:
+        """The story id `given` starts (a unique prefix is enough, like git's short hashes): the stored stories and the
+        manifests are the ids known."""
+        from .core.ids import resolve_prefix
+
+        known = {path.stem for path in self.settings.manifests_dir.glob("*.yaml")}
+        if not self.read_only or self.settings.store != "sqlite" or self.settings.db_path.exists():
+            known |= set(self.store().list_story_ids())
+        return resolve_prefix(given, sorted(known))
+
     # -- manifests ------------------------------------------------------------------------------------------
     def manifest_path(self, story_id: str) -> Path:
         return manifest_path(self.settings.manifests_dir, story_id)

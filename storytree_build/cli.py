@@ -402,12 +402,23 @@ def reads_only(args: argparse.Namespace) -> bool:
         args.command == "review" and args.verdict == "list")
 
 
+def resolve_story_ids(workspace: Workspace, args: argparse.Namespace) -> None:
+    """Every story id a command takes may be a unique prefix of one (an ambiguous one lists the matches)."""
+    for name in ("story_id", "story"):
+        given = getattr(args, name, None)
+        if given:
+            setattr(args, name, workspace.resolve_story(given))
+    if getattr(args, "story_ids", None):
+        args.story_ids = [workspace.resolve_story(given) for given in args.story_ids]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = None
     try:
         workspace = Workspace(load_settings(), read_only=reads_only(args))
+        resolve_story_ids(workspace, args)
         return args.func(workspace, args)
     except StorytreeError as exc:
         if args.debug:

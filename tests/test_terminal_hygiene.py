@@ -3,6 +3,7 @@ the README says, a closed pipe, read-only commands that create nothing, story id
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.core.exit_codes import ExitCode
-from support.project import SAMPLE_ID, import_story, new_project, project_env, run_doit, storytree
+from support.project import SAMPLE, SAMPLE_ID, import_story, new_project, project_env, run_doit, storytree, write_export
 
 STORY = f"story:{SAMPLE_ID}"
 REPO_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / f"{SAMPLE_ID}.yaml"
@@ -104,3 +105,37 @@ def test_read_only_commands_outside_a_project_create_no_data_folder(
     assert code == ExitCode.FAILED
     assert "no story store" in err and "storytree import" in err and ".storytree-data/story.sqlite" in err
     assert not (root / ".storytree-data").exists()
+
+
+def copy_under(tmp_path: Path, story_id: str) -> Path:
+    data = json.loads(SAMPLE.read_text())
+    data["stories"][0]["id"] = story_id
+    for table in ("scenelets", "shots"):
+        for row in data[table]:
+            row["story_id"] = story_id
+    return write_export(tmp_path / f"{story_id}.json", data)
+
+
+def test_a_unique_story_id_prefix_names_the_story(unbuilt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root = fresh(unbuilt, tmp_path)
+    assert storytree(root, "export", SAMPLE_ID, "-o", str(tmp_path / "full.json"), monkeypatch=monkeypatch) == 0
+    assert storytree(root, "export", SAMPLE_ID[:6], "-o", str(tmp_path / "short.json"), monkeypatch=monkeypatch) == 0
+    assert (tmp_path / "short.json").read_bytes() == (tmp_path / "full.json").read_bytes()
+    capsys.readouterr()
+    assert storytree(root, "history", SAMPLE_ID[:4], "image:scenelet-1_1", monkeypatch=monkeypatch) == 0
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_an_ambiguous_story_id_prefix_lists_the_matches(unbuilt: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = fresh(unbuilt, tmp_path)
+    other = SAMPLE_ID[:9] + "0000-4000-8000-000000000001"
+    assert storytree(root, "import", "--new-ids", str(copy_under(tmp_path, other)), monkeypatch=monkeypatch) == 0
+    capsys.readouterr()
+    assert storytree(root, "export", SAMPLE_ID[:4], monkeypatch=monkeypatch) == ExitCode.FAILED
+    err = capsys.readouterr().err
+    assert f"{SAMPLE_ID[:4]!r}" in err and SAMPLE_ID in err and other in err and "Traceback" not in err
+    assert storytree(root, "export", other[:10], "-o", str(tmp_path / "o.json"), monkeypatch=monkeypatch) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["stories"][0]["id"] == other
