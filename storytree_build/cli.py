@@ -294,6 +294,38 @@ def cmd_gc(workspace: Workspace, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_quota(workspace: Workspace, args: argparse.Namespace) -> int:
+    """What the rate limiter learnt per model (a cache in the state folder), and `--reset MODEL` to forget it."""
+    from .providers.rate_limit import RateLimiter
+
+    settings = workspace.settings
+    limiter = RateLimiter.from_settings(settings)
+    try:
+        rows = limiter.learnt()
+        if args.reset:
+            if not limiter.forget(args.reset):
+                known = ", ".join(row["model"] for row in rows) or "none"
+                raise InputError(f"nothing was learnt for {args.reset!r} (models learnt: {known}); "
+                                 "`storytree quota` lists them.")
+            print(f"quota {args.reset}: forgotten; its next call starts at [gemini] initial_rate_per_minute = "
+                  f"{settings.gemini.initial_rate_per_minute:g}/min", file=sys.stderr)
+            return ExitCode.OK
+    finally:
+        limiter.close()
+    if not rows:
+        print(f"quota: nothing learnt yet ({limiter.path} does not exist)", file=sys.stderr)
+        return ExitCode.OK
+    for row in rows:
+        how = ("configured" if row["configured"] else "learnt, still growing (no 429 yet)" if row["slow_start"]
+               else "learnt from 429s")
+        pause = f", paused for {row['paused_seconds']:.0f} s" if row["paused_seconds"] >= 1 else ""
+        print(f"{row['model']}: {row['per_minute']:.1f} calls/min ({how}); {row['day_count']} call(s) on "
+              f"{row['day']} (Pacific){pause}")
+    print("`storytree quota --reset MODEL` forgets a model's learnt rate (a configured limit in [gemini.rate_limits] "
+          "always wins)")
+    return ExitCode.OK
+
+
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise InputError("deleting remote objects needs a yes: answer at a terminal, or add --yes.")
@@ -385,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", action="store_true", help="also on the remote (asks first)")
     p.add_argument("--yes", action="store_true", help="with --remote: do not ask")
     p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("quota", help="what the rate limiter learnt per model; --reset MODEL forgets it")
+    p.add_argument("--reset", metavar="MODEL", help="forget what was learnt for MODEL (it starts over)")
+    p.set_defaults(func=cmd_quota)
     p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
     p.add_argument("story_id")
     p.add_argument("--no-repair", action="store_true", help="only report, write nothing")
@@ -393,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-READ_ONLY_COMMANDS = {"export", "prompt", "history"}
+READ_ONLY_COMMANDS = {"export", "prompt", "history", "quota", "config"}
 
 
 def reads_only(args: argparse.Namespace) -> bool:
