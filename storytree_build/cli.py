@@ -294,6 +294,23 @@ def cmd_gc(workspace: Workspace, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_config(workspace: Workspace, args: argparse.Namespace) -> int:
+    """The settings in effect, each with where its value came from (secrets masked)."""
+    from .settings.explain import effective_settings
+
+    rows = effective_settings(workspace.settings)
+    if args.json:
+        print(json.dumps([{"setting": row.name, "value": json.loads(row.shown) if row.shown != "(not set)" else None,
+                           "source": row.source} for row in rows], indent=2))
+        return ExitCode.OK
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{row.name:<{width}} = {row.shown}  # {row.source}")
+    print(f"settings of {workspace.settings.root}: defaults < storytree.toml < environment < doit variables "
+          "(storytree.toml.example lists every setting)", file=sys.stderr)
+    return ExitCode.OK
+
+
 def cmd_quota(workspace: Workspace, args: argparse.Namespace) -> int:
     """What the rate limiter learnt per model (a cache in the state folder), and `--reset MODEL` to forget it."""
     from .providers.rate_limit import RateLimiter
@@ -417,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", action="store_true", help="also on the remote (asks first)")
     p.add_argument("--yes", action="store_true", help="with --remote: do not ask")
     p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("config", help="the settings in effect and where each value came from (secrets masked)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("quota", help="what the rate limiter learnt per model; --reset MODEL forgets it")
     p.add_argument("--reset", metavar="MODEL", help="forget what was learnt for MODEL (it starts over)")
     p.set_defaults(func=cmd_quota)
