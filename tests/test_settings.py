@@ -248,6 +248,7 @@ def test_a_bad_doit_variable_names_the_doit_variable(tmp_path: Path) -> None:
     ("[gemini.model_concurrency]\n\"gemini-3.1-flash-image\" = \"two\"\n",
      'storytree.toml: [gemini.model_concurrency] "gemini-3.1-flash-image" = "two": is not a whole number'),
     ("[gemini]\nimage_size_models = [\"a*\", 3]\n", "storytree.toml: [gemini] image_size_models[1] = 3: must be text"),
+    ("db_path = 5\n", 'storytree.toml: db_path = 5: must be a path, written as text (e.g. db_path = "folder/file")'),
 ])
 def test_a_bad_toml_value_names_its_key(tmp_path: Path, toml: str, line: str) -> None:
     assert problems_of(tmp_path, toml) == [line]
