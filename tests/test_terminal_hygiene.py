@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from storytree_build.core.exit_codes import ExitCode
-from support.project import SAMPLE, SAMPLE_ID, import_story, new_project, project_env, run_doit, storytree, write_export
+from support.project import SAMPLE, SAMPLE_ID, doit, import_story, new_project, project_env, run_doit, storytree, write_export
 
 STORY = f"story:{SAMPLE_ID}"
 REPO_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / f"{SAMPLE_ID}.yaml"
@@ -139,3 +139,15 @@ def test_an_ambiguous_story_id_prefix_lists_the_matches(unbuilt: Path, tmp_path:
     assert f"{SAMPLE_ID[:4]!r}" in err and SAMPLE_ID in err and other in err and "Traceback" not in err
     assert storytree(root, "export", other[:10], "-o", str(tmp_path / "o.json"), monkeypatch=monkeypatch) == 0
     assert json.loads((tmp_path / "o.json").read_text())["stories"][0]["id"] == other
+
+
+def test_doit_help_run_lists_every_storytree_variable(unbuilt: Path) -> None:
+    from storytree_build.settings.sources import RUN_VARIABLE_TABLE
+
+    shown = doit(unbuilt, "help", "run").stdout
+    description = shown.split("DESCRIPTION", 1)[1]
+    flat = " ".join(description.split())
+    for variable in RUN_VARIABLE_TABLE:
+        assert f"{variable.name}={variable.example}: " in flat, variable.name
+        assert " ".join(variable.meaning.split()) in flat
+    assert "STORYTREE_MAX_COST" in flat and "STORYTREE_PROVIDER" in flat
