@@ -151,3 +151,19 @@ def test_doit_help_run_lists_every_storytree_variable(unbuilt: Path) -> None:
         assert f"{variable.name}={variable.example}: " in flat, variable.name
         assert " ".join(variable.meaning.split()) in flat
     assert "STORYTREE_MAX_COST" in flat and "STORYTREE_PROVIDER" in flat
+
+
+def test_doit_info_tells_storytrees_status_and_reason(unbuilt: Path, tmp_path: Path) -> None:
+    root = fresh(unbuilt, tmp_path)
+    ref = "ref:character.wren-quillfeather.character-model-sheet-1"
+    other = "ref:character.captain-clank.character-model-sheet-1"
+    assert doit(root, ref, "provider=stub").returncode == 0
+    shutil.rmtree(root / ".storytree")  # only caches: doit's database among them
+    built = doit(root, "info", ref, "provider=stub")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "status     : up-to-date (storytree: " in built.stdout
+    assert built.stdout.count("status") == 1 and "targets" in built.stdout  # doit's own fields, one status
+    waiting = doit(root, "info", other, "provider=stub")
+    assert waiting.returncode == 1
+    line = next(line for line in waiting.stdout.splitlines() if line.startswith("status"))
+    assert line.startswith("status     : run (storytree: ") and "costs ~0.00 USD with provider stub" in line
