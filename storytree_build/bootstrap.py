@@ -341,9 +341,10 @@ class Session:
 
     @classmethod
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None, *,
-             link_task: str | None = None) -> "Session":
-        """The session of one story in a workspace of its own (closed with the session)."""
-        workspace = Workspace(settings)
+             link_task: str | None = None, read_only: bool = False) -> "Session":
+        """The session of one story in a workspace of its own (closed with the session); `read_only`: a command
+        that builds nothing (`doit list`, a dry-run) creates no story store."""
+        workspace = Workspace(settings, read_only=read_only)
         return cls(workspace, workspace.load_manifest(story_id), provider_name, link_task=link_task,
                    owns_workspace=True)
 

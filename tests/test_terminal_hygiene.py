@@ -167,3 +167,14 @@ def test_doit_info_tells_storytrees_status_and_reason(unbuilt: Path, tmp_path: P
     assert waiting.returncode == 1
     line = next(line for line in waiting.stdout.splitlines() if line.startswith("status"))
     assert line.startswith("status     : run (storytree: ") and "costs ~0.00 USD with provider stub" in line
+
+
+@pytest.mark.parametrize("command", [["list"], ["dryrun", STORY], ["-n", STORY], ["info", STORY]])
+def test_doit_commands_that_build_nothing_create_no_data_folder(tmp_path: Path, command: list[str]) -> None:
+    root = new_project(tmp_path / "clone")
+    shutil.copy(REPO_MANIFEST, root / "manifests")  # a fresh clone: the committed manifest, no story store yet
+    done = doit(root, *command, "provider=stub")
+    assert not (root / ".storytree-data").exists()
+    assert "Traceback" not in done.stderr
+    if done.returncode:
+        assert "no story store here" in done.stderr and "storytree import" in done.stderr

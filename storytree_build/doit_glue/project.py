@@ -64,7 +64,8 @@ class DoitProject:
             story_id = choose_story(settings, invocation)
             if story_id is None:
                 return
-            self.session = Session.open(settings, story_id, link_task=invocation.link_task)
+            self.session = Session.open(settings, story_id, link_task=invocation.link_task,
+                                        read_only=not invocation.builds)
             self.session.builds = invocation.builds
             self.interrupts.attach(self.session.stop, settings.build.stop_grace_seconds)
         except StorytreeError as exc:
