@@ -38,11 +38,11 @@ def fresh(unbuilt: Path, tmp_path: Path, toml: str = "") -> Path:
     return copy
 
 
-def start_build(root: Path, calls: Path, delay: str, err: Path) -> subprocess.Popen:
+def start_build(root: Path, calls: Path, delay: str, err: Path, *options: str) -> subprocess.Popen:
     env = project_env(root, STORYTREE_STUB_CALL_LOG=str(calls), STORYTREE_STUB_DELAY=delay)
     with err.open("w") as stream:
-        return subprocess.Popen([sys.executable, "-m", "doit", "-j", "4", STORY, "provider=stub"], cwd=root, env=env,
-                                text=True, stdout=stream, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "doit", *options, "-j", "4", STORY, "provider=stub"], cwd=root,
+                                env=env, text=True, stdout=stream, stderr=subprocess.STDOUT)
 
 
 def wait_for(predicate, what: str, timeout: float = 60) -> None:  # noqa: ANN001 - a zero-argument callable
@@ -57,11 +57,12 @@ def logged(calls: Path) -> list[str]:
     return calls.read_text().split() if calls.exists() else []
 
 
+@pytest.mark.parametrize("options", [[], ["--continue"]])
 def test_sigterm_during_a_parallel_build_finishes_the_calls_in_flight_and_the_rerun_pays_once(
-        unbuilt: Path, tmp_path: Path) -> None:
+        unbuilt: Path, tmp_path: Path, options: list[str]) -> None:
     root = fresh(unbuilt, tmp_path)
     calls, err = tmp_path / "calls.log", tmp_path / "out.txt"
-    proc = start_build(root, calls, "1.5", err)
+    proc = start_build(root, calls, "1.5", err, *options)
     wait_for(lambda: logged(calls), "a paid call in flight")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=90) == ExitCode.TERMINATED
@@ -69,6 +70,7 @@ def test_sigterm_during_a_parallel_build_finishes_the_calls_in_flight_and_the_re
     assert "Traceback" not in output
     assert "SIGTERM: stopping: no new paid call starts" in output
     assert "left for the next run" in output  # the summary counts what the rerun resumes
+    assert "UnmetDependency" not in output and "TaskFailed" not in output  # no line per target left
     paid_first = logged(calls)
     records = records_of(root)
     assert set(paid_first) <= set(records), "a call in flight finished but its result was not recorded"
