@@ -184,13 +184,6 @@ class FailedEarlier(StorytreeError):
         self.kind, self.retry_safe, self.exit_code = kind, retry_safe, ExitCode(exit_code)
 
 
-def collect(problems: list[str], header: str) -> None:
-    """Raise one InputError listing every problem (validation reports everything at once)."""
-    if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise InputError(f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
-
-
 class Interrupted(StorytreeError):
     """Ctrl-C or SIGTERM asked the build to stop: this target starts no paid call (or a recorded video stops polling
     and resumes next time). Nothing was paid for it here; the same command resumes."""
@@ -201,3 +194,11 @@ class Interrupted(StorytreeError):
     def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def collect(problems: list[str], header: str) -> None:
+    """Raise one InputError listing every problem (validation reports everything at once)."""
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise InputError(f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
+
