@@ -178,3 +178,14 @@ def test_doit_commands_that_build_nothing_create_no_data_folder(tmp_path: Path, 
     assert "Traceback" not in done.stderr
     if done.returncode:
         assert "no story store here" in done.stderr and "storytree import" in done.stderr
+
+
+def test_the_story_variable_takes_a_unique_prefix(unbuilt: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = fresh(unbuilt, tmp_path)
+    other = SAMPLE_ID[:9] + "0000-4000-8000-000000000001"
+    (root / "manifests" / f"{other}.yaml").write_text((root / "manifests" / f"{SAMPLE_ID}.yaml").read_text())
+    listed = doit_here(root, monkeypatch, "-n", "image:scenelet-1_1", f"story={SAMPLE_ID[:11]}", "provider=stub")
+    assert listed.code == 0, listed.output
+    ambiguous = doit_here(root, monkeypatch, "-n", "image:scenelet-1_1", f"story={SAMPLE_ID[:4]}", "provider=stub")
+    assert ambiguous.code == ExitCode.REFUSED and "ambiguous" in ambiguous.output and other in ambiguous.output

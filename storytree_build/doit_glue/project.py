@@ -22,6 +22,7 @@ from ..files.atomic import private_folder
 from ..files.sqlite_file import damage, set_aside
 from ..bootstrap import Session
 from ..core.errors import StorytreeError
+from ..core.ids import resolve_prefix
 from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
 from . import argv
 from .interrupts import Interrupts
@@ -136,9 +137,9 @@ def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
         if chosen and chosen != named[0]:
             raise InvalidCommand(f"story={chosen} conflicts with story:{named[0]}.")
         chosen = named[0]
-    if chosen:
-        return chosen
     manifests = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
+    if chosen:
+        return resolve_prefix(chosen, manifests)  # `story=5e1f`: a unique prefix of a manifest's story id
     if len(manifests) == 1:
         return manifests[0]
     if manifests and invocation.names:
