@@ -28,6 +28,7 @@ from .building.renames import Renamer
 from .building.requests import RequestFactory
 from .building.space import SpaceGuard
 from .building.spend import Budget, SpendGate
+from .building.stopping import StopRequest
 from .building.summary import RunSummary
 from .building.vault import Vault
 from .core import naming
@@ -92,13 +93,32 @@ class RunOptions:
 class Workspace:
     """One project: its settings, its story store and the build state beside it (both opened on first use)."""
 
-    def __init__(self, settings: Settings, *, store: StoryStore | None = None):
+    def __init__(self, settings: Settings, *, store: StoryStore | None = None, read_only: bool = False):
         self.settings = settings
+        self.read_only = read_only  # a command that only reads: an embedded store that is not there is not made
         # Who is building: records say which checkout made a file; claims say which process is paying right now.
         self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
-        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else open_store(settings))
+        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else self._open_store())
         self.state: Lazy[BuildState] = Lazy(self._open_state)
         self.vault = Vault(Lazy(self._open_objects), Lazy(self._open_remote), remote_display(settings.remote.url))
+
+    def _open_store(self) -> StoryStore:
+        self._require_embedded_store()
+        return open_store(self.settings)
+
+    def _require_embedded_store(self) -> None:
+        """A read-only command outside a project (or before the first import) says so instead of creating an empty
+        story database and its data folder."""
+        settings = self.settings
+        if not self.read_only or settings.store != "sqlite" or settings.db_path.exists():
+            return
+        try:
+            shown = settings.db_path.relative_to(settings.root)
+        except ValueError:
+            shown = settings.db_path
+        raise InputError(f"no story store here: {shown} does not exist (project root {settings.root}). Run it in "
+                         "the project folder (or set STORYTREE_ROOT / STORYTREE_DB), or load stories first with "
+                         "`storytree import FILE`.")
 
     def _open_objects(self) -> LocalObjects:
         from .objects.local import LocalObjects
@@ -113,9 +133,20 @@ class Workspace:
         return open_remote(self.settings.remote.url, options=self.settings.remote.options(), env={})
 
     def _open_state(self) -> BuildState:
+        self._require_embedded_store()
         state = open_build_state(self.settings, self.store)
         import_legacy_records(self.settings, state)
         return state
+
+    def resolve_story(self, given: str) -> str:
+        """The story id `given` starts (a unique prefix is enough, like git's short hashes): the stored stories and the
+        manifests are the ids known."""
+        from .core.ids import resolve_prefix
+
+        known = {path.stem for path in self.settings.manifests_dir.glob("*.yaml")}
+        if not self.read_only or self.settings.store != "sqlite" or self.settings.db_path.exists():
+            known |= set(self.store().list_story_ids())
+        return resolve_prefix(given, sorted(known))
 
     # -- manifests ------------------------------------------------------------------------------------------
     def manifest_path(self, story_id: str) -> Path:
@@ -225,6 +256,7 @@ class Session:
         self.provider_name = provider = provider_name or settings.provider
         self.link_task = link_task  # the video a `--download-link` fills: it depends on nothing
         self.run_options = RunOptions()
+        self.builds = False  # this doit invocation builds (not a listing or dry-run): paid work is checked up front
         self.checkout = workspace.checkout
         self.owner = owner_name(self.checkout, os.getpid())
         state = workspace.state()
@@ -243,7 +275,8 @@ class Session:
             points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local,
             project_root=settings.root)
         self.summary = RunSummary()
-        self.gate = SpendGate(Budget(settings.max_cost))
+        self.stop = StopRequest()  # Ctrl-C / SIGTERM (doit_glue/interrupts.py): no new paid call starts
+        self.gate = SpendGate(Budget(settings.max_cost), self.stop)
         self.claims = Claims(state.claims(story_id), self.owner,
                              Lease(settings.build.claim_lease_seconds, settings.build.claim_poll_seconds))
         # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
@@ -311,15 +344,22 @@ class Session:
 
     @classmethod
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None, *,
-             link_task: str | None = None) -> "Session":
-        """The session of one story in a workspace of its own (closed with the session)."""
-        workspace = Workspace(settings)
+             link_task: str | None = None, read_only: bool = False) -> "Session":
+        """The session of one story in a workspace of its own (closed with the session); `read_only`: a command
+        that builds nothing (`doit list`, a dry-run) creates no story store."""
+        workspace = Workspace(settings, read_only=read_only)
         return cls(workspace, workspace.load_manifest(story_id), provider_name, link_task=link_task,
                    owns_workspace=True)
 
     def start_run(self, options: RunOptions) -> None:
         """The options of the `doit run` about to start (known only once doit has parsed its command line)."""
         self.run_options = options
+        self.stop.building = True
+
+    def check_provider(self) -> None:
+        """Once, before any target of a build that pays starts: what every paid call would fail on (a missing API
+        key) is one error instead of one per target."""
+        _registry().check(self.settings, self.provider_name)
 
     def gallery(self) -> GallerySource:
         return GallerySource(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -293,6 +294,55 @@ def cmd_gc(workspace: Workspace, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_config(workspace: Workspace, args: argparse.Namespace) -> int:
+    """The settings in effect, each with where its value came from (secrets masked)."""
+    from .settings.explain import effective_settings
+
+    rows = effective_settings(workspace.settings)
+    if args.json:
+        print(json.dumps([{"setting": row.name, "value": json.loads(row.shown) if row.shown != "(not set)" else None,
+                           "source": row.source} for row in rows], indent=2))
+        return ExitCode.OK
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{row.name:<{width}} = {row.shown}  # {row.source}")
+    print(f"settings of {workspace.settings.root}: defaults < storytree.toml < environment < doit variables "
+          "(storytree.toml.example lists every setting)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_quota(workspace: Workspace, args: argparse.Namespace) -> int:
+    """What the rate limiter learnt per model (a cache in the state folder), and `--reset MODEL` to forget it."""
+    from .providers.rate_limit import RateLimiter
+
+    settings = workspace.settings
+    limiter = RateLimiter.from_settings(settings)
+    try:
+        rows = limiter.learnt()
+        if args.reset:
+            if not limiter.forget(args.reset):
+                known = ", ".join(row["model"] for row in rows) or "none"
+                raise InputError(f"nothing was learnt for {args.reset!r} (models learnt: {known}); "
+                                 "`storytree quota` lists them.")
+            print(f"quota {args.reset}: forgotten; its next call starts at [gemini] initial_rate_per_minute = "
+                  f"{settings.gemini.initial_rate_per_minute:g}/min", file=sys.stderr)
+            return ExitCode.OK
+    finally:
+        limiter.close()
+    if not rows:
+        print(f"quota: nothing learnt yet ({limiter.path} does not exist)", file=sys.stderr)
+        return ExitCode.OK
+    for row in rows:
+        how = ("configured" if row["configured"] else "learnt, still growing (no 429 yet)" if row["slow_start"]
+               else "learnt from 429s")
+        pause = f", paused for {row['paused_seconds']:.0f} s" if row["paused_seconds"] >= 1 else ""
+        print(f"{row['model']}: {row['per_minute']:.1f} calls/min ({how}); {row['day_count']} call(s) on "
+              f"{row['day']} (Pacific){pause}")
+    print("`storytree quota --reset MODEL` forgets a model's learnt rate (a configured limit in [gemini.rate_limits] "
+          "always wins)")
+    return ExitCode.OK
+
+
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise InputError("deleting remote objects needs a yes: answer at a terminal, or add --yes.")
@@ -386,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", action="store_true", help="also on the remote (asks first)")
     p.add_argument("--yes", action="store_true", help="with --remote: do not ask")
     p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("config", help="the settings in effect and where each value came from (secrets masked)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("quota", help="what the rate limiter learnt per model; --reset MODEL forgets it")
+    p.add_argument("--reset", metavar="MODEL", help="forget what was learnt for MODEL (it starts over)")
+    p.set_defaults(func=cmd_quota)
     p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
     p.add_argument("story_id")
     p.add_argument("--no-repair", action="store_true", help="only report, write nothing")
@@ -394,18 +450,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+READ_ONLY_COMMANDS = {"export", "prompt", "history", "quota", "config"}
+
+
+def reads_only(args: argparse.Namespace) -> bool:
+    """Commands that change nothing: they never create the story database or its data folder."""
+    return args.command in READ_ONLY_COMMANDS or (args.command == "verify" and args.no_repair) or (
+        args.command == "review" and args.verdict == "list")
+
+
+def resolve_story_ids(workspace: Workspace, args: argparse.Namespace) -> None:
+    """Every story id a command takes may be a unique prefix of one (an ambiguous one lists the matches)."""
+    for name in ("story_id", "story"):
+        given = getattr(args, name, None)
+        if given:
+            setattr(args, name, workspace.resolve_story(given))
+    if getattr(args, "story_ids", None):
+        args.story_ids = [workspace.resolve_story(given) for given in args.story_ids]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = None
     try:
-        workspace = Workspace(load_settings())
+        workspace = Workspace(load_settings(), read_only=reads_only(args))
+        resolve_story_ids(workspace, args)
         return args.func(workspace, args)
     except StorytreeError as exc:
         if args.debug:
             raise
         print(f"storytree: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `storytree export … | head`: the reader has gone; end quietly (and let no exit-time flush complain)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    except KeyboardInterrupt:
+        print("storytree: interrupted (Ctrl-C)", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     finally:
         if workspace is not None:
             workspace.close()

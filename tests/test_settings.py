@@ -244,13 +244,15 @@ def test_a_bad_doit_variable_names_the_doit_variable(tmp_path: Path) -> None:
     ("[review]\nkey_frames = \"sometimes\"\n",
      "storytree.toml: [review] key_frames = \"sometimes\": must be one of 'off' or 'required'"),
     ("[build]\nadopt_existng = false\n", "storytree.toml: [build] adopt_existng: unknown setting (did you mean "
-     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, confirm_above, rebuild)"),
+     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, confirm_above, rebuild, "
+     "stop_grace_seconds)"),
     ("[build]\nconfirm_above = -1\n", "storytree.toml: [build] confirm_above = -1: must be at least 0"),
     ("build = 3\n", "storytree.toml: build = 3: must be a table"),
     ("[generation.key_frame]\nmodel = 3\n", "storytree.toml: [generation.key_frame] model = 3: must be text"),
     ("[gemini.model_concurrency]\n\"gemini-3.1-flash-image\" = \"two\"\n",
      'storytree.toml: [gemini.model_concurrency] "gemini-3.1-flash-image" = "two": is not a whole number'),
     ("[gemini]\nimage_size_models = [\"a*\", 3]\n", "storytree.toml: [gemini] image_size_models[1] = 3: must be text"),
+    ("db_path = 5\n", 'storytree.toml: db_path = 5: must be a path, written as text (e.g. db_path = "folder/file")'),
 ])
 def test_a_bad_toml_value_names_its_key(tmp_path: Path, toml: str, line: str) -> None:
     assert problems_of(tmp_path, toml) == [line]

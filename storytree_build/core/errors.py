@@ -17,6 +17,7 @@ which exit code it implies for the run:
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     ├── AwaitingReview             a video whose key frame is not approved yet ([review] key_frames): not paid (exit 4)
     ├── BatchPending               an image waits in a batch job that is still running: collect it later (exit 75)
+    ├── Interrupted                Ctrl-C or SIGTERM: a target not started (or a video left polling): exit 130 / 143
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
@@ -183,8 +184,21 @@ class FailedEarlier(StorytreeError):
         self.kind, self.retry_safe, self.exit_code = kind, retry_safe, ExitCode(exit_code)
 
 
+class Interrupted(StorytreeError):
+    """Ctrl-C or SIGTERM asked the build to stop: this target starts no paid call (or a recorded video stops polling
+    and resumes next time). Nothing was paid for it here; the same command resumes."""
+
+    kind = "interrupted"
+    retry_safe = True
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def collect(problems: list[str], header: str) -> None:
     """Raise one InputError listing every problem (validation reports everything at once)."""
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise InputError(f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
+

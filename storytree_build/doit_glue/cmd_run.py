@@ -40,8 +40,7 @@ PROCESS_REFUSAL = ("storytree builds run in threads, not processes: a build's da
 
 class Run(DoitRun):
     name = "run"
-    doc_description = ("make's flags: `-n` lists what would be built and what it would cost (as `doit dryrun`) and "
-                       "builds nothing; `-j N` builds with N worker threads.")
+    doc_description = flags.run_description()
     cmd_options = flags.run_options()
 
     def parse_execute(self, in_args: list[str]) -> Any:

@@ -31,8 +31,11 @@ def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[st
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
     entries = ((targets[n], session.facts.status(n)) for n in names)
-    return make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
+    plan = make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
                      keep_existing=session.settings.build.rebuild == "missing")
+    if session.builds and any(item.action is Action.RUN for item in plan.items):
+        session.check_provider()  # a build that calls the provider: its key once, before any target starts
+    return plan
 
 
 def held_back(session: "Session") -> Callable[[Target, set[str]], str | None]:

@@ -60,6 +60,11 @@ def build_action(session: Session, task: str, download_link: str = "") -> Any:
     except Exception as exc:  # noqa: BLE001 - every failure is counted; a traceback only for our own bugs
         failure = failure_of(task, exc)
         session.summary.fail(failure)
+        if failure.kind == "interrupted":
+            # Stopped by Ctrl-C / SIGTERM: counted in the summary ("left for the next run") and in the exit code
+            # (130 / 143), not told to doit, whose "unmet dependency" lines would follow for every target after it.
+            # doit's database is a cache: the record, which this target lacks, decides the next run.
+            return None
         return TaskFailed(failure.message)  # doit prints it once, without a traceback
     if outcome.action != "up to date":
         log.info("%s: %s %s", task, outcome.action, outcome.detail)

@@ -261,8 +261,46 @@ class RateLimiter:
 
     def summary_lines(self) -> list[str]:
         with self._lock:
-            return [f"quota {model}: {s.calls} calls, {s.rate_limited} rate-limited (429), {s.waited:.0f} s waiting"
-                    for model, s in sorted(self.stats.items()) if s.calls]
+            stats = [(model, s.calls, s.rate_limited, s.waited) for model, s in sorted(self.stats.items()) if s.calls]
+        return [f"quota {model}: {calls} calls, {limited} rate-limited (429), {waited:.0f} s waiting"
+                + (self._reset_hint(model) if limited else "") for model, calls, limited, waited in stats]
+
+    def _reset_hint(self, model: str) -> str:
+        """A 429 cut the learnt rate, and the cut outlives this run: say what it is and how to forget it."""
+        learnt = {row["model"]: row for row in self.learnt()}.get(model)
+        if learnt is None or learnt["configured"]:
+            return ""
+        return (f"; learnt rate now {learnt['per_minute']:.1f} calls/min (kept for the next builds; "
+                f"`storytree quota --reset {model}` starts over)")
+
+    # -- what was learnt (`storytree quota`) -------------------------------------------------------
+    def learnt(self) -> list[dict[str, Any]]:
+        """What the cache holds per model: the rate (calls per minute), whether it is still in slow start or
+        configured, a pause, today's count. An absent cache is not created."""
+        if not self.path.exists():
+            return []
+        try:
+            rows = self._conn().execute(f"select model, {', '.join(FIELDS)} from models order by model").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+        now = time.time()
+        out = []
+        for model, *values in rows:
+            state = dict(zip(FIELDS, values))
+            out.append({"model": model, "per_minute": state["rate"] * 60, "slow_start": bool(state["slow_start"]),
+                        "configured": state["configured"] > 0, "paused_seconds": max(0.0, state["paused_until"] - now),
+                        "day": state["day"], "day_count": state["day_count"]})
+        return out
+
+    def forget(self, model: str) -> bool:
+        """Forget what was learnt for `model` (the next call starts at the initial rate); False when nothing was."""
+        if not self.path.exists():
+            return False
+        try:
+            with immediate(self._conn()) as conn:
+                return conn.execute("delete from models where model = ?", (model,)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
 
     def close(self) -> None:
         with self._lock:

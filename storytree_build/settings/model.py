@@ -107,6 +107,9 @@ class BuildSettings(BaseModel):
     adopt_existing: bool = True
     claim_lease_seconds: float = Field(120.0, gt=0)  # how long a claim lives without being renewed
     claim_poll_seconds: float = Field(1.0, gt=0)  # how often a waiting worker looks again
+    # After Ctrl-C / SIGTERM, how long the paid calls in flight may take to finish and be recorded; then (or at a
+    # second signal) they are abandoned and named.
+    stop_grace_seconds: float = Field(60.0, gt=0)
     # What a build rebuilds: "outdated" (make-style: every target whose inputs changed) or "missing" (the original
     # system's "skip if exists": only targets with no file yet; files whose inputs changed stay, listed as stale).
     rebuild: Literal["outdated", "missing"] = "outdated"

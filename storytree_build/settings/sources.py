@@ -66,11 +66,12 @@ class Variable:
     paths: tuple[FieldPath, ...]
     kind: Literal["text", "number", "flag", "ci"] = "text"
     example: str | None = None  # numbers: a good value for the error line
+    meaning: str = ""  # doit variables: what it does, for `doit help run`
 
 
 def _one(name: str, *path: str, kind: Literal["text", "number", "flag", "ci"] = "text",
-         example: str | None = None) -> Variable:
-    return Variable(name, (path,), kind, example)
+         example: str | None = None, meaning: str = "") -> Variable:
+    return Variable(name, (path,), kind, example, meaning)
 
 
 IMAGE_KINDS = ("character_plate", "environment_keyframe", "key_frame")
@@ -118,15 +119,33 @@ ENVIRONMENT: tuple[Variable, ...] = (
 
 # doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1 yes=1`).
 RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
-    _one("provider", "provider"),
-    _one("story", "story"),
-    _one("max_cost", "max_cost", kind="number", example="12.50"),
-    _one("verbose", "verbose", kind="flag"),
-    _one("batch", "generation", "batch", kind="flag"),
-    _one("rebuild", "build", "rebuild", example="missing"),
-    _one("yes", "yes", kind="flag"),
+    _one("provider", "provider", example="stub",
+         meaning="who generates: gemini (the default; needs GEMINI_API_KEY) or stub (offline placeholders)"),
+    _one("story", "story", example="<story-id>",
+         meaning="the story to build when several have manifests (scenelet ids repeat across stories)"),
+    _one("max_cost", "max_cost", kind="number", example="12.50",
+         meaning="refuse to start when the estimate is higher; every paid call also reserves its estimate"),
+    _one("verbose", "verbose", kind="flag", example="1", meaning="log every request a build sends"),
+    _one("batch", "generation", "batch", kind="flag", example="1",
+         meaning="images through the Gemini Batch API at half price (minutes to 24 hours)"),
+    _one("rebuild", "build", "rebuild", example="missing",
+         meaning="outdated (the default: everything whose inputs changed) or missing (only targets without a file)"),
+    _one("yes", "yes", kind="flag", example="1",
+         meaning="consent to pay without being asked (scripts, CI); without a terminal a paid build needs it or max_cost"),
 )
 RUN_VARIABLES = tuple(variable.name for variable in RUN_VARIABLE_TABLE)
+
+
+def run_variables_help() -> str:
+    """The doit variables storytree reads, one paragraph each (`doit help run`), with the environment variable
+    that sets the same thing."""
+    lines = ["storytree's variables (NAME=VALUE after the task names; they win over the environment and "
+             "storytree.toml):"]
+    for variable in RUN_VARIABLE_TABLE:
+        same = [env.name for env in ENVIRONMENT if env.paths == variable.paths]
+        also = f"; env {' / '.join(same)}" if same else ""
+        lines.append(f"{variable.name}={variable.example}: {variable.meaning}{also}")
+    return "\n".join(lines)
 
 
 class TextSource(PydanticBaseSettingsSource):
