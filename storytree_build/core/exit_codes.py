@@ -28,7 +28,8 @@ MEANINGS = {
                      "(the message names it and says what to do); finished targets are kept",
     ExitCode.DOIT_ERROR: "doit itself could not run a task (doit's own error, printed by doit)",
     ExitCode.REFUSED: "refused before anything started: over `max_cost`, a bad option or task name, more than one "
-                      "story, `--download-link` misuse",
+                      "story, `--download-link` misuse, a frozen build (CI, `frozen=1`) whose manifest is behind the "
+                      "story store",
     ExitCode.WAITING_FOR_REVIEW: "only videos are left, waiting for review of their key frames "
                                  "(`[review] key_frames = \"required\"`); everything else is built",
     ExitCode.CHECK_FOUND_WORK: "a check found work to do: `doit dryrun --check` (something would run), "

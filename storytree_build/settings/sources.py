@@ -100,6 +100,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_BATCH_POLL", "generation", "batch_poll_seconds", kind="number", example="30"),
     _one("STORYTREE_VERBOSE", "verbose", kind="flag"),
     _one("STORYTREE_REBUILD", "build", "rebuild", example="missing"),
+    _one("STORYTREE_FROZEN", "frozen", kind="flag"),
     _one("STORYTREE_REMOTE", "remote", "url"),
     # The standard variables of S3 clients, for the remote (see settings.model.RemoteSettings); later rows win.
     _one("AWS_ENDPOINT", "remote", "endpoint"),
@@ -122,6 +123,7 @@ RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
     _one("verbose", "verbose", kind="flag"),
     _one("batch", "generation", "batch", kind="flag"),
     _one("rebuild", "build", "rebuild", example="missing"),
+    _one("frozen", "frozen", kind="flag"),
 )
 RUN_VARIABLES = tuple(variable.name for variable in RUN_VARIABLE_TABLE)
 
