@@ -157,7 +157,7 @@ class Workspace:
         stamp(cache, path, fingerprint)
 
     def write_manifest(self, story_id: str) -> Manifest:
-        fingerprint = self.store().fingerprint(story_id)  # before the read: an import after it is seen next time
+        fingerprint = self.store().manifest_fingerprint(story_id)  # before the read: an import after it is seen next time
         text, manifest = self.render_manifest(story_id)
         self.save_manifest(story_id, text, manifest, fingerprint)
         return manifest
@@ -169,7 +169,7 @@ class Workspace:
         atomically with one line saying what changed, or, in a frozen build (CI, `frozen=1`), refused."""
         path = self.manifest_path(story_id)
         cache = self.settings.state_dir / "cache"
-        fingerprint = self.store().fingerprint(story_id)  # before the read: an import after it is seen next time
+        fingerprint = self.store().manifest_fingerprint(story_id)  # before the read: an import after it is seen next time
         if fingerprint and stamped_fingerprint(cache, path) == fingerprint:
             try:
                 return self.load_manifest(story_id)
@@ -177,7 +177,7 @@ class Workspace:
                 pass  # damaged since it was stamped: compared with the store below
         text, manifest = self.render_manifest(story_id)
         on_disk, old, unreadable = self._manifest_on_disk(story_id)
-        if text == on_disk:  # the store changed, the manifest did not (a build's write-back of asset paths)
+        if text == on_disk:  # no stamp (a manifest from git or an older storytree), or an edit no target depends on
             stamp(private_folder(self.settings.state_dir) / "cache", path, fingerprint)
             return manifest
         shown = self._shown(path)

@@ -148,7 +148,7 @@ def test_a_frozen_build_refuses_a_missing_manifest(built: Path) -> None:
     assert not manifest_file(built).exists()
 
 
-# -- the no-op path: one fingerprint query ------------------------------------------------------------------------
+# -- the no-op path: one fingerprint query, also right after a build that wrote paths back ------------------------------------------------------------------------
 class CountingStore(SqliteStoryStore):
     """The real SQLite store, remembering which reads it was asked for."""
 
@@ -159,6 +159,10 @@ class CountingStore(SqliteStoryStore):
     def fingerprint(self, story_id: str) -> str:
         self.asked.append("fingerprint")
         return super().fingerprint(story_id)
+
+    def manifest_fingerprint(self, story_id: str) -> str:
+        self.asked.append("manifest_fingerprint")
+        return super().manifest_fingerprint(story_id)
 
     def load_story(self, story_id: str):  # noqa: ANN201
         self.asked.append("load_story")
@@ -176,19 +180,16 @@ def test_a_current_manifest_costs_one_fingerprint_query_and_no_story_read(
     workspace, store = counting_workspace(built)
     try:
         original = workspace.current_manifest(SAMPLE_ID)
-        # The build wrote its paths back into the story (another fingerprint, the same manifest): compared once.
-        assert store.asked == ["fingerprint", "load_story"]
-        store.asked.clear()
-        assert workspace.current_manifest(SAMPLE_ID) == original
-        assert store.asked == ["fingerprint"]
+        # The build since `storytree manifest` wrote its paths back into the story: not a manifest input.
+        assert store.asked == ["manifest_fingerprint"]
         import_edited_prompt(built, sample_export, monkeypatch)
         store.asked.clear()
         changed = workspace.current_manifest(SAMPLE_ID)
-        assert store.asked == ["fingerprint", "load_story"]
+        assert store.asked == ["manifest_fingerprint", "load_story"]
         assert changed.by_task()[EDITED[0]].prompt_sha256 != original.by_task()[EDITED[0]].prompt_sha256
         store.asked.clear()
         assert workspace.current_manifest(SAMPLE_ID) == changed
-        assert store.asked == ["fingerprint"]
+        assert store.asked == ["manifest_fingerprint"]
     finally:
         workspace.close()
 
@@ -202,11 +203,11 @@ def test_a_manifest_written_by_anything_else_is_compared_once(built: Path) -> No
     workspace, store = counting_workspace(built)
     try:
         workspace.current_manifest(SAMPLE_ID)
-        assert store.asked == ["fingerprint", "load_story"]
+        assert store.asked == ["manifest_fingerprint", "load_story"]
         assert manifest.stat().st_mtime_ns == mtime
         store.asked.clear()
         workspace.current_manifest(SAMPLE_ID)
-        assert store.asked == ["fingerprint"]
+        assert store.asked == ["manifest_fingerprint"]
     finally:
         workspace.close()
 
@@ -220,5 +221,31 @@ def test_the_frozen_refusal_is_a_typed_error_naming_why(built: Path, sample_expo
         with pytest.raises(FrozenManifest, match="this build is frozen \\(frozen is set\\)") as refused:
             workspace.current_manifest(SAMPLE_ID)
         assert refused.value.exit_code == ExitCode.REFUSED
+    finally:
+        workspace.close()
+
+
+# -- the same on Supabase ------------------------------------------------------------------------------------------
+def test_on_supabase_an_imported_edit_writes_the_manifest_again_and_a_current_one_costs_one_call(
+        project: Path, supabase_stack, supabase_settings, supabase_store, sample_export: dict,  # noqa: ANN001
+        caplog: pytest.LogCaptureFixture) -> None:
+    from storytree_build.data.transfer import validate_export
+
+    supabase_store.import_rows(validate_export(json.loads(json.dumps(sample_export)), supabase_store, "test"))
+    workspace = Workspace(supabase_settings, store=supabase_store)
+    try:
+        original = workspace.write_manifest(SAMPLE_ID)
+        supabase_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "key_frame_image_path", "x/key_frame.png")
+        before = len(supabase_stack.proxy.log)
+        assert workspace.current_manifest(SAMPLE_ID) == original
+        assert [path for _, path in supabase_stack.proxy.log[before:]] == [
+            "/rest/v1/rpc/storytree_manifest_fingerprint"]  # a written-back path is no manifest input
+        shot = next(s for s in sample_export["shots"] if s["scenelet_id"] == "scenelet-3" and s["shot_index"] == 2)
+        shot["storyboard_payload"]["compositionAndContent"] += " A paper kite drifts past the window."
+        supabase_store.import_rows(validate_export(sample_export, supabase_store, "test"))
+        with caplog.at_level("INFO", logger="storytree"):
+            changed = workspace.current_manifest(SAMPLE_ID)
+        assert CHANGED_LINE in caplog.text
+        assert [t.task for t in changed.targets if t != original.by_task()[t.task]] == list(EDITED)
     finally:
         workspace.close()

@@ -23,8 +23,9 @@ from ..core.errors import InputError, StoreError, collect
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
-from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, RowOwner, check_document_column,
-                    check_shot_column, foreign_row_problems, keep_asset_paths)
+from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, WRITTEN_BACK_DOCUMENTS,
+                    WRITTEN_BACK_SHOT_COLUMNS, JsonPath, RowOwner, check_document_column, check_shot_column,
+                    foreign_row_problems, keep_asset_paths, without_written_back)
 
 if TYPE_CHECKING:
     from ..core.story import StorySnapshot
@@ -123,6 +124,31 @@ class SqliteStoryStore:
                                        ("shots", SHOT_COLS, "id")):
                 key = "id" if table == "stories" else "story_id"
                 for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by {order}",
+                                        (story_id,)):
+                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
+                digest.update(b"|")
+        finally:
+            conn.execute("commit")
+        return digest.hexdigest()
+
+    def manifest_fingerprint(self, story_id: str) -> str:
+        """`fingerprint` without what a build writes back: only the two documents that hold asset paths are parsed."""
+        digest = hashlib.sha256()
+        story_cols = [c for c in STORY_COLS if c != "updated_at"]
+        shot_cols = [c for c in SHOT_COLS if c not in (*WRITTEN_BACK_SHOT_COLUMNS, "updated_at")]
+        parsed = [story_cols.index(c) for c in WRITTEN_BACK_DOCUMENTS]
+        conn = self._conn()
+        conn.execute("begin")
+        try:
+            for row in conn.execute(f"select {', '.join(story_cols)} from stories where id = ?", (story_id,)):
+                values = list(row)
+                for i in parsed:
+                    if values[i] is not None:
+                        values[i] = _dumps(without_written_back(json.loads(values[i])))
+                digest.update(repr(values).encode("utf-8", "surrogatepass"))
+            digest.update(b"|")
+            for table, cols in (("scenelets", SCENELET_COLS), ("shots", shot_cols)):
+                for row in conn.execute(f"select {', '.join(cols)} from {table} where story_id = ? order by id",
                                         (story_id,)):
                     digest.update(repr(row).encode("utf-8", "surrogatepass"))
                 digest.update(b"|")

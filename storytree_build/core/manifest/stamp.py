@@ -1,9 +1,10 @@
 """Which store fingerprint a manifest file was made from, so a build can tell with one fingerprint query that the
 manifest still matches the story store.
 
-The stamp lives in the state folder, not in `manifests/<story>.yaml`: a fingerprint is one store's (SQLite hashes its
-own timestamps, Supabase has its own digest, a build's write-back of asset paths changes it), and the committed file
-must stay byte-identical for every checkout of the same story. The stamp names the manifest file it belongs to by size
+The fingerprint is the store's `manifest_fingerprint` (every row of the story but what a build writes back). The stamp
+lives in the state folder, not in `manifests/<story>.yaml`: a fingerprint is one store's (SQLite hashes its own rows'
+text and import times, Supabase has its own digest), and the committed file must stay byte-identical for every
+checkout of the same story. The stamp names the manifest file it belongs to by size
 and mtime, like the JSON cache: a manifest written or checked out by anything else has no stamp, and is compared with
 the store again. A lost or unreadable stamp only costs one comparison.
 """
