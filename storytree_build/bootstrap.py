@@ -33,7 +33,7 @@ from .building.vault import Vault
 from .core import naming
 from .core.claim_liveness import owner_name
 from .core.pricing import Pricing
-from .core.errors import FrozenManifest, InputError
+from .core.errors import EnvironmentFault, FrozenManifest, InputError
 from .core.hashing import FileHasher
 from .core.lazy import Lazy
 from .core.manifest import Manifest, Target
@@ -157,7 +157,7 @@ class Workspace:
         stamp(cache, path, fingerprint)
 
     def write_manifest(self, story_id: str) -> Manifest:
-        fingerprint = self.store().manifest_fingerprint(story_id)  # before the read: an import after it is seen next time
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
         text, manifest = self.render_manifest(story_id)
         self.save_manifest(story_id, text, manifest, fingerprint)
         return manifest
@@ -169,7 +169,7 @@ class Workspace:
         atomically with one line saying what changed, or, in a frozen build (CI, `frozen=1`), refused."""
         path = self.manifest_path(story_id)
         cache = self.settings.state_dir / "cache"
-        fingerprint = self.store().manifest_fingerprint(story_id)  # before the read: an import after it is seen next time
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
         if fingerprint and stamped_fingerprint(cache, path) == fingerprint:
             try:
                 return self.load_manifest(story_id)
@@ -188,10 +188,14 @@ class Workspace:
         if self.settings.manifest_frozen:
             why = "the CI environment variable is set" if self.settings.frozen is None else "frozen is set"
             raise FrozenManifest(
-                f"manifest {story_id} does not match the story store ({what}) and this build is frozen ({why}): nothing "
-                f"was built. Run `storytree manifest {story_id}` and commit {shown} (`storytree manifest --check "
+                f"manifest {story_id} does not match the story store ({what}) and this build is frozen ({why}): "
+                f"nothing was built. Run `storytree manifest {story_id}` and commit {shown} (`storytree manifest --check "
                 f"{story_id}` shows the drift), or build with frozen=0 to let the build write it.")
-        self.save_manifest(story_id, text, manifest, fingerprint)
+        try:
+            self.save_manifest(story_id, text, manifest, fingerprint)
+        except OSError as exc:
+            raise EnvironmentFault(f"manifest {story_id} does not match the story store ({what}), and {shown} cannot "
+                                   f"be written ({exc}); make its folder writable and run again.") from None
         log.info("manifest %s: %s; %s written from the story store", story_id, what, shown)
         return manifest
 

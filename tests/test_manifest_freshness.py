@@ -148,7 +148,7 @@ def test_a_frozen_build_refuses_a_missing_manifest(built: Path) -> None:
     assert not manifest_file(built).exists()
 
 
-# -- the no-op path: one fingerprint query, also right after a build that wrote paths back ------------------------------------------------------------------------
+# -- the no-op path: one fingerprint query, also right after a build that wrote paths back ---------------------------
 class CountingStore(SqliteStoryStore):
     """The real SQLite store, remembering which reads it was asked for."""
 
@@ -249,3 +249,19 @@ def test_on_supabase_an_imported_edit_writes_the_manifest_again_and_a_current_on
         assert [t.task for t in changed.targets if t != original.by_task()[t.task]] == list(EDITED)
     finally:
         workspace.close()
+
+
+def test_a_stale_manifest_in_a_read_only_folder_is_a_clear_error_and_nothing_is_built(
+        built: Path, sample_export: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.mounts import read_only
+
+    import_edited_prompt(built, sample_export, monkeypatch)
+    calls = built / "calls.log"
+    before = manifest_file(built).read_bytes()
+    with read_only(built / "manifests"):
+        result = doit(built, STORY, "provider=stub", env=project_env(built, STORYTREE_STUB_CALL_LOG=str(calls)))
+    assert result.returncode == ExitCode.REFUSED, result.stderr
+    assert f"manifest {SAMPLE_ID} does not match the story store (2 targets changed" in result.stderr
+    assert f"manifests/{SAMPLE_ID}.yaml cannot be written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert calls_of(calls) == [] and manifest_file(built).read_bytes() == before
