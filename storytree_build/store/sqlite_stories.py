@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from ..files.atomic import private_folder
-from ..core.errors import InputError, StoreError, collect
+from ..core.errors import EnvironmentFault, InputError, StoreError, collect
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
@@ -52,6 +52,11 @@ def sqlite_json_path(path: JsonPath) -> str:
     return "".join(parts)
 
 
+def _unusable(path: Path, exc: sqlite3.Error) -> EnvironmentFault:
+    return EnvironmentFault(f"the story database {path} could not be opened or read ({exc}). Free space or make its "
+                            "folder writable and run again; nothing was built or paid for.")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -61,7 +66,10 @@ class SqliteStoryStore:
         self.path = Path(path)
         private_folder(self.path.parent)
         self._local = threading.local()
-        ensure_schema(self._conn())
+        try:
+            ensure_schema(self._conn())
+        except sqlite3.Error as exc:  # a full disk or an unwritable folder: every build opens the store first
+            raise _unusable(self.path, exc) from None
 
     # -- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -133,6 +141,12 @@ class SqliteStoryStore:
 
     def manifest_fingerprint(self, story_id: str) -> str:
         """`fingerprint` without what a build writes back: only the two documents that hold asset paths are parsed."""
+        try:
+            return self._manifest_fingerprint(story_id)
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from None
+
+    def _manifest_fingerprint(self, story_id: str) -> str:
         digest = hashlib.sha256()
         story_cols = [c for c in STORY_COLS if c != "updated_at"]
         shot_cols = [c for c in SHOT_COLS if c not in (*WRITTEN_BACK_SHOT_COLUMNS, "updated_at")]
