@@ -265,3 +265,21 @@ def test_a_stale_manifest_in_a_read_only_folder_is_a_clear_error_and_nothing_is_
     assert f"manifests/{SAMPLE_ID}.yaml cannot be written" in result.stderr
     assert "Traceback" not in result.stderr
     assert calls_of(calls) == [] and manifest_file(built).read_bytes() == before
+
+
+def test_changes_are_counted_target_by_target_and_named_up_to_three_per_kind(built: Path) -> None:
+    from support.project import manifest_of
+    from storytree_build.core.manifest.changes import compare
+
+    old = manifest_of(built)
+    targets = old.targets
+    edited = [t.model_copy(update={"prompt_sha256": "0" * 64}) for t in targets[:5]]
+    new = old.model_copy(update={"targets": [*edited, *targets[5:-1]]})  # 5 changed, the last one removed
+    changes = compare(old, new)
+    names = [t.task for t in targets]
+    assert (changes.changed, changes.removed, changes.added) == (names[:5], [names[-1]], [])
+    assert changes.describe() == (f"6 targets changed (1 removed: {names[-1]}; 5 changed: {', '.join(names[:3])} "
+                                  "and 2 more)")
+    assert compare(new, old).describe().startswith("6 targets changed (1 added:")
+    assert compare(old, old).describe() == "no target changed"
+    assert compare(None, old).added == names
