@@ -34,11 +34,13 @@ from .building.vault import Vault
 from .core import naming
 from .core.claim_liveness import owner_name
 from .core.pricing import Pricing
-from .core.errors import InputError
+from .core.errors import EnvironmentFault, FrozenManifest, InputError
 from .core.hashing import FileHasher
 from .core.lazy import Lazy
 from .core.manifest import DbLocation, Manifest, Target
+from .core.manifest.changes import compare
 from .core.manifest.file import dump_manifest, load_manifest_file, manifest_path, remember_manifest
+from .core.manifest.stamp import stamp, stamped_fingerprint
 from .files.atomic import private_folder, write_text_atomic
 from .gallery.source import GallerySource
 from .review.gate import ReviewGate
@@ -177,16 +179,77 @@ class Workspace:
         manifest = build_manifest(self.story_view(story_id, notes), self.settings.generation, self.renderer())
         return dump_manifest(manifest), manifest
 
-    def save_manifest(self, story_id: str, text: str, manifest: Manifest) -> None:
+    def save_manifest(self, story_id: str, text: str, manifest: Manifest, fingerprint: str | None = None) -> None:
+        """Write the manifest file; `fingerprint`: the store's, read before the story was, which the next build
+        compares with (None: unknown, so the next build compares the manifest with the store once)."""
         path = self.manifest_path(story_id)
         write_text_atomic(path, text)
-        private_folder(self.settings.state_dir)
-        remember_manifest(path, manifest, self.settings.state_dir / "cache")  # the next build skips the YAML parse
+        cache = private_folder(self.settings.state_dir) / "cache"
+        remember_manifest(path, manifest, cache)  # the next build skips the YAML parse
+        stamp(cache, path, fingerprint)
 
     def write_manifest(self, story_id: str) -> Manifest:
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
         text, manifest = self.render_manifest(story_id)
-        self.save_manifest(story_id, text, manifest)
+        self.save_manifest(story_id, text, manifest, fingerprint)
         return manifest
+
+    def current_manifest(self, story_id: str) -> Manifest:
+        """The manifest a build or dry-run uses, made again first when the story store has moved past it (the
+        manifest is a target of the build, make-style). Current: one fingerprint query and the cached manifest.
+        Otherwise the story is rendered in memory and compared target by target; a manifest that differs is written
+        atomically with one line saying what changed, or, in a frozen build (CI, `frozen=1`), refused."""
+        path = self.manifest_path(story_id)
+        cache = self.settings.state_dir / "cache"
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
+        if fingerprint and stamped_fingerprint(cache, path) == fingerprint:
+            try:
+                return self.load_manifest(story_id)
+            except (InputError, ValueError):
+                pass  # damaged since it was stamped: compared with the store below
+        text, manifest = self.render_manifest(story_id)
+        on_disk, old, unreadable = self._manifest_on_disk(story_id)
+        if text == on_disk:  # no stamp (a manifest from git or an older storytree), or an edit no target depends on
+            stamp(private_folder(self.settings.state_dir) / "cache", path, fingerprint)
+            return manifest
+        shown = self._shown(path)
+        if unreadable is not None:
+            what = f"{shown} {unreadable}; {len(manifest.targets)} targets"
+        else:
+            what = compare(old, manifest).describe()
+        if self.settings.manifest_frozen:
+            why = "the CI environment variable is set" if self.settings.frozen is None else "frozen is set"
+            raise FrozenManifest(
+                f"manifest {story_id} does not match the story store ({what}) and this build is frozen ({why}): "
+                f"nothing was built. Run `storytree manifest {story_id}` and commit {shown} (`storytree manifest --check "
+                f"{story_id}` shows the drift), or build with frozen=0 to let the build write it.")
+        try:
+            self.save_manifest(story_id, text, manifest, fingerprint)
+        except OSError as exc:
+            raise EnvironmentFault(f"manifest {story_id} does not match the story store ({what}), and {shown} cannot "
+                                   f"be written ({exc}); make its folder writable and run again.") from None
+        log.info("manifest %s: %s; %s written from the story store", story_id, what, shown)
+        return manifest
+
+    def _manifest_on_disk(self, story_id: str) -> tuple[str | None, Manifest | None, str | None]:
+        """(its text, the manifest, why it cannot be used): a missing or damaged manifest is written again."""
+        path = self.manifest_path(story_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None, "did not exist"
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, None, f"could not be read ({exc})"
+        try:
+            return text, self.load_manifest(story_id), None
+        except (InputError, ValueError) as exc:
+            return text, None, f"could not be read ({str(exc).splitlines()[0]})"
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.settings.root))
+        except ValueError:
+            return str(path)
 
     # -- reviews --------------------------------------------------------------------------------------------
     def review_desk(self, story_id: str) -> ReviewDesk:
@@ -348,8 +411,12 @@ class Session:
         """The session of one story in a workspace of its own (closed with the session); `read_only`: a command
         that builds nothing (`doit list`, a dry-run) creates no story store."""
         workspace = Workspace(settings, read_only=read_only)
-        return cls(workspace, workspace.load_manifest(story_id), provider_name, link_task=link_task,
-                   owns_workspace=True)
+        try:
+            manifest = workspace.current_manifest(story_id)
+        except BaseException:
+            workspace.close()
+            raise
+        return cls(workspace, manifest, provider_name, link_task=link_task, owns_workspace=True)
 
     def start_run(self, options: RunOptions) -> None:
         """The options of the `doit run` about to start (known only once doit has parsed its command line)."""

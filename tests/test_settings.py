@@ -131,6 +131,7 @@ ENVIRONMENT_CASES = [
     ("STORYTREE_BATCH", "1", lambda s: s.generation.batch, True),
     ("STORYTREE_BATCH_POLL", "7", lambda s: s.generation.batch_poll_seconds, 7.0),
     ("STORYTREE_VERBOSE", "1", lambda s: s.verbose, True),
+    ("STORYTREE_FROZEN", "1", lambda s: s.frozen, True),
     ("CI", "true", lambda s: s.ci, True),
 ]
 
@@ -155,16 +156,32 @@ def test_a_blank_environment_variable_is_unset(tmp_path: Path) -> None:
 
 def test_doit_variables_set_provider_story_cost_verbose_and_batch(tmp_path: Path) -> None:
     given = {"provider": "stub", "story": "tale", "max_cost": "25", "verbose": "on", "batch": "1",
-             "rebuild": "missing", "yes": "1"}
+             "rebuild": "missing", "yes": "1", "frozen": "yes"}
     settings = settings_of(tmp_path, variables=given)
     assert set(RUN_VARIABLES) == set(given)
     assert (settings.provider, settings.story, settings.max_cost, settings.verbose, settings.generation.batch,
-            settings.build.rebuild, settings.yes) == ("stub", "tale", 25.0, True, True, "missing", True)
+            settings.build.rebuild, settings.yes, settings.frozen) == ("stub", "tale", 25.0, True, True, "missing",
+                                                                        True, True)
     unset = settings_of(tmp_path, variables=dict.fromkeys(RUN_VARIABLES))  # doit's get_var: None when not given
     assert (unset.provider, unset.story, unset.max_cost, unset.verbose, unset.yes) == ("gemini", None, None, False,
                                                                                         False)
     blank = settings_of(tmp_path, variables={"provider": "", "story": ""})  # `provider=`: not given, as before
     assert (blank.provider, blank.story) == ("gemini", None)
+
+
+@pytest.mark.parametrize("env, variables, frozen", [
+    ({}, {}, False),
+    ({"CI": "true"}, {}, True),  # CI services set CI: a stale manifest is refused there
+    ({"CI": "1"}, {}, True),
+    ({"CI": "false"}, {}, False),
+    ({"CI": "true"}, {"frozen": "0"}, False),  # a CI job that means to regenerate says so
+    ({"CI": "true", "STORYTREE_FROZEN": "no"}, {}, False),
+    ({"STORYTREE_FROZEN": "1"}, {}, True),
+    ({}, {"frozen": "1"}, True),
+])
+def test_manifests_are_frozen_in_ci_unless_frozen_says_otherwise(tmp_path: Path, env: dict[str, str],
+                                                                 variables: dict[str, str], frozen: bool) -> None:
+    assert settings_of(tmp_path, env=env, variables=variables or None).manifest_frozen is frozen
 
 
 # -- flags --------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ which exit code it implies for the run:
     StorytreeError                 base; the CLI prints its message and exits non-zero (exit codes: exit_codes.py)
     ├── InputError                 a story document, file or argument the user must fix (exit 1)
     │   ├── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
+    │   ├── FrozenManifest         a frozen build (CI, frozen=1) found its manifest behind the store (exit 3)
     │   └── OtherInputs            an earlier version asked for was made from other inputs than the manifest's now
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
@@ -48,6 +49,14 @@ class InputError(StorytreeError):
 class ManifestDriftError(InputError):
     kind = "drift"
     exit_code = ExitCode.CHECK_FOUND_WORK
+
+
+class FrozenManifest(InputError):
+    """The manifest no longer matches the story store and the build is frozen (CI, `frozen=1`): refused before
+    anything is built, with the command that writes it again."""
+
+    kind = "frozen"
+    exit_code = ExitCode.REFUSED
 
 
 class OtherInputs(InputError):

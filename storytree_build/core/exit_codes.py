@@ -30,7 +30,8 @@ MEANINGS = {
     ExitCode.REFUSED: "refused before anything started (nothing paid): over `max_cost`, no consent to pay (no "
                       "terminal and neither `max_cost=` nor `yes=1`, or not `y` at `Proceed? [y/N]`), a paid build "
                       "without its provider's API key, a bad option, setting or task name, more than one story, "
-                      "`--download-link` misuse",
+                      "`--download-link` misuse, a frozen build (CI, `frozen=1`) whose manifest is behind the story "
+                      "store",
     ExitCode.WAITING_FOR_REVIEW: "only videos are left, waiting for review of their key frames "
                                  "(`[review] key_frames = \"required\"`); everything else is built",
     ExitCode.CHECK_FOUND_WORK: "a check found work to do: `doit dryrun --check` (something would run), "

@@ -1,8 +1,8 @@
 """One settings object, built once at the edge (the CLI or the composition root of a doit run) and passed down.
 
 Order of precedence (lowest first): built-in defaults < `storytree.toml` in the project root < environment variables
-< doit command-line variables (`provider=`, `story=`, `max_cost=`, `verbose=`, `batch=`, `rebuild=`) < explicit
-overrides.
+< doit command-line variables (`provider=`, `story=`, `max_cost=`, `verbose=`, `batch=`, `rebuild=`, `frozen=`)
+< explicit overrides.
 Each is a pydantic-settings source (`sources.py`); this package is the only reader of `os.environ`. A bad value
 ends in one `ConfigError` with a line per problem naming the variable or key and the accepted form (`problems.py`).
 """

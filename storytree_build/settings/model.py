@@ -210,7 +210,10 @@ class Settings(BaseSettings):
     supabase_service_role_key: SecretStr | None = None
     verbose: bool = False
     story: str | None = None  # STORYTREE_STORY: the story a doit invocation builds
-    ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
+    ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint; a stale manifest is refused
+    # A manifest the story store has moved past is refused instead of written again (doit var frozen= or
+    # STORYTREE_FROZEN); unset: frozen in CI. `frozen=0` lets a CI job regenerate it.
+    frozen: bool | None = None
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     prices: PriceTable = Field(default_factory=PriceTable)  # `[prices]` in storytree.toml
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -256,6 +259,10 @@ class Settings(BaseSettings):
     @property
     def public_root(self) -> Path:
         return self.root / "apps/story-tree-ui/public"
+
+    @property
+    def manifest_frozen(self) -> bool:
+        return self.ci if self.frozen is None else self.frozen
 
     @property
     def manifests_dir(self) -> Path:

@@ -103,6 +103,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_VERBOSE", "verbose", kind="flag"),
     _one("STORYTREE_REBUILD", "build", "rebuild", example="missing"),
     _one("STORYTREE_PROMPTS_DIR", "prompts", "dir"),
+    _one("STORYTREE_FROZEN", "frozen", kind="flag"),
     _one("STORYTREE_REMOTE", "remote", "url"),
     # The standard variables of S3 clients, for the remote (see settings.model.RemoteSettings); later rows win.
     _one("AWS_ENDPOINT", "remote", "endpoint"),
@@ -132,6 +133,8 @@ RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
          meaning="outdated (the default: everything whose inputs changed) or missing (only targets without a file)"),
     _one("yes", "yes", kind="flag", example="1",
          meaning="consent to pay without being asked (scripts, CI); without a terminal a paid build needs it or max_cost"),
+    _one("frozen", "frozen", kind="flag", example="1",
+         meaning="refuse when the manifest is behind the story store instead of regenerating it (the default under CI)"),
 )
 RUN_VARIABLES = tuple(variable.name for variable in RUN_VARIABLE_TABLE)
 
