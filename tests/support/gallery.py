@@ -42,6 +42,7 @@ class PageParser(HTMLParser):
         self.targets: dict[str, str] = {}  # task -> data-state
         self.details: list[dict[str, Any]] = []
         self.links: list[str] = []
+        self.anchors: list[dict[str, str | None]] = []  # <a> elements, their attributes
         self.text: list[str] = []
         self._open_details: list[dict[str, Any]] = []
 
@@ -54,6 +55,7 @@ class PageParser(HTMLParser):
             self.videos.append(a)
         elif tag == "a" and a.get("href"):
             self.links.append(a["href"] or "")
+            self.anchors.append(a)
         elif tag == "details":
             entry = {"open": "open" in a, "text": []}
             self.details.append(entry)
