@@ -175,6 +175,29 @@ def test_missing_asset_gets_a_placeholder_not_a_broken_image(proj):
                                                      .read_text())
 
 
+def test_thumbnails_are_made_once_kept_out_of_the_assets_and_remade_when_deleted(proj):
+    thumbs = proj / PAGE_REL.replace("index.html", "thumbs")
+    made = {p.name: p.stat().st_mtime_ns for p in thumbs.glob("*.webp")}
+    assert len(made) == 24  # one per image target, named by its file's sha256
+    ctx = context(proj)
+    gallery.build_gallery(ctx.gallery())
+    assert {p.name: p.stat().st_mtime_ns for p in thumbs.glob("*.webp")} == made  # not made again
+    shutil.rmtree(thumbs)  # a cache: deleting it costs nothing
+    assert not GalleryCheck(context(proj))()
+    gallery.build_gallery(context(proj).gallery())
+    assert {p.name for p in thumbs.glob("*.webp")} == set(made)
+
+
+def test_an_image_pillow_cannot_read_is_shown_as_its_file_not_a_broken_thumbnail(proj):
+    plate = f"{SAMPLE_ID}/visuals/characters/captain-clank/character-model-sheet-1.png"
+    (proj / ASSETS_REL / plate).write_bytes(b"not a png at all")
+    gallery.build_gallery(context(proj).gallery())
+    page = page_of(proj)
+    shown = [i for i in page.imgs if i["src"].startswith("../../generated/")]
+    assert [local_file(proj, i["src"]) for i in shown] == [proj / ASSETS_REL / plate]
+    assert shown[0]["loading"] == "lazy"
+
+
 def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
     plate = proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/visuals/characters/captain-clank/character-model-sheet-1.png"
     plate.write_bytes(plate.read_bytes() + b"edited")

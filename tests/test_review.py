@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from storytree_build.core.manifest.file import load_manifest_file
-from support.gallery import SAMPLE_ID, new_project, settings_for
+from support.gallery import SAMPLE_ID, new_project, parse_page, settings_for
 from support.project import ASSETS, doit, manifest_of, project_env, records_of, storytree
 
 REVIEW_ON = '[review]\nkey_frames = "required"\n'
+PAGE = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
 
 
 def env(root: Path, calls: Path | None = None) -> dict[str, str]:
@@ -110,6 +111,10 @@ def test_waiting_videos_read_as_review_and_approve_all_pays_for_exactly_their_vi
     assert waiting_lines == ["storytree: 12 videos wait for review of their key frames: 0.00 USD held back; "
                              f"`storytree serve` (or `storytree review list {SAMPLE_ID}`)"], said
     assert len(paid(calls)) == 24 and not any(c.startswith("video:") for c in paid(calls))
+    page = parse_page(root / PAGE)
+    assert {state for task, state in page.targets.items() if task.startswith("video:")} == {"waiting"}
+    assert 'class="badge state failed' not in (root / PAGE).read_text() and "Generation failed" not in page.all_text
+    assert "12 to review" in page.all_text and "12 waiting for review" in page.all_text
 
     monkeypatch.chdir(root)
     assert storytree(root, "review", "approve", SAMPLE_ID, "--all", monkeypatch=monkeypatch) == 0
@@ -119,6 +124,7 @@ def test_waiting_videos_read_as_review_and_approve_all_pays_for_exactly_their_vi
     assert again.returncode == 0, again.stdout + again.stderr
     videos = sorted(c for c in paid(calls) if c.startswith("video:"))
     assert videos == sorted(t.task for t in manifest_of(root).targets if t.kind == "video")
+    assert "0 to review" in parse_page(root / PAGE).all_text
 
 
 def test_review_takes_doit_style_wildcards(built: Path, monkeypatch: pytest.MonkeyPatch, capsys):

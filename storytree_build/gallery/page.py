@@ -559,6 +559,13 @@ def render_story_page(src: GallerySource, failures: dict[str, dict[str, Any]] | 
     return re.sub(r"\n\s+", "\n", html), model
 
 
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
 def write_target_pages(src: GallerySource, model: dict[str, Any]) -> list[str]:
     """One small page per target (prompt, system instruction, references, settings, rebuild command), written next to
     the story page; pages of targets no longer in the manifest are removed. Returns their paths, relative."""
@@ -567,7 +574,9 @@ def write_target_pages(src: GallerySource, model: dict[str, Any]) -> list[str]:
     written: list[str] = []
     for tv in model["targets"]:
         rel = unquote(tv.details_href)
-        write_text_atomic(folder / rel, template.render(t=tv, **model).lstrip())
+        text = template.render(t=tv, **model).lstrip()
+        if _text_of(folder / rel) != text:  # a verdict changes one or two of 500 pages: write only those
+            write_text_atomic(folder / rel, text)
         written.append(rel)
     keep = {folder / rel for rel in written}
     for old in (folder / TARGETS_FOLDER).glob("*/*.html"):
