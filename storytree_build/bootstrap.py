@@ -432,7 +432,7 @@ class Session:
         return GallerySource(
             settings=self.settings, manifest=self.manifest, facts=self.facts, provider_name=self.provider_name,
             operations=self.operations.all,
-            failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
+            failures=lambda: {task: f.message for task, f in self.summary.failures.items() if f.kind != "review"},
             story_view=self.view, render=self.requests.render,
             reviews=self.review_gate.reviews, versions=self.versions.all, object_here=self.workspace.vault.has_local,
             story_fingerprint=lambda: self.workspace.store().fingerprint(self.story_id))

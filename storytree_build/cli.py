@@ -15,6 +15,7 @@ from .core.exit_codes import ExitCode
 from .core.manifest import summary
 from .core.manifest.file import unified_diff
 from .files.atomic import write_text_atomic
+from .review.verdicts import clean_note
 from .settings import Settings, load_settings
 
 
@@ -143,21 +144,27 @@ def cmd_review(workspace: Workspace, args: argparse.Namespace) -> int:
         print(f"{len(rows)} targets; {waiting} key frame(s) not approved "
               f"([review] key_frames = \"{workspace.settings.review.key_frames}\")", file=sys.stderr)
         return ExitCode.OK
-    if not args.task:
-        raise InputError(f"`storytree review {args.verdict}` needs the target, e.g. "
-                         f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`.")
-    if args.verdict == "approve":
-        if args.note:
-            raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
-        outcome = desk.approve(args.task)
-    else:
-        outcome = desk.reject(args.task, args.note)
-    review = outcome.review
-    said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
-    print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
-    if outcome.now_out_of_date:
+    if not args.tasks and not args.all:
+        raise InputError(f"`storytree review {args.verdict}` needs the targets, e.g. "
+                         f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`, a wildcard "
+                         f"('image:scenelet-2_*'), or --all.")
+    if args.verdict == "approve" and args.note:
+        raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
+    tasks = desk.select(args.tasks, every=args.all)
+    if args.verdict == "reject":
+        clean_note(tasks[0], args.note)  # a bad note is refused before the first verdict is written
+    rewritten: list[str] = []
+    for task in tasks:
+        outcome = desk.approve(task) if args.verdict == "approve" else desk.reject(task, args.note)
+        review = outcome.review
+        said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
+        print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
+        rewritten += [t for t in outcome.now_out_of_date if t not in rewritten]
+    if len(tasks) > 1:
+        print(f"{len(tasks)} targets {'approved' if args.verdict == 'approve' else 'rejected'}", file=sys.stderr)
+    if rewritten:
         print(f"rewrote manifests/{args.story_id}.yaml: the director's note changed the prompt of "
-              f"{', '.join(outcome.now_out_of_date)}; `doit dryrun story:{args.story_id}` shows what the next build "
+              f"{', '.join(rewritten)}; `doit dryrun story:{args.story_id}` shows what the next build "
               "pays for.", file=sys.stderr)
     return ExitCode.OK
 
@@ -403,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "[review] key_frames = \"required\")")
     p.add_argument("verdict", choices=["approve", "reject", "list"])
     p.add_argument("story_id")
-    p.add_argument("task", nargs="?", help="the target, e.g. image:scenelet-1_1 (not for list)")
+    p.add_argument("tasks", nargs="*", metavar="task",
+                   help="targets, e.g. image:scenelet-1_1, or doit-style wildcards: 'image:scenelet-2_*' (not for list)")
+    p.add_argument("--all", action="store_true", help="every built key frame nobody has reviewed yet")
     p.add_argument("--note", help="why it is rejected: becomes the director's note of the shot's next key frame")
     p.add_argument("--json", action="store_true", help="list: print JSON")
     p.set_defaults(func=cmd_review)

@@ -9,8 +9,11 @@ made before the note (a change of mind) clears it, so that frame is current agai
 
 from __future__ import annotations
 
+import builtins
+import fnmatch
 import getpass
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,6 +104,27 @@ class ReviewDesk:
             return AssetReview(target.task, target.kind, target.output, "unreviewed", review.note if review else "")
         return AssetReview(target.task, target.kind, target.output, review.verdict, review.note, review.reviewed_by,
                            review.reviewed_at)
+
+    def select(self, patterns: Sequence[str], every: bool = False) -> builtins.list[str]:
+        """The targets a command names: exact task names as they are, doit-style wildcards (`image:scenelet-2_*`) over
+        the built key frames, `every` for each built key frame nobody has reviewed yet. A pattern that matches nothing
+        is an error naming it, before anything is written."""
+        rows = self.list()
+        frames = [r for r in rows if r.kind == "key_frame" and r.state != "not built"]
+        chosen: builtins.list[str] = [r.task for r in frames if r.state == "unreviewed"] if every else []
+        for pattern in patterns:
+            if not any(c in pattern for c in "*?["):
+                self._target(pattern)  # an unknown name is refused with the way to list them
+                found = [pattern]
+            else:
+                found = [r.task for r in frames if fnmatch.fnmatchcase(r.task, pattern)]
+            if not found:
+                raise InputError(f"{pattern!r} matches no built key frame of story {self.story_id}; nothing was "
+                                 f"written. `storytree review list {self.story_id}` shows them.")
+            chosen += [task for task in found if task not in chosen]
+        if every and not chosen:
+            raise InputError(f"story {self.story_id} has no built key frame waiting for review; nothing was written.")
+        return list(dict.fromkeys(chosen))
 
     # -- deciding ------------------------------------------------------------------------------
     def _reviewable(self, task: str) -> Target:
