@@ -107,7 +107,7 @@ def test_waiting_videos_read_as_review_and_approve_all_pays_for_exactly_their_vi
     assert run.returncode == 4, said  # WAITING_FOR_REVIEW, as documented
     for word in ("TaskFailed", "UnmetDependency", "FAILED", "Traceback"):
         assert word not in said, said
-    waiting_lines = [line for line in said.splitlines() if "wait for review" in line]
+    waiting_lines = [line for line in said.splitlines() if "videos wait for review" in line]  # (the opening line counts them too)
     assert waiting_lines == ["storytree: 12 videos wait for review of their key frames: 0.00 USD held back; "
                              f"`storytree serve` (or `storytree review list {SAMPLE_ID}`)"], said
     assert len(paid(calls)) == 24 and not any(c.startswith("video:") for c in paid(calls))
