@@ -40,7 +40,7 @@ def build(root: Path, env: dict[str, str], n: int, rate: float, workers: int, co
     command = [sys.executable, "-m", "doit", "-j", str(workers), "image"]
     with FakeGemini(latency=0.05) as fake:
         bucket = fake.limit_rate(rate, burst=rate)
-        env = {**env, "GOOGLE_GEMINI_BASE_URL": fake.url}
+        env = {**env, "GOOGLE_GEMINI_BASE_URL": fake.url, "STORYTREE_YES": "1"}  # consent: no terminal here
         started = time.perf_counter()
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from .building.vault import Vault
-from .core.errors import InputError
+from .core.errors import EnvironmentFault, FrozenManifest, InputError
 from .core.lazy import Lazy
 from .core.manifest.file import dump_manifest, load_manifest_file, manifest_path, remember_manifest
+from .core.manifest.stamp import stamp, stamped_fingerprint
 from .files.atomic import private_folder, write_text_atomic
 from .review.verdicts import director_notes
 from .settings import Settings
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # a build session's parts are imported when one is opened: `s
     from .building.space import SpaceGuard
     from .building.spend import SpendGate
     from .building.summary import RunSummary
-    from .core.manifest import Manifest, Target
+    from .core.manifest import DbLocation, Manifest, Target
     from .core.pricing import Pricing
     from .gallery.source import GallerySource
     from .review.gate import ReviewGate
@@ -88,13 +89,32 @@ class RunOptions:
 class Workspace:
     """One project: its settings, its story store and the build state beside it (both opened on first use)."""
 
-    def __init__(self, settings: Settings, *, store: StoryStore | None = None):
+    def __init__(self, settings: Settings, *, store: StoryStore | None = None, read_only: bool = False):
         self.settings = settings
+        self.read_only = read_only  # a command that only reads: an embedded store that is not there is not made
         # Who is building: records say which checkout made a file; claims say which process is paying right now.
         self.checkout = f"{socket.gethostname()}:{settings.root.resolve()}"
-        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else open_store(settings))
+        self.store: Lazy[StoryStore] = Lazy(lambda: store if store is not None else self._open_store())
         self.state: Lazy[BuildState] = Lazy(self._open_state)
         self.vault = Vault(Lazy(self._open_objects), Lazy(self._open_remote), remote_display(settings.remote.url))
+
+    def _open_store(self) -> StoryStore:
+        self._require_embedded_store()
+        return open_store(self.settings)
+
+    def _require_embedded_store(self) -> None:
+        """A read-only command outside a project (or before the first import) says so instead of creating an empty
+        story database and its data folder."""
+        settings = self.settings
+        if not self.read_only or settings.store != "sqlite" or settings.db_path.exists():
+            return
+        try:
+            shown = settings.db_path.relative_to(settings.root)
+        except ValueError:
+            shown = settings.db_path
+        raise InputError(f"no story store here: {shown} does not exist (project root {settings.root}). Run it in "
+                         "the project folder (or set STORYTREE_ROOT / STORYTREE_DB), or load stories first with "
+                         "`storytree import FILE`.")
 
     def _open_objects(self) -> LocalObjects:
         from .objects.local import LocalObjects
@@ -109,9 +129,20 @@ class Workspace:
         return open_remote(self.settings.remote.url, options=self.settings.remote.options(), env={})
 
     def _open_state(self) -> BuildState:
+        self._require_embedded_store()
         state = open_build_state(self.settings, self.store)
         import_legacy_records(self.settings, state)
         return state
+
+    def resolve_story(self, given: str) -> str:
+        """The story id `given` starts (a unique prefix is enough, like git's short hashes): the stored stories and the
+        manifests are the ids known."""
+        from .core.ids import resolve_prefix
+
+        known = {path.stem for path in self.settings.manifests_dir.glob("*.yaml")}
+        if not self.read_only or self.settings.store != "sqlite" or self.settings.db_path.exists():
+            known |= set(self.store().list_story_ids())
+        return resolve_prefix(given, sorted(known))
 
     # -- manifests ------------------------------------------------------------------------------------------
     def manifest_path(self, story_id: str) -> Path:
@@ -133,7 +164,8 @@ class Workspace:
     def renderer(self) -> PromptRenderer:
         from .core.prompts import PromptRenderer  # jinja2 is imported only when a prompt is rendered
 
-        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir)
+        return PromptRenderer(self.settings.templates_dir, self.settings.system_prompts_dir,
+                              overrides=self.settings.prompt_overrides_dir)
 
     def render_manifest(self, story_id: str, notes: dict[str, str] | None = None) -> tuple[str, Manifest]:
         from .core.manifest.build import build_manifest
@@ -141,16 +173,79 @@ class Workspace:
         manifest = build_manifest(self.story_view(story_id, notes), self.settings.generation, self.renderer())
         return dump_manifest(manifest), manifest
 
-    def save_manifest(self, story_id: str, text: str, manifest: Manifest) -> None:
+    def save_manifest(self, story_id: str, text: str, manifest: Manifest, fingerprint: str | None = None) -> None:
+        """Write the manifest file; `fingerprint`: the store's, read before the story was, which the next build
+        compares with (None: unknown, so the next build compares the manifest with the store once)."""
         path = self.manifest_path(story_id)
         write_text_atomic(path, text)
-        private_folder(self.settings.state_dir)
-        remember_manifest(path, manifest, self.settings.state_dir / "cache")  # the next build skips the YAML parse
+        cache = private_folder(self.settings.state_dir) / "cache"
+        remember_manifest(path, manifest, cache)  # the next build skips the YAML parse
+        stamp(cache, path, fingerprint)
 
     def write_manifest(self, story_id: str) -> Manifest:
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
         text, manifest = self.render_manifest(story_id)
-        self.save_manifest(story_id, text, manifest)
+        self.save_manifest(story_id, text, manifest, fingerprint)
         return manifest
+
+    def current_manifest(self, story_id: str) -> Manifest:
+        """The manifest a build or dry-run uses, made again first when the story store has moved past it (the
+        manifest is a target of the build, make-style). Current: one fingerprint query and the cached manifest.
+        Otherwise the story is rendered in memory and compared target by target; a manifest that differs is written
+        atomically with one line saying what changed, or, in a frozen build (CI, `frozen=1`), refused."""
+        path = self.manifest_path(story_id)
+        cache = self.settings.state_dir / "cache"
+        fingerprint = self.store().manifest_fingerprint(story_id)  # read first: a later import is seen next time
+        if fingerprint and stamped_fingerprint(cache, path) == fingerprint:
+            try:
+                return self.load_manifest(story_id)
+            except (InputError, ValueError):
+                pass  # damaged since it was stamped: compared with the store below
+        text, manifest = self.render_manifest(story_id)
+        on_disk, old, unreadable = self._manifest_on_disk(story_id)
+        if text == on_disk:  # no stamp (a manifest from git or an older storytree), or an edit no target depends on
+            stamp(private_folder(self.settings.state_dir) / "cache", path, fingerprint)
+            return manifest
+        shown = self._shown(path)
+        if unreadable is not None:
+            what = f"{shown} {unreadable}; {len(manifest.targets)} targets"
+        else:
+            from .core.manifest.changes import compare
+
+            what = compare(old, manifest).describe()
+        if self.settings.manifest_frozen:
+            why = "the CI environment variable is set" if self.settings.frozen is None else "frozen is set"
+            raise FrozenManifest(
+                f"manifest {story_id} does not match the story store ({what}) and this build is frozen ({why}): "
+                f"nothing was built. Run `storytree manifest {story_id}` and commit {shown} (`storytree manifest --check "
+                f"{story_id}` shows the drift), or build with frozen=0 to let the build write it.")
+        try:
+            self.save_manifest(story_id, text, manifest, fingerprint)
+        except OSError as exc:
+            raise EnvironmentFault(f"manifest {story_id} does not match the story store ({what}), and {shown} cannot "
+                                   f"be written ({exc}); make its folder writable and run again.") from None
+        log.info("manifest %s: %s; %s written from the story store", story_id, what, shown)
+        return manifest
+
+    def _manifest_on_disk(self, story_id: str) -> tuple[str | None, Manifest | None, str | None]:
+        """(its text, the manifest, why it cannot be used): a missing or damaged manifest is written again."""
+        path = self.manifest_path(story_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None, "did not exist"
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, None, f"could not be read ({exc})"
+        try:
+            return text, self.load_manifest(story_id), None
+        except (InputError, ValueError) as exc:
+            return text, None, f"could not be read ({str(exc).splitlines()[0]})"
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.settings.root))
+        except ValueError:
+            return str(path)
 
     # -- reviews --------------------------------------------------------------------------------------------
     def review_desk(self, story_id: str) -> ReviewDesk:
@@ -167,8 +262,9 @@ class Workspace:
     def review_api(self, token: str, read_only: bool) -> ReviewApi:
         from .review.web_api import ReviewApi
 
-        return ReviewApi(token, read_only, desk=self.review_desk, render_page=self.render_review_page,
-                         restore=self.restore_version, objects=self.settings.objects_dir)
+        return ReviewApi(token, read_only, has_story=lambda story_id: self.manifest_path(story_id).is_file(),
+                         desk=self.review_desk, render_page=self.render_review_page, restore=self.restore_version,
+                         objects=self.settings.objects_dir)
 
     def restore_version(self, story_id: str, task: str, version: str) -> str:
         """The page's restore button: `storytree restore` without `--keep`, for free (building/keeping.py)."""
@@ -218,6 +314,7 @@ class Session:
         from .building.requests import RequestFactory
         from .building.space import SpaceGuard
         from .building.spend import Budget, SpendGate
+        from .building.stopping import StopRequest
         from .building.summary import RunSummary
         from .core.claim_liveness import owner_name
         from .core.hashing import FileHasher
@@ -232,6 +329,7 @@ class Session:
         self.provider_name = provider = provider_name or settings.provider
         self.link_task = link_task  # the video a `--download-link` fills: it depends on nothing
         self.run_options = RunOptions()
+        self.builds = False  # this doit invocation builds (not a listing or dry-run): paid work is checked up front
         self.checkout = workspace.checkout
         self.owner = owner_name(self.checkout, os.getpid())
         state = workspace.state()
@@ -248,9 +346,11 @@ class Session:
             provider, hasher=FileHasher(),
             asker=Asker(self.checkout, self.owner, settings.build.adopt_existing, vault.remote_url,
                         keep_stale=settings.build.rebuild == "missing"),
-            points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local)
+            points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local,
+            project_root=settings.root)
         self.summary = RunSummary()
-        self.gate = SpendGate(Budget(settings.max_cost))
+        self.stop = StopRequest()  # Ctrl-C / SIGTERM (doit_glue/interrupts.py): no new paid call starts
+        self.gate = SpendGate(Budget(settings.max_cost), self.stop)
         self.claims = Claims(state.claims(story_id), self.owner,
                              Lease(settings.build.claim_lease_seconds, settings.build.claim_poll_seconds))
         # One limiter per session, in front of every paid call of both halves (shared with other processes on disk).
@@ -265,7 +365,7 @@ class Session:
         self.requests = RequestFactory(settings.root, settings.assets_root, self.view, self.renderer,
                                        settings.generation.max_key_frame_references, settings.verbose)
         self.outputs = Outputs(settings.assets_root, provider, self.records, self.facts, workspace.store, vault,
-                               checkout=self.checkout, verdicts=self.verdict_of)
+                               stored=self._stored_value, checkout=self.checkout, verdicts=self.verdict_of)
         self.space = SpaceGuard(int(settings.storage.headroom_mb * 1024 * 1024))
         self.pricing = Pricing(settings.prices, provider, settings.generation.batch)
         self.targets = manifest.by_task()
@@ -319,15 +419,26 @@ class Session:
 
     @classmethod
     def open(cls, settings: Settings, story_id: str, provider_name: str | None = None, *,
-             link_task: str | None = None) -> "Session":
-        """The session of one story in a workspace of its own (closed with the session)."""
-        workspace = Workspace(settings)
-        return cls(workspace, workspace.load_manifest(story_id), provider_name, link_task=link_task,
-                   owns_workspace=True)
+             link_task: str | None = None, read_only: bool = False) -> "Session":
+        """The session of one story in a workspace of its own (closed with the session); `read_only`: a command
+        that builds nothing (`doit list`, a dry-run) creates no story store."""
+        workspace = Workspace(settings, read_only=read_only)
+        try:
+            manifest = workspace.current_manifest(story_id)
+        except BaseException:
+            workspace.close()
+            raise
+        return cls(workspace, manifest, provider_name, link_task=link_task, owns_workspace=True)
 
     def start_run(self, options: RunOptions) -> None:
         """The options of the `doit run` about to start (known only once doit has parsed its command line)."""
         self.run_options = options
+        self.stop.building = True
+
+    def check_provider(self) -> None:
+        """Once, before any target of a build that pays starts: what every paid call would fail on (a missing API
+        key) is one error instead of one per target."""
+        _registry().check(self.settings, self.provider_name)
 
     def gallery(self) -> GallerySource:
         from .gallery.source import GallerySource
@@ -335,7 +446,7 @@ class Session:
         return GallerySource(
             settings=self.settings, manifest=self.manifest, facts=self.facts, provider_name=self.provider_name,
             operations=self.operations.all,
-            failures=lambda: {task: f.message for task, f in self.summary.failures.items()},
+            failures=lambda: {task: f.message for task, f in self.summary.failures.items() if f.kind != "review"},
             story_view=self.view, render=self.requests.render,
             reviews=self.review_gate.reviews, versions=self.versions.all, object_here=self.workspace.vault.has_local,
             story_fingerprint=lambda: self.workspace.store().fingerprint(self.story_id))
@@ -362,6 +473,12 @@ class Session:
         """The review verdict that holds for that file of `task` ('' when none): kept with a replaced version."""
         review = self.review_gate.reviews().get(task)
         return review.verdict if review is not None and review.holds_for(sha256) else ""
+
+    def _stored_value(self, location: DbLocation) -> Any:
+        """What the story database holds at `location` (the story as this session loaded it)."""
+        from .building.verify import stored_value
+
+        return stored_value(self.view().snapshot, location)
 
     def _points_here(self, target: Target) -> bool:
         """Does the story database point at the target's file? (Read only for files without a record.)"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -14,6 +15,7 @@ from .core.exit_codes import ExitCode
 from .core.manifest import summary
 from .core.manifest.file import unified_diff
 from .files.atomic import write_text_atomic
+from .review.verdicts import clean_note
 from .settings import Settings, load_settings
 
 
@@ -142,21 +144,27 @@ def cmd_review(workspace: Workspace, args: argparse.Namespace) -> int:
         print(f"{len(rows)} targets; {waiting} key frame(s) not approved "
               f"([review] key_frames = \"{workspace.settings.review.key_frames}\")", file=sys.stderr)
         return ExitCode.OK
-    if not args.task:
-        raise InputError(f"`storytree review {args.verdict}` needs the target, e.g. "
-                         f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`.")
-    if args.verdict == "approve":
-        if args.note:
-            raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
-        outcome = desk.approve(args.task)
-    else:
-        outcome = desk.reject(args.task, args.note)
-    review = outcome.review
-    said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
-    print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
-    if outcome.now_out_of_date:
+    if not args.tasks and not args.all:
+        raise InputError(f"`storytree review {args.verdict}` needs the targets, e.g. "
+                         f"`storytree review {args.verdict} {args.story_id} image:scenelet-1_1`, a wildcard "
+                         f"('image:scenelet-2_*'), or --all.")
+    if args.verdict == "approve" and args.note:
+        raise InputError("--note goes with `storytree review reject` (an approval needs no note).")
+    tasks = desk.select(args.tasks, every=args.all)
+    if args.verdict == "reject":
+        clean_note(tasks[0], args.note)  # a bad note is refused before the first verdict is written
+    rewritten: list[str] = []
+    for task in tasks:
+        outcome = desk.approve(task) if args.verdict == "approve" else desk.reject(task, args.note)
+        review = outcome.review
+        said = f" with the note: {review.note}" if review.note and review.verdict == "rejected" else ""
+        print(f"{review.verdict} {review.task} (file {review.output_sha256[:12]}){said}", file=sys.stderr)
+        rewritten += [t for t in outcome.now_out_of_date if t not in rewritten]
+    if len(tasks) > 1:
+        print(f"{len(tasks)} targets {'approved' if args.verdict == 'approve' else 'rejected'}", file=sys.stderr)
+    if rewritten:
         print(f"rewrote manifests/{args.story_id}.yaml: the director's note changed the prompt of "
-              f"{', '.join(outcome.now_out_of_date)}; `doit dryrun story:{args.story_id}` shows what the next build "
+              f"{', '.join(rewritten)}; `doit dryrun story:{args.story_id}` shows what the next build "
               "pays for.", file=sys.stderr)
     return ExitCode.OK
 
@@ -165,7 +173,7 @@ def cmd_serve(workspace: Workspace, args: argparse.Namespace) -> int:
     from .gallery.serve import new_token, serve
 
     api = workspace.review_api(new_token(), args.read_only)
-    return serve(workspace.settings.public_root, api, port=args.port)
+    return serve(workspace.settings.public_root, api, port=args.port, verbose=args.verbose)
 
 
 def cmd_verify(workspace: Workspace, args: argparse.Namespace) -> int:
@@ -293,6 +301,55 @@ def cmd_gc(workspace: Workspace, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_config(workspace: Workspace, args: argparse.Namespace) -> int:
+    """The settings in effect, each with where its value came from (secrets masked)."""
+    from .settings.explain import effective_settings
+
+    rows = effective_settings(workspace.settings)
+    if args.json:
+        print(json.dumps([{"setting": row.name, "value": json.loads(row.shown) if row.shown != "(not set)" else None,
+                           "source": row.source} for row in rows], indent=2))
+        return ExitCode.OK
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{row.name:<{width}} = {row.shown}  # {row.source}")
+    print(f"settings of {workspace.settings.root}: defaults < storytree.toml < environment < doit variables "
+          "(storytree.toml.example lists every setting)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_quota(workspace: Workspace, args: argparse.Namespace) -> int:
+    """What the rate limiter learnt per model (a cache in the state folder), and `--reset MODEL` to forget it."""
+    from .providers.rate_limit import RateLimiter
+
+    settings = workspace.settings
+    limiter = RateLimiter.from_settings(settings)
+    try:
+        rows = limiter.learnt()
+        if args.reset:
+            if not limiter.forget(args.reset):
+                known = ", ".join(row["model"] for row in rows) or "none"
+                raise InputError(f"nothing was learnt for {args.reset!r} (models learnt: {known}); "
+                                 "`storytree quota` lists them.")
+            print(f"quota {args.reset}: forgotten; its next call starts at [gemini] initial_rate_per_minute = "
+                  f"{settings.gemini.initial_rate_per_minute:g}/min", file=sys.stderr)
+            return ExitCode.OK
+    finally:
+        limiter.close()
+    if not rows:
+        print(f"quota: nothing learnt yet ({limiter.path} does not exist)", file=sys.stderr)
+        return ExitCode.OK
+    for row in rows:
+        how = ("configured" if row["configured"] else "learnt, still growing (no 429 yet)" if row["slow_start"]
+               else "learnt from 429s")
+        pause = f", paused for {row['paused_seconds']:.0f} s" if row["paused_seconds"] >= 1 else ""
+        print(f"{row['model']}: {row['per_minute']:.1f} calls/min ({how}); {row['day_count']} call(s) on "
+              f"{row['day']} (Pacific){pause}")
+    print("`storytree quota --reset MODEL` forgets a model's learnt rate (a configured limit in [gemini.rate_limits] "
+          "always wins)")
+    return ExitCode.OK
+
+
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise InputError("deleting remote objects needs a yes: answer at a terminal, or add --yes.")
@@ -353,13 +410,17 @@ def build_parser() -> argparse.ArgumentParser:
                                       "[review] key_frames = \"required\")")
     p.add_argument("verdict", choices=["approve", "reject", "list"])
     p.add_argument("story_id")
-    p.add_argument("task", nargs="?", help="the target, e.g. image:scenelet-1_1 (not for list)")
+    p.add_argument("tasks", nargs="*", metavar="task",
+                   help="targets, e.g. image:scenelet-1_1, or doit-style wildcards: 'image:scenelet-2_*' (not for list)")
+    p.add_argument("--all", action="store_true", help="every built key frame nobody has reviewed yet")
     p.add_argument("--note", help="why it is rejected: becomes the director's note of the shot's next key frame")
     p.add_argument("--json", action="store_true", help="list: print JSON")
     p.set_defaults(func=cmd_review)
     p = sub.add_parser("serve", help="serve apps/story-tree-ui/public/ (the review pages and assets) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     p.add_argument("--read-only", action="store_true", help="show reviews, never change them (for sharing a screen)")
+    p.add_argument("--verbose", action="store_true", help="log every request (by default: the start, each review "
+                                                          "or restore, and errors)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("pull", help="make every current asset of a story present from the objects or the remote "
                                     "(no build, no provider)")
@@ -384,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", action="store_true", help="also on the remote (asks first)")
     p.add_argument("--yes", action="store_true", help="with --remote: do not ask")
     p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("config", help="the settings in effect and where each value came from (secrets masked)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("quota", help="what the rate limiter learnt per model; --reset MODEL forgets it")
+    p.add_argument("--reset", metavar="MODEL", help="forget what was learnt for MODEL (it starts over)")
+    p.set_defaults(func=cmd_quota)
     p = sub.add_parser("verify", help="check files, records, manifest and story database; repair DB paths")
     p.add_argument("story_id")
     p.add_argument("--no-repair", action="store_true", help="only report, write nothing")
@@ -392,18 +459,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+READ_ONLY_COMMANDS = {"export", "prompt", "history", "quota", "config"}
+
+
+def reads_only(args: argparse.Namespace) -> bool:
+    """Commands that change nothing: they never create the story database or its data folder."""
+    return args.command in READ_ONLY_COMMANDS or (args.command == "verify" and args.no_repair) or (
+        args.command == "review" and args.verdict == "list")
+
+
+def resolve_story_ids(workspace: Workspace, args: argparse.Namespace) -> None:
+    """Every story id a command takes may be a unique prefix of one (an ambiguous one lists the matches)."""
+    for name in ("story_id", "story"):
+        given = getattr(args, name, None)
+        if given:
+            setattr(args, name, workspace.resolve_story(given))
+    if getattr(args, "story_ids", None):
+        args.story_ids = [workspace.resolve_story(given) for given in args.story_ids]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = None
     try:
-        workspace = Workspace(load_settings())
+        workspace = Workspace(load_settings(), read_only=reads_only(args))
+        resolve_story_ids(workspace, args)
         return args.func(workspace, args)
     except StorytreeError as exc:
         if args.debug:
             raise
         print(f"storytree: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `storytree export … | head`: the reader has gone; end quietly (and let no exit-time flush complain)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    except KeyboardInterrupt:
+        print("storytree: interrupted (Ctrl-C)", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     finally:
         if workspace is not None:
             workspace.close()

@@ -15,7 +15,7 @@ import pytest
 from storytree_build.core.errors import EnvironmentFault
 from storytree_build.providers.rate_limit import RateLimiter
 from support.fakes.gemini_server import FakeGemini
-from support.project import SAMPLE_ID, doit, import_story, new_project, project_env, records_of, run_doit, story_db
+from support.project import CONSENT_VAR, SAMPLE_ID, doit, import_story, new_project, project_env, records_of, run_doit, story_db
 from test_gemini_images import KEY, PLATE, assert_clean_failure, write_config
 
 MODEL = "gemini-3.1-flash-image"
@@ -63,6 +63,7 @@ def fake(root: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGemini:
     with FakeGemini() as server:
         monkeypatch.setenv("GEMINI_API_KEY", KEY)
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        monkeypatch.setenv(*CONSENT_VAR)
         monkeypatch.delenv("CI", raising=False)
         yield server
 

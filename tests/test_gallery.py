@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit, unquote
 
 import pytest
+from PIL import Image
 
 from support.gallery import SAMPLE_ID, build_sample, context, new_project, parse_page, run_doit, settings_for
 from support.project import SAMPLE
@@ -24,6 +25,7 @@ from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from storytree_build.store.sqlite_reviews import SqliteReviews
 
 PAGE_REL = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
+ASSETS_REL = "apps/story-tree-ui/public/generated"
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +73,20 @@ def test_every_asset_is_shown_with_a_url_that_resolves(built):
     assert len(page.targets) == len(manifest.targets) == 36
     assert page.placeholders == []
     videos = [t for t in manifest.targets if t.kind == "video"]
-    assert len(page.videos) == len(videos) == 12
-    for video in page.videos:
-        assert "controls" in video and video["preload"] == "metadata"
-        assert local_file(root, video["src"]).is_file()
-        assert local_file(root, video["poster"]).suffix == ".png" and local_file(root, video["poster"]).is_file()
+    # a video is its key frame's picture until clicked (the script puts the player there): no 250 video fetches
+    plays = [a for a in page.anchors if "play" in (a.get("class") or "").split()]
+    assert page.videos == [] and len(plays) == len(videos) == 12
+    assert {str(local_file(root, a["href"]).relative_to(root / ASSETS_REL)) for a in plays} == {v.output for v in videos}
     assert page.imgs, "no images on the page"
-    for img in page.imgs:
-        assert img["src"].startswith("../../generated/") and "?v=" in img["src"]
-        assert local_file(root, img["src"]).is_file(), img["src"]
-    shown = {str(local_file(root, i["src"]).relative_to(root / "apps/story-tree-ui/public/generated")) for i in page.imgs}
-    assert shown == {t.output for t in manifest.targets if t.kind != "video"}
+    for img in page.imgs:  # thumbnails next to the page, lazily loaded; never the full file, never in generated/
+        assert img["src"].startswith("thumbs/") and img["loading"] == "lazy", img
+        with Image.open(local_file(root, img["src"])) as thumb:
+            assert thumb.format == "WEBP" and thumb.width <= 480
+    full = [a["href"] for a in page.anchors if "media-link" in (a.get("class") or "").split()]
+    assert all("?v=" in href and local_file(root, href).is_file() for href in full)
+    shown = {str(local_file(root, href).relative_to(root / ASSETS_REL)) for href in full}
+    assert shown == {t.output for t in manifest.targets}  # every file one click away at full size
+    assert not any(p.suffix == ".webp" for p in (root / ASSETS_REL).rglob("*"))  # the shipped assets stay as they are
 
 
 def test_statuses_stub_labels_and_rebuild_commands(built):
@@ -93,23 +98,34 @@ def test_statuses_stub_labels_and_rebuild_commands(built):
     assert "36 assets on this page were made by the offline stub provider" in page.all_text
     for task in ("image:scenelet-1_1", "video:scenelet-5_2", "ref:character.captain-clank.character-model-sheet-1",
                  "ref:environment.thunderpot-gorge.keyframe_2"):
-        assert f"Rebuild: doit -a -s {task} story={SAMPLE_ID}" in page.all_text
+        assert f"Rebuild: doit -a -s {task} story={SAMPLE_ID}" in target_page(root, page, task).all_text
     assert f"doit story:{SAMPLE_ID}" in page.all_text
 
 
-def test_exact_prompt_and_references_are_in_collapsed_details(built):
+def target_page(root: Path, page, task: str):  # noqa: ANN001, ANN201 - support.gallery.PageParser
+    """The page of one target, reached by its link on the story page."""
+    href = gallery.details_href(task)
+    assert href in page.links, f"no link to the page of {task}"
+    return parse_page(local_file(root, href))
+
+
+def test_exact_prompt_and_references_are_on_each_targets_own_page(built):
     root, _ = built
     page = page_of(root)
-    assert page.details and not any(d["open"] for d in page.details)
+    assert not any(d["open"] for d in page.details)
+    assert "System instruction" not in page.all_text and "User prompt" not in page.all_text  # not on the long page
     ctx = context(root)
     for task in ("image:scenelet-1_2", "video:scenelet-2_1", "ref:character.wren-quillfeather.character-model-sheet-1"):
         user, system = ctx.requests.render(ctx.target(task))
-        holder = [d["text"] for d in page.details if user in d["text"]]
+        own = target_page(root, page, task)
+        holder = [d["text"] for d in own.details if user in d["text"]]
         assert holder, f"the exact prompt of {task} is not inside a <details>"
         if system:
             assert system in holder[0]
         for ref in ctx.target(task).references:
             assert ref.path in holder[0] and ref.task in holder[0]
+        for img in own.imgs:  # the references' thumbnails, relative to the story page (the <base> of the page)
+            assert local_file(root, img["src"]).is_file() and img["loading"] == "lazy"
 
 
 def test_scenelet_tree_with_labelled_choices(built):
@@ -146,17 +162,40 @@ def test_missing_asset_gets_a_placeholder_not_a_broken_image(proj):
     (proj / f"apps/story-tree-ui/public/generated/{SAMPLE_ID}/shots/scenelet-2/shot-3.mp4").unlink()
     gallery.build_gallery(context(proj).gallery())
     page = page_of(proj)
-    assert not [i for i in page.imgs if kf in i["src"]]
+    assert not [a for a in page.anchors if kf in (a.get("href") or "")]
+    assert len(page.imgs) == 36 - 2 - 1  # no picture for the missing frame, its missing video, nor its video's poster
     assert all(local_file(proj, i["src"]).is_file() for i in page.imgs)
-    assert all(local_file(proj, v["src"]).is_file() for v in page.videos)
-    assert all(kf not in (v.get("poster") or "") for v in page.videos)
     assert {p["data-task"] for p in page.placeholders} == {"image:scenelet-1_1", "video:scenelet-2_3"}
     assert page.targets["image:scenelet-1_1"] == "missing"
     assert page.targets["video:scenelet-2_3"] == "missing"
     # its reference (the key frame) is gone, but a copy is kept: the build restores it first, so the video stays
     assert page.targets["video:scenelet-1_1"] == "current"
     assert "file missing: will be restored from the local objects (no cost)" in page.all_text
-    assert '<span class="thumb">missing</span>' in (proj / PAGE_REL).read_text()
+    assert '<span class="thumb">missing</span>' in (local_file(proj, gallery.details_href("video:scenelet-1_1"))
+                                                     .read_text())
+
+
+def test_thumbnails_are_made_once_kept_out_of_the_assets_and_remade_when_deleted(proj):
+    thumbs = proj / PAGE_REL.replace("index.html", "thumbs")
+    made = {p.name: p.stat().st_mtime_ns for p in thumbs.glob("*.webp")}
+    assert len(made) == 24  # one per image target, named by its file's sha256
+    ctx = context(proj)
+    gallery.build_gallery(ctx.gallery())
+    assert {p.name: p.stat().st_mtime_ns for p in thumbs.glob("*.webp")} == made  # not made again
+    shutil.rmtree(thumbs)  # a cache: deleting it costs nothing
+    assert not GalleryCheck(context(proj))()
+    gallery.build_gallery(context(proj).gallery())
+    assert {p.name for p in thumbs.glob("*.webp")} == set(made)
+
+
+def test_an_image_pillow_cannot_read_is_shown_as_its_file_not_a_broken_thumbnail(proj):
+    plate = f"{SAMPLE_ID}/visuals/characters/captain-clank/character-model-sheet-1.png"
+    (proj / ASSETS_REL / plate).write_bytes(b"not a png at all")
+    gallery.build_gallery(context(proj).gallery())
+    page = page_of(proj)
+    shown = [i for i in page.imgs if i["src"].startswith("../../generated/")]
+    assert [local_file(proj, i["src"]) for i in shown] == [proj / ASSETS_REL / plate]
+    assert shown[0]["loading"] == "lazy"
 
 
 def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):

@@ -59,6 +59,14 @@ def served(tmp_path: Path):
 BROKEN_IMAGES = "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
 ALL_IMAGES_SETTLED = "[...document.images].every(i => i.complete)"
 ALL_VIDEOS_HAVE_METADATA = "[...document.querySelectorAll('video')].every(v => v.readyState >= 1)"
+# Images are lazy: scrolled through once, every one of them is asked for.
+SCROLL_THROUGH = """async () => {
+  for (let y = 0; y < document.documentElement.scrollHeight; y += innerHeight / 2) {
+    scrollTo(0, y);
+    await new Promise(r => requestAnimationFrame(() => setTimeout(r, 20)));
+  }
+  scrollTo(0, 0);
+}"""
 SEEK = """v => new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('no seeked event')), 10000);
   v.addEventListener('seeked', () => { clearTimeout(timer); resolve(v.currentTime); }, {once: true});
@@ -92,15 +100,19 @@ def test_sample_story_page_in_chromium(served):
             page.wait_for_load_state("load")
             assert page.url.endswith(f"/stories/{SAMPLE_ID}/index.html")
 
+            page.evaluate(SCROLL_THROUGH)
             page.wait_for_function(ALL_IMAGES_SETTLED)
             n_images = page.evaluate("document.images.length")
             assert n_images >= 36
             assert page.evaluate(BROKEN_IMAGES) == []
-            page.wait_for_function(ALL_VIDEOS_HAVE_METADATA)
-            assert page.evaluate("document.querySelectorAll('video').length") == 12
+            assert page.evaluate("document.querySelectorAll('video').length") == 0  # pictures until clicked
+            assert page.evaluate("document.querySelectorAll('a.play').length") == 12
             assert page.evaluate("document.querySelectorAll('details[open]').length") == 0
             assert page.locator(".badge.stub").count() >= 36
-            # videos seek: the server answers byte ranges
+            # a click plays the video in place; it seeks: the server answers byte ranges
+            page.locator("a.play").first.click()
+            page.wait_for_function("document.querySelectorAll('video').length === 1")
+            page.wait_for_function(ALL_VIDEOS_HAVE_METADATA)
             video = page.locator("video").first
             assert video.evaluate(SEEK) > 0
             assert partial_videos, "no 206 answer for any video"
@@ -113,10 +125,10 @@ def test_sample_story_page_in_chromium(served):
             run_doit(root, f"gallery:{SAMPLE_ID}", "provider=stub")
             page.reload()
             page.wait_for_load_state("load")
+            page.evaluate(SCROLL_THROUGH)
             page.wait_for_function(ALL_IMAGES_SETTLED)
             assert page.evaluate(BROKEN_IMAGES) == []
-            page.wait_for_function(ALL_VIDEOS_HAVE_METADATA)
-            assert page.evaluate("document.querySelectorAll('video').length") == 11
+            assert page.evaluate("document.querySelectorAll('a.play').length") == 11
             assert page.locator(".placeholder[data-task='image:scenelet-2_1']").is_visible()
             assert page.locator(".placeholder[data-task='video:scenelet-2_1']").is_visible()
             page.locator("#shot-scenelet-2_1").screenshot(path=str(ARTIFACTS / "gallery-missing-shot.png"))
@@ -174,20 +186,55 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
                 page.wait_for_function("document.body.dataset.review === 'on'")
                 assert "token" not in page.url  # taken out of the address bar (and out of the history)
                 assert page.locator("form.review:visible").count() == 12
+                assert page.inner_text("#to-review").strip().lower() == "12 to review"
+                # waiting videos are waiting, never failed
+                assert page.locator(".target[data-task^='video:'] .badge.failed").count() == 0
+                assert page.locator(".target[data-task^='video:'] .badge.waiting").count() == 12
+                page.evaluate("window.notReloaded = true")  # a reload would lose it
                 approve = page.locator("form.review[data-task='image:scenelet-1_1']")
-                with page.expect_navigation():
-                    approve.locator("button[data-verdict='approve']").click()
-                page.wait_for_function("document.body.dataset.review === 'on'")
+                approve.locator("button[data-verdict='approve']").click()
                 badge = page.locator(".target[data-task='image:scenelet-1_1'] .badge[data-review]")
+                page.wait_for_function("document.querySelector('#to-review').textContent.startsWith('11 ')")
                 assert badge.inner_text().strip().lower() == "approved"
+                video = page.locator(".target[data-task='video:scenelet-1_1'] .badge.state")
+                assert video.inner_text().strip().lower() == "would build"
+                assert page.locator(".target[data-task='video:scenelet-1_2'] .badge.state").inner_text().strip().lower() \
+                    == "waiting for review"
 
                 reject = page.locator("form.review[data-task='image:scenelet-1_2']")
                 reject.locator("textarea").fill("Wren's scarf must be red.")
-                with page.expect_navigation():
-                    reject.locator("button[data-verdict='reject']").click()
-                page.wait_for_function("document.body.dataset.review === 'on'")
+                reject.locator("button[data-verdict='reject']").click()
+                page.wait_for_function("document.querySelector('#to-review').textContent.startsWith('10 ')")
                 assert "Director's note: Wren's scarf must be red." in page.inner_text(
                     ".target[data-task='image:scenelet-1_2']")
+                assert page.evaluate("window.notReloaded") is True
+
+                # keys: j twice reaches the second shot (scenelet-1_2, rejected), j again the third; a approves it
+                page.keyboard.press("j")
+                page.keyboard.press("j")
+                page.keyboard.press("j")
+                assert page.locator("article.shot.current").get_attribute("id") == "shot-scenelet-1_3"
+                page.locator("form.review[data-task='image:scenelet-2_1'] textarea").focus()
+                page.keyboard.press("a")  # typed into the note, not a verdict
+                page.locator("form.review[data-task='image:scenelet-2_1'] textarea").fill("")
+                page.locator("body").focus()
+                page.evaluate("document.activeElement.blur()")
+                page.keyboard.press("a")
+                page.wait_for_function("document.querySelector('#to-review').textContent.startsWith('9 ')")
+                assert page.locator(".target[data-task='image:scenelet-1_3'] .badge[data-review]").inner_text() \
+                    .strip().lower() == "approved"
+
+                # filter by state, then approve all shown: only the shown ones
+                page.select_option("#filter", "approved")
+                assert page.locator("article.shot:visible").count() == 2
+                page.select_option("#filter", "rejected")
+                assert page.locator("article.shot:visible").count() == 1
+                page.select_option("#filter", "unreviewed")
+                assert page.locator("article.shot:visible").count() == 9
+                page.click("#approve-shown")
+                page.wait_for_function("document.querySelector('#to-review').textContent.startsWith('0 ')")
+                assert page.locator(".target[data-task^='video:'] .badge.would-build").count() == 11
+                assert page.evaluate("window.notReloaded") is True
                 page.screenshot(path=str(ARTIFACTS / "gallery-review.png"), full_page=False)
             finally:
                 browser.close()
@@ -200,7 +247,8 @@ def test_approve_and_reject_on_the_served_page_in_chromium(tmp_path):
     items = {item["task"]: item for item in json.loads(plan.stdout)["targets"]}
     assert items["video:scenelet-1_1"]["action"] == "run"  # approved: its video may be paid for now
     assert items["image:scenelet-1_2"]["action"] == "run" and items["video:scenelet-1_2"]["action"] == "wait"
-    assert items["video:scenelet-1_3"]["action"] == "wait"
+    assert items["video:scenelet-1_3"]["action"] == "run"  # approved with the key a
+    assert sum(1 for task, item in items.items() if task.startswith("video:") and item["action"] == "run") == 11
 
 
 def build_sample_unchecked(root):  # noqa: ANN001, ANN201
@@ -261,7 +309,8 @@ def test_restore_an_earlier_key_frame_on_the_served_page_in_chromium(tmp_path):
                 assert block.locator(".head .badge.origin").inner_text().strip().lower() == "restored"
                 assert "now: version 3 (restored: version 1)" in page.inner_text(versions).lower()
                 current = page.locator(f"img[alt='key frame {frame}']")
-                assert f"?v={first[:12]}" in (current.get_attribute("src") or "")
+                assert (current.get_attribute("src") or "") == f"thumbs/{first[:32]}.webp"  # the thumbnail of that file
+                assert f"?v={first[:12]}" in (current.locator("xpath=..").get_attribute("href") or "")
                 assert page.locator(f"{versions} li[data-version='2'] button.restore").is_visible()
                 assert page.locator(f"{versions} li[data-version='1'] button.restore").count() == 0
                 page.locator(versions).screenshot(path=str(ARTIFACTS / "gallery-versions.png"))

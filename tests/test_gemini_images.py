@@ -21,7 +21,7 @@ from storytree_build.core.manifest import Target
 from storytree_build.core.manifest.file import load_manifest_file
 from storytree_build.store import SqliteStoryStore
 from support.fakes.gemini_server import FakeGemini
-from support.project import (story_db, ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
+from support.project import (CONSENT_VAR, story_db, ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
                              session_for, storytree)
 
 KEY = "AIza" + "SyTEST-0000-secret-do-not-leak-7f3c9e"  # key-shaped fake; split so secret scanners stay quiet
@@ -70,6 +70,7 @@ def gemini_project(project: Path, imported_template: Path, fake: FakeGemini, mon
     monkeypatch.setenv("STORYTREE_STATE_DIR", str(project / ".storytree"))
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+    monkeypatch.setenv(*CONSENT_VAR)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.chdir(project)
     return project

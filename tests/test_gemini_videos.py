@@ -24,7 +24,7 @@ from storytree_build.providers.gemini_video import GeminiVideos
 from storytree_build.providers.google_http import origin
 from storytree_build.settings import GeminiSettings
 from support.fakes.gemini_server import FakeGemini
-from support.project import (story_db, ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
+from support.project import (CONSENT_VAR, story_db, ASSETS, SAMPLE_ID, SECRET_ENV, doit, import_story, new_project, project_env, run_doit,
                              session_for, storytree)
 from test_gemini_images import KEY, assert_clean_failure, db_values, manifest, price_of, record, write_config
 
@@ -47,6 +47,7 @@ def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             mp.delenv(name, raising=False)
         mp.setenv("GEMINI_API_KEY", KEY)
         mp.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+        mp.setenv(*CONSENT_VAR)
         mp.setenv("STORYTREE_ROOT", str(root))
         mp.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
         mp.chdir(root)
@@ -71,6 +72,7 @@ def vproject(project: Path, built_template: Path, fake: FakeGemini, monkeypatch:
     monkeypatch.setenv("STORYTREE_STATE_DIR", str(project / ".storytree"))
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+    monkeypatch.setenv(*CONSENT_VAR)
     for name, value in POLL_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CI", raising=False)
@@ -467,6 +469,15 @@ def test_download_link_fills_one_shot_and_refuses_the_rest(vproject: Path, fake:
             assert "refused" in refused.output and "configured Gemini API host" in refused.output
         assert elsewhere.requests == []
     assert len(fake.video.download_calls) == 1 and fake.video.submit_calls == []
+
+
+def test_a_download_link_needs_no_consent_it_pays_nothing(vproject: Path, fake: FakeGemini,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORYTREE_YES")  # no terminal and no consent: a download is no model call
+    run = run_doit(vproject, VIDEO, f"--download-link={fake.video.add_file()}")
+    assert run.code == 0, run.output
+    assert "consent" not in run.output and "1 downloaded" in run.output
+    assert fake.video.submit_calls == []
 
 
 def test_credentials_in_a_download_link_or_the_base_url_never_show(vproject: Path, fake: FakeGemini,

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from support.project import (ASSETS, SAMPLE_ID, doit, import_story, manifest_of, new_project, project_env, records_of,
-                             storytree)
+                             records_port, storytree)
 
 STORY = f"story:{SAMPLE_ID}"
 SHEET = "ref:character.wren-quillfeather.character-model-sheet-1"
@@ -201,3 +201,128 @@ def test_gc_frees_only_what_no_current_file_and_no_kept_version_needs(project: P
     left = {p.parent.name + p.name for p in objects.rglob("*") if p.is_file()}
     assert versions[0] not in left and versions[1] not in left and versions[2] in left  # the newest kept version
     assert all(r.output_sha256 in left for r in records_of(project).values())  # every current file
+
+
+def test_a_file_with_no_copy_anywhere_is_blocked_naming_its_path_sha_and_the_fix(project: Path, tmp_path: Path):
+    frame = next(t for t in manifest_of(project).targets if t.kind == "key_frame")
+    # built by this checkout (the copied project's records name the folder it was built in: "built elsewhere")
+    assert doit(project, "-a", frame.task, "provider=stub").returncode == 0
+    recorded = records_of(project)[frame.task].output_sha256
+    (project / ASSETS / frame.output).unlink()
+    shutil.rmtree(project / ".storytree-data" / "objects")  # and no remote is set: no copy anywhere
+    shown = f"{ASSETS.as_posix()}/{frame.output}"  # relative to the project: where a person finds it
+    said = (f"{shown} missing and no copy of {recorded[:12]}… is kept (not in the local objects, not on a remote): "
+            f"`doit -a {frame.task}` pays for a new one")
+    plan = doit(project, "dryrun", frame.task, "provider=stub")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"X {frame.task}  [{said}]" in plan.stdout
+    assert "blocked: 1 recorded file(s) gone with no copy kept" in plan.stdout
+    assert dryrun(project, frame.task)[frame.task]["action"] == "blocked"
+    calls = tmp_path / "calls.log"
+    run = build(project, calls=calls)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output  # ExitCode.FAILED: a target could not be built
+    assert paid(calls) == [] and "Traceback" not in output  # never paid for on its own
+    assert f"{frame.task}: {said}; nothing was paid." in output
+    assert not (project / ASSETS / frame.output).exists() and records_of(project)[frame.task].output_sha256 == recorded
+
+
+def test_an_adopted_file_enters_the_object_store_and_comes_back_free(project: Path, tmp_path: Path):
+    from test_pay_once import original_system_layout
+
+    original_system_layout(project)  # files the original system made, no records
+    objects = project / ".storytree-data" / "objects"
+    shutil.rmtree(objects)  # nothing kept yet: whatever is kept after this is what the adoption put there
+    calls = tmp_path / "calls.log"
+    adopted = build(project, calls=calls)
+    assert adopted.returncode == 0 and "36 adopted" in adopted.stdout, adopted.stdout + adopted.stderr
+    path = asset(project, SHEET)
+    recorded = records_of(project)[SHEET].output_sha256
+    assert sha(path) == recorded and (objects / "sha256" / recorded[:2] / recorded[2:]).is_file()
+    path.unlink()
+    assert dryrun(project)[SHEET]["reason"] == "file missing: will be restored from the local objects (no cost)"
+    again = build(project, calls=calls)
+    assert again.returncode == 0 and "1 restored" in again.stdout, again.stdout + again.stderr
+    assert paid(calls) == [] and sha(path) == recorded
+
+
+def remote_objects(folder: Path) -> dict[str, int]:
+    """sha256 → size of every object in a file:// remote (the local layout: sha256/ab/cdef…)."""
+    return {p.parent.name + p.name: p.stat().st_size for p in (folder / "sha256").rglob("*") if p.is_file()}
+
+
+def test_history_lists_the_current_file_and_each_earlier_version(project: Path, monkeypatch,  # noqa: ANN001
+                                                                capsys: pytest.CaptureFixture[str]):
+    frame = next(t.task for t in manifest_of(project).targets if t.kind == "key_frame")
+    for _ in range(2):
+        assert doit(project, "-a", frame, "provider=stub").returncode == 0
+    monkeypatch.chdir(project)
+    capsys.readouterr()
+    assert storytree(project, "history", SAMPLE_ID, frame, monkeypatch=monkeypatch) == 0
+    out, err = capsys.readouterr()
+    current = records_of(project)[frame]
+    port = records_port(project)
+    try:
+        earlier = port.versions(SAMPLE_ID).all(frame)
+    finally:
+        port.close()
+    assert [v.version for v in earlier] == [2, 1] and current.version == 3  # newest first
+    def line(mark: str, record) -> str:  # noqa: ANN001
+        return (f"{mark} {record.version:>3}  {record.output_sha256[:12]}  {record.built_at}  {record.origin} by "
+                f"{record.built_by} with stub {record.model}, {record.cost:.2f} USD")
+    assert out.splitlines() == [line("*", current), *(line(" ", v.record) for v in earlier)]
+    assert len({current.output_sha256, *(v.output_sha256 for v in earlier)}) == 3  # three different files
+    assert earlier[-1].record.origin == "built" and current.origin == "built"
+    assert f"3 version(s); `storytree restore {SAMPLE_ID} {frame} <version>` makes one current again (free)" in err
+
+
+def test_gc_remote_frees_only_what_nothing_needs_after_a_yes(project: Path, tmp_path: Path, monkeypatch,  # noqa: ANN001
+                                                            capsys: pytest.CaptureFixture[str]):
+    remote = tmp_path / "team-objects"
+    (project / "storytree.toml").write_text(f'[objects]\nkeep_versions = 1\n\n[remote]\nurl = "file://{remote}"\n')
+    frame = next(t.task for t in manifest_of(project).targets if t.kind == "key_frame")
+    versions = []
+    for _ in range(3):  # versions 1, 2, 3 kept, version 4 current; each new one uploaded as it is made
+        versions.append(sha(asset(project, frame)))
+        assert doit(project, "-a", frame, "provider=stub").returncode == 0
+    monkeypatch.chdir(project)
+    assert storytree(project, "push", SAMPLE_ID, monkeypatch=monkeypatch) == 0  # the rest, built before the remote
+    stray = b"an object no story of this store needs (a teammate's, or left by a crash before its record)"
+    stray_sha = hashlib.sha256(stray).hexdigest()
+    (remote / "sha256" / stray_sha[:2]).mkdir(parents=True, exist_ok=True)
+    (remote / "sha256" / stray_sha[:2] / stray_sha[2:]).write_bytes(stray)
+    before = remote_objects(remote)
+    current = {r.output_sha256 for r in records_of(project).values()}
+    assert current | set(versions) | {stray_sha} <= set(before)
+    garbage = {versions[0], versions[1], stray_sha}  # no current file, not the newest kept version
+    megabytes = f"{sum(before[s] for s in garbage) / 2**20:.1f} MB"
+    capsys.readouterr()
+
+    assert storytree(project, "gc", "--remote", "--dry-run", monkeypatch=monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert "gc: would free 2 local object(s)" in err
+    assert f"gc: the remote file://{remote} holds 3 object(s) nothing needs ({megabytes})" in err
+    assert remote_objects(remote) == before  # a dry run deletes nothing
+
+    # without --yes and no terminal to ask at: refused, nothing deleted
+    assert storytree(project, "gc", "--remote", monkeypatch=monkeypatch) == 1
+    assert "needs a yes: answer at a terminal, or add --yes" in capsys.readouterr().err
+    assert remote_objects(remote) == before
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))  # asked, and the answer is no
+    assert storytree(project, "gc", "--remote", monkeypatch=monkeypatch) == 0
+    assert "gc: nothing deleted on the remote" in capsys.readouterr().err
+    assert remote_objects(remote) == before
+
+    assert storytree(project, "gc", "--remote", "--yes", monkeypatch=monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert "gc: deleted 3 object(s) on the remote" in err
+    left = remote_objects(remote)
+    assert set(left) == set(before) - garbage
+    assert current <= set(left) and versions[2] in left  # every current file and the newest kept version stay
+    assert storytree(project, "gc", "--remote", "--dry-run", monkeypatch=monkeypatch) == 0
+    assert "holds 0 object(s) nothing needs" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import threading
@@ -179,3 +180,167 @@ def test_a_corrupt_remote_copy_is_never_written_and_nothing_is_paid(stub_built: 
     assert run.returncode != 0 and not calls.exists(), output
     assert "could not be pulled from the remote" in output and "Traceback" not in output
     assert not (project / ASSETS / sheet.output).exists()
+
+
+# -- settings from storytree.toml reach the build ------------------------------------------------------------------
+SHEET = "ref:character.wren-quillfeather.character-model-sheet-1"
+
+
+def without_aws(env: dict[str, str]) -> dict[str, str]:
+    """Only storytree.toml configures the remote: no AWS_* variable of the test process leaks in."""
+    return {k: v for k, v in env.items() if not k.startswith("AWS_")}
+
+
+def test_objects_link_hardlink_from_storytree_toml_makes_the_asset_a_name_of_its_object(fresh: Path):
+    (fresh / "storytree.toml").write_text('[objects]\nlink = "hardlink"\n')
+    run = doit(fresh, SHEET, "provider=stub")
+    assert run.returncode == 0, run.stdout + run.stderr
+    record = records_of(fresh)[SHEET]
+    asset = fresh / ASSETS / record.output
+    stored = fresh / ".storytree-data" / "objects" / "sha256" / record.output_sha256[:2] / record.output_sha256[2:]
+    assert sha(asset) == record.output_sha256
+    assert os.stat(asset).st_ino == os.stat(stored).st_ino and os.stat(stored).st_nlink == 2  # one copy on disk
+
+
+def remote_toml(root: Path, url: str, endpoint: str, secret: str, region: str = "us-east-1",
+                key_id: str = "test") -> None:
+    (root / "storytree.toml").write_text(
+        f'[remote]\nurl = "{url}"\nendpoint = "{endpoint}"\nregion = "{region}"\n'
+        f'access_key_id = "{key_id}"\nsecret_access_key = "{secret}"\n')
+
+
+def test_remote_endpoint_and_credentials_from_storytree_toml_reach_the_remote(fresh: Path, s3_server):  # noqa: ANN001
+    from support.s3_server import SECRET_KEY
+
+    url = s3_server.fresh_url("toml")
+    remote_toml(fresh, url, s3_server.endpoint, SECRET_KEY)
+    run = doit(fresh, SHEET, "provider=stub", env=without_aws(project_env(fresh)))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "remote" not in output.lower(), output  # uploaded without a word
+    record = records_of(fresh)[SHEET]
+    assert record.pushed_to == url  # the record names the remote, never a credential
+    prefix = url.split("/", 3)[3]
+    head = s3_server.client().head_object(Bucket=s3_server.bucket, Key=f"{prefix}/sha256/{record.output_sha256[:2]}/"
+                                          f"{record.output_sha256[2:]}")
+    assert head["ContentLength"] == record.output_size
+    assert SECRET_KEY not in output and SECRET_KEY not in json.dumps(record.to_row())
+
+
+class Recording(Refusing):
+    """The refusing endpoint, keeping each request's Authorization header (its credential scope names the key id
+    and region the client signed with)."""
+
+    seen: list[str] = []
+
+    def _refuse(self) -> None:
+        Recording.seen.append(self.headers.get("Authorization", ""))
+        super()._refuse()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _refuse
+
+
+def test_a_refusing_remote_set_in_storytree_toml_never_shows_its_secret(fresh: Path, tmp_path: Path):
+    secret = "toml-secret-never-printed-5a4b3c2d1e"
+    server = HTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Recording.seen.clear()
+    try:
+        remote_toml(fresh, "s3://team/objects", f"http://127.0.0.1:{server.server_address[1]}", secret,
+                    region="eu-west-3", key_id="TOMLKEYID")
+        calls = tmp_path / "calls.log"
+        run = doit(fresh, SHEET, "provider=stub",
+                   env=without_aws(project_env(fresh, STORYTREE_STUB_CALL_LOG=str(calls))))
+    finally:
+        server.shutdown()
+        server.server_close()
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and calls.read_text().split() == [SHEET], output  # the build goes on, paid once
+    assert Recording.seen and all("Credential=TOMLKEYID/" in h and "/eu-west-3/s3/aws4_request" in h
+                                  for h in Recording.seen)  # the key id and region of storytree.toml were used
+    assert "refused" in output and secret not in output and "Traceback" not in output
+    assert records_of(fresh)[SHEET].pushed_to == ""  # `storytree push` sends it later
+
+
+# -- a slow or full remote during a build -----------------------------------------------------------------------------
+class Silent:
+    """A TCP server that accepts every connection and never answers (a remote that hangs); it counts connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.held.append(conn)  # kept open, never read, never answered
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def remote_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "remote" in line.lower()]
+
+
+def test_a_remote_that_never_answers_costs_one_timeout_and_the_build_goes_on(fresh: Path, tmp_path: Path):
+    silent = Silent()
+    try:
+        (fresh / "storytree.toml").write_text(
+            f'[remote]\nurl = "s3://team/objects"\nendpoint = "http://127.0.0.1:{silent.port}"\n'
+            'access_key_id = "id"\nsecret_access_key = "slow-remote-secret-77aa"\n'
+            "timeout_seconds = 1\nconnect_timeout_seconds = 1\n")
+        calls = tmp_path / "calls.log"
+        run = doit(fresh, "ref", "provider=stub",
+                   env=without_aws(project_env(fresh, STORYTREE_STUB_CALL_LOG=str(calls))), timeout=300)
+        connections = len(silent.held)
+    finally:
+        silent.close()
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "12 built" in run.stdout, output  # README: a remote never fails a build
+    paid = calls.read_text().split()
+    assert len(paid) == 12 and len(set(paid)) == 12  # nothing paid twice
+    said = remote_lines(output)
+    assert len([line for line in said if "did not answer" in line and "not asked again in this run" in line]) == 1
+    assert "12 new file(s) not on the remote s3://team/objects yet" in run.stdout and len(said) == 2, said
+    assert 1 <= connections <= 3  # one upload and its retries, not one per target
+    assert "slow-remote-secret-77aa" not in output and "Traceback" not in output
+    assert all(r.pushed_to == "" for r in records_of(fresh).values()) and len(records_of(fresh)) == 12
+
+
+def test_a_full_remote_folder_never_stops_a_build_and_push_sends_everything_once_there_is_room(fresh: Path,
+                                                                                            tmp_path: Path):
+    from support.mounts import tmpfs
+    from test_environment_faults import fill
+
+    with tmpfs(tmp_path / "team", 256) as shared:
+        remote = shared / "objects"
+        remote.mkdir()
+        url = f"file://{remote}"
+        (fresh / "storytree.toml").write_text(f'[remote]\nurl = "{url}"\n')
+        fill(shared / "filler.bin")  # the shared disk is full
+        calls = tmp_path / "calls.log"
+        run = doit(fresh, "ref", "provider=stub", env=project_env(fresh, STORYTREE_STUB_CALL_LOG=str(calls)))
+        output = run.stdout + run.stderr
+        assert run.returncode == 0 and "12 built" in run.stdout, output
+        paid = calls.read_text().split()
+        assert len(paid) == 12 and len(set(paid)) == 12  # nothing paid twice
+        said = remote_lines(output)
+        assert len([line for line in said if "out of space" in line and "not asked again in this run" in line]) == 1
+        assert f"12 new file(s) not on the remote {url} yet" in run.stdout and len(said) == 2, said
+        assert "Traceback" not in output
+        assert all(r.pushed_to == "" for r in records_of(fresh).values())
+        assert not any(p.is_file() for p in remote.rglob("*"))  # nothing half-written on the remote
+        (shared / "filler.bin").unlink()  # room again: `storytree push` sends what the build could not
+        pushed = doit_cli(fresh, project_env(fresh), "push", SAMPLE_ID)
+        assert pushed.returncode == 0 and "12 sent" in pushed.stderr, pushed.stdout + pushed.stderr
+        assert {r.pushed_to for r in records_of(fresh).values()} == {url}
+        assert len(calls.read_text().split()) == 12

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from storytree_build.core.manifest.file import load_manifest_file
-from support.gallery import SAMPLE_ID, new_project, settings_for
+from support.gallery import SAMPLE_ID, new_project, parse_page, settings_for
 from support.project import ASSETS, doit, manifest_of, project_env, records_of, storytree
 
 REVIEW_ON = '[review]\nkey_frames = "required"\n'
+PAGE = f"apps/story-tree-ui/public/stories/{SAMPLE_ID}/index.html"
 
 
 def env(root: Path, calls: Path | None = None) -> dict[str, str]:
@@ -82,7 +83,7 @@ def test_with_required_review_no_video_is_paid_for_until_its_frame_is_approved(t
     run = build(root, calls=calls)
     assert run.returncode == 4, run.stdout + run.stderr  # everything else built; videos wait for a person
     assert not any(c.startswith("video:") for c in paid(calls)) and len(paid(calls)) == 24
-    assert "12 video(s) held back" in run.stdout and "12 waiting for review" in run.stdout
+    assert "12 videos wait for review of their key frames" in run.stdout and "12 waiting for review" in run.stdout
     assert "0 failed" in run.stdout
 
     first = videos[0]
@@ -93,6 +94,55 @@ def test_with_required_review_no_video_is_paid_for_until_its_frame_is_approved(t
     again = build(root, calls=calls)
     assert again.returncode == 4
     assert [c for c in paid(calls) if c.startswith("video:")] == [first]  # exactly the approved shot's video
+
+
+def test_waiting_videos_read_as_review_and_approve_all_pays_for_exactly_their_videos(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                                     capsys: pytest.CaptureFixture):
+    root = new_project(tmp_path / "project")
+    (root / "storytree.toml").write_text(REVIEW_ON)
+    calls = tmp_path / "calls.log"
+    run = build(root, calls=calls, keep_going=False)  # without --continue: a waiting video must not stop the build
+    said = run.stdout + run.stderr
+    assert run.returncode == 4, said  # WAITING_FOR_REVIEW, as documented
+    for word in ("TaskFailed", "UnmetDependency", "FAILED", "Traceback"):
+        assert word not in said, said
+    waiting_lines = [line for line in said.splitlines() if "videos wait for review" in line]  # (the opening line counts them too)
+    assert waiting_lines == ["storytree: 12 videos wait for review of their key frames: 0.00 USD held back; "
+                             f"`storytree serve` (or `storytree review list {SAMPLE_ID}`)"], said
+    assert len(paid(calls)) == 24 and not any(c.startswith("video:") for c in paid(calls))
+    page = parse_page(root / PAGE)
+    assert {state for task, state in page.targets.items() if task.startswith("video:")} == {"waiting"}
+    assert 'class="badge state failed' not in (root / PAGE).read_text() and "Generation failed" not in page.all_text
+    assert "12 to review" in page.all_text and "12 waiting for review" in page.all_text
+
+    monkeypatch.chdir(root)
+    assert storytree(root, "review", "approve", SAMPLE_ID, "--all", monkeypatch=monkeypatch) == 0
+    assert "12 targets approved" in capsys.readouterr().err
+    assert {verdict for _, verdict, _ in review_rows(root)} == {"approved"} and len(review_rows(root)) == 12
+    again = build(root, calls=calls, keep_going=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    videos = sorted(c for c in paid(calls) if c.startswith("video:"))
+    assert videos == sorted(t.task for t in manifest_of(root).targets if t.kind == "video")
+    assert "0 to review" in parse_page(root / PAGE).all_text
+
+
+def test_review_takes_doit_style_wildcards(built: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    scenelet_2 = sorted(t.task for t in manifest_of(built).targets if t.task.startswith("image:scenelet-2_"))
+    assert len(scenelet_2) == 3
+    capsys.readouterr()
+    assert storytree(built, "review", "approve", SAMPLE_ID, "image:scenelet-2_*", monkeypatch=monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert all(f"approved {task} " in err for task in scenelet_2), err
+    assert review_rows(built) == [(task, "approved", "") for task in scenelet_2]
+    assert storytree(built, "review", "reject", SAMPLE_ID, "image:scenelet-1_[12]", "--note", "too dark",
+                     monkeypatch=monkeypatch) == 0
+    assert [row for row in review_rows(built) if row[1] == "rejected"] == [
+        ("image:scenelet-1_1", "rejected", "too dark"), ("image:scenelet-1_2", "rejected", "too dark")]
+    # --all takes only frames nobody has reviewed: the rejected ones stay rejected
+    assert storytree(built, "review", "approve", SAMPLE_ID, "--all", monkeypatch=monkeypatch) == 0
+    assert sum(1 for row in review_rows(built) if row[1] == "approved") == 10
+    assert [row[0] for row in review_rows(built) if row[1] == "rejected"] == ["image:scenelet-1_1", "image:scenelet-1_2"]
 
 
 def test_a_regenerated_key_frame_needs_a_new_review(built: Path, monkeypatch: pytest.MonkeyPatch):
@@ -192,8 +242,13 @@ def test_a_frame_rejected_without_a_note_is_out_of_date(built: Path, monkeypatch
     (["approve", SAMPLE_ID, "image:scenelet-9_9"], "image:scenelet-9_9 is not a target of story"),
     (["reject", SAMPLE_ID, "image:scenelet-1_1", "--note", "x" * 2001], "notes are at most 2000"),
     (["reject", SAMPLE_ID, "image:scenelet-1_1", "--note", "red\x1b[31m scarf"], "control characters (U+001B)"),
-    (["approve", SAMPLE_ID], "needs the target"),
+    (["approve", SAMPLE_ID], "needs the targets"),
+    (["approve", SAMPLE_ID, "image:scenelet-1_1", "image:scenelet-9_*"], "'image:scenelet-9_*' matches no built key frame"),
+    (["approve", SAMPLE_ID, "image:nope"], "image:nope is not a target"),
     (["approve", SAMPLE_ID, "image:scenelet-1_1", "--note", "why"], "--note goes with"),
+    (["approve", SAMPLE_ID, "video:scenelet-1_1"], "video:scenelet-1_1 of story " + SAMPLE_ID + " is a video: only key "
+                                                   "frames (image:<scenelet>_<n>) are reviewed"),
+    (["reject", SAMPLE_ID, "video:scenelet-1_1", "--note", "no"], "is a video: only key frames"),
 ])
 def test_bad_review_input_is_refused_and_nothing_is_written(built: Path, monkeypatch: pytest.MonkeyPatch, capsys,
                                                            args: list[str], message: str):

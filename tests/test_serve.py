@@ -184,7 +184,7 @@ def test_hundreds_of_simultaneous_clients_are_all_answered(site) -> None:
 
     port = site
     sockets = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(500)]
-    request = b"GET /stories/story/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    request = f"GET /stories/story/ HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode()
     for sock in sockets:
         sock.sendall(request)
     answers: dict[socket.socket, bytes] = {sock: b"" for sock in sockets}
@@ -211,7 +211,7 @@ def test_a_silent_connection_is_closed(tmp_path) -> None:
     import socket
 
     (tmp_path / "index.html").write_text("<title>x</title>")
-    server = make_server(tmp_path, 0, quiet=True, workers=2, idle_timeout=0.3)
+    server = make_server(tmp_path, 0, quiet=True, workers=2, request_deadline=0.3)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

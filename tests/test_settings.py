@@ -125,11 +125,13 @@ ENVIRONMENT_CASES = [
     ("STORYTREE_STUB_CALL_LOG", "/calls.log", lambda s: s.stub_call_log, Path("/calls.log")),
     ("STORYTREE_STUB_DELAY", "0.25", lambda s: s.stub_delay_seconds, 0.25),
     ("STORYTREE_MAX_COST", "12.5", lambda s: s.max_cost, 12.5),
+    ("STORYTREE_YES", "1", lambda s: s.yes, True),
     ("STORYTREE_VIDEO_POLL_INTERVAL", "3", lambda s: s.video_poll_interval_seconds, 3.0),
     ("STORYTREE_VIDEO_POLL_DEADLINE", "60", lambda s: s.video_poll_deadline_seconds, 60.0),
     ("STORYTREE_BATCH", "1", lambda s: s.generation.batch, True),
     ("STORYTREE_BATCH_POLL", "7", lambda s: s.generation.batch_poll_seconds, 7.0),
     ("STORYTREE_VERBOSE", "1", lambda s: s.verbose, True),
+    ("STORYTREE_FROZEN", "1", lambda s: s.frozen, True),
     ("CI", "true", lambda s: s.ci, True),
 ]
 
@@ -154,15 +156,32 @@ def test_a_blank_environment_variable_is_unset(tmp_path: Path) -> None:
 
 def test_doit_variables_set_provider_story_cost_verbose_and_batch(tmp_path: Path) -> None:
     given = {"provider": "stub", "story": "tale", "max_cost": "25", "verbose": "on", "batch": "1",
-             "rebuild": "missing"}
+             "rebuild": "missing", "yes": "1", "frozen": "yes"}
     settings = settings_of(tmp_path, variables=given)
     assert set(RUN_VARIABLES) == set(given)
     assert (settings.provider, settings.story, settings.max_cost, settings.verbose, settings.generation.batch,
-            settings.build.rebuild) == ("stub", "tale", 25.0, True, True, "missing")
+            settings.build.rebuild, settings.yes, settings.frozen) == ("stub", "tale", 25.0, True, True, "missing",
+                                                                        True, True)
     unset = settings_of(tmp_path, variables=dict.fromkeys(RUN_VARIABLES))  # doit's get_var: None when not given
-    assert (unset.provider, unset.story, unset.max_cost, unset.verbose) == ("gemini", None, None, False)
+    assert (unset.provider, unset.story, unset.max_cost, unset.verbose, unset.yes) == ("gemini", None, None, False,
+                                                                                        False)
     blank = settings_of(tmp_path, variables={"provider": "", "story": ""})  # `provider=`: not given, as before
     assert (blank.provider, blank.story) == ("gemini", None)
+
+
+@pytest.mark.parametrize("env, variables, frozen", [
+    ({}, {}, False),
+    ({"CI": "true"}, {}, True),  # CI services set CI: a stale manifest is refused there
+    ({"CI": "1"}, {}, True),
+    ({"CI": "false"}, {}, False),
+    ({"CI": "true"}, {"frozen": "0"}, False),  # a CI job that means to regenerate says so
+    ({"CI": "true", "STORYTREE_FROZEN": "no"}, {}, False),
+    ({"STORYTREE_FROZEN": "1"}, {}, True),
+    ({}, {"frozen": "1"}, True),
+])
+def test_manifests_are_frozen_in_ci_unless_frozen_says_otherwise(tmp_path: Path, env: dict[str, str],
+                                                                 variables: dict[str, str], frozen: bool) -> None:
+    assert settings_of(tmp_path, env=env, variables=variables or None).manifest_frozen is frozen
 
 
 # -- flags --------------------------------------------------------------------------------------------------------
@@ -242,12 +261,15 @@ def test_a_bad_doit_variable_names_the_doit_variable(tmp_path: Path) -> None:
     ("[review]\nkey_frames = \"sometimes\"\n",
      "storytree.toml: [review] key_frames = \"sometimes\": must be one of 'off' or 'required'"),
     ("[build]\nadopt_existng = false\n", "storytree.toml: [build] adopt_existng: unknown setting (did you mean "
-     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, rebuild)"),
+     "adopt_existing? known: adopt_existing, claim_lease_seconds, claim_poll_seconds, confirm_above, rebuild, "
+     "stop_grace_seconds)"),
+    ("[build]\nconfirm_above = -1\n", "storytree.toml: [build] confirm_above = -1: must be at least 0"),
     ("build = 3\n", "storytree.toml: build = 3: must be a table"),
     ("[generation.key_frame]\nmodel = 3\n", "storytree.toml: [generation.key_frame] model = 3: must be text"),
     ("[gemini.model_concurrency]\n\"gemini-3.1-flash-image\" = \"two\"\n",
      'storytree.toml: [gemini.model_concurrency] "gemini-3.1-flash-image" = "two": is not a whole number'),
     ("[gemini]\nimage_size_models = [\"a*\", 3]\n", "storytree.toml: [gemini] image_size_models[1] = 3: must be text"),
+    ("db_path = 5\n", 'storytree.toml: db_path = 5: must be a path, written as text (e.g. db_path = "folder/file")'),
 ])
 def test_a_bad_toml_value_names_its_key(tmp_path: Path, toml: str, line: str) -> None:
     assert problems_of(tmp_path, toml) == [line]

@@ -302,6 +302,43 @@ def test_the_fingerprint_changes_with_any_row_and_only_then(any_store, sample_ex
     assert any_store.fingerprint(SAMPLE_ID) not in (first, second)
 
 
+def test_the_manifest_fingerprint_ignores_what_a_build_writes_back_and_nothing_else(any_store, sample_export):
+    import_export(any_store, sample_export)
+    first = any_store.manifest_fingerprint(SAMPLE_ID)
+    assert first and any_store.manifest_fingerprint(SAMPLE_ID) == first
+    story = any_store.fingerprint(SAMPLE_ID)
+    # Every kind of write-back a build does (core/manifest/build.py: the targets' `db`).
+    any_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "key_frame_image_path", "x/shot-1_key_frame.png")
+    any_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "video_file_path", "x/shot-1.mp4")
+    any_store.set_document_path(SAMPLE_ID, "visual_reference_package",
+                                ["character_model_sheets", 0, "reference_plates", 0, "image_path"], "x/sheet.png")
+    any_store.set_document_path(SAMPLE_ID, "visual_design_document",
+                                ["character_designs", 0, "character_model_sheet_image_path"], "x/sheet.png")
+    any_store.set_document_path(SAMPLE_ID, "visual_design_document",
+                                ["environment_designs", 0, "environment_reference_image_path"], "x/keyframe_1.png")
+    assert any_store.fingerprint(SAMPLE_ID) != story  # the story did change
+    assert any_store.manifest_fingerprint(SAMPLE_ID) == first  # what a manifest is made from did not
+    edits = [
+        lambda: any_store.set_shot_path(SAMPLE_ID, "scenelet-1", 1, "audio_file_path", "x/audio.wav"),
+        lambda: any_store.set_document_path(SAMPLE_ID, "visual_design_document",
+                                            ["character_designs", 0, "character_name"], "Wren the Bold"),
+        lambda: any_store.set_document_path(SAMPLE_ID, "visual_reference_package",
+                                            ["character_model_sheets", 0, "reference_plates", 0,
+                                             "image_generation_prompt"], "A new plate prompt"),
+    ]
+    seen = {first}
+    for edit in edits:
+        edit()
+        now = any_store.manifest_fingerprint(SAMPLE_ID)
+        assert now not in seen
+        seen.add(now)
+    shot = any_store.load_story(SAMPLE_ID).shots[0]
+    payload = {**shot["storyboard_payload"], "cameraDynamics": "A slow push in."}
+    any_store.import_rows({"stories": [], "scenelets": [], "shots": [{**shot, "storyboard_payload": payload}]})
+    assert any_store.manifest_fingerprint(SAMPLE_ID) not in seen
+    assert any_store.manifest_fingerprint(MISSING_ID) != first
+
+
 # -- an import never moves another story's rows -------------------------------------------------------
 COPY_ID = "6f2a1d3b-8c4e-4d5f-9a70-1e3f5a7c9e21"
 

@@ -468,11 +468,13 @@ def test_stub_build_through_supabase_writes_paths_back_and_a_no_op_build_sends_n
     again = doit(project, f"story:{SAMPLE_ID}", "provider=stub", env=env)
     assert again.returncode == 0, again.stderr
     # A no-op build only reads the story's records and reviews from the store (they live with the story now) and
-    # asks the database for the story's fingerprint (the review page shows story text): no writes, and never the
-    # story itself.
+    # asks the database for the story's fingerprints (the review page shows story text; the manifest must still
+    # match the story, paths just written back aside): no writes, and never the story itself.
     calls = supabase_stack.proxy.log[before:]
     assert calls and all((method == "GET" and path.startswith(("/rest/v1/storytree_records?",
                                                                 "/rest/v1/storytree_operations?",
                                                                 "/rest/v1/storytree_reviews?")))
-                         or (method, path) == ("POST", "/rest/v1/rpc/storytree_story_fingerprint")
+                         or (method, path) in (("POST", "/rest/v1/rpc/storytree_story_fingerprint"),
+                                               ("POST", "/rest/v1/rpc/storytree_manifest_fingerprint"))
                          for method, path in calls), calls
+    assert [path for _, path in calls].count("/rest/v1/rpc/storytree_manifest_fingerprint") == 1

@@ -69,7 +69,8 @@ def run(ctx: Context, latencies: list[float], n: int) -> list[Verdict]:
                 f"{ctx.extra_reps} repetitions of gemini (real SDK, fake server) and stub")
         for rep in range(ctx.extra_reps):
             with FakeGemini(latency=latency) as fake:
-                env = {"GEMINI_API_KEY": KEY, "STORYTREE_PROVIDER": "gemini", "GOOGLE_GEMINI_BASE_URL": fake.url}
+                env = {"GEMINI_API_KEY": KEY, "STORYTREE_PROVIDER": "gemini", "GOOGLE_GEMINI_BASE_URL": fake.url,
+                       "STORYTREE_YES": "1"}  # consent: no terminal here
                 runs["gemini"].append(_build(ctx, template, env, [], n))
                 calls = len(fake.image_calls(model))
                 in_flight.append(fake.max_in_flight.get(model, 0))

@@ -48,15 +48,18 @@ class Builder:
         summary = self.parts.summary
         if task in self.batch.collected:  # built from a batch job in this run (also when `-a` named it)
             return Outcome(task, "up to date", "built from a batch job in this run")
+        stop = self.parts.spend.stop
+        stop.refuse(task)  # stopping: nothing new starts (in-flight targets finish)
         with self.locks.hold(task):
             remove_leftovers(self.parts.outputs.path(target))
             with self.parts.claims.hold(task, wait=wait_for_claims):
                 done = self._without_paying(target, force)
                 if done is not None:
                     return summary.add(done)
-                if target.kind == "video":
-                    return summary.add(self.videos.build(target))
-                return summary.add(self._build_image(target))
+                with stop.paying(task):  # from the paid call until its result is recorded
+                    if target.kind == "video":
+                        return summary.add(self.videos.build(target))
+                    return summary.add(self._build_image(target))
 
     def _without_paying(self, target: Target, force: bool) -> Outcome | None:
         """The outcome when the target needs no paid call (current, kept, publish, adopt, restore), None when it

@@ -71,9 +71,11 @@ class FactGatherer:
                  points_here: Callable[[Target], bool] = lambda target: False,
                  rejections: Callable[[], dict[str, Rejection]] = dict,
                  object_local: Callable[[str], bool] = lambda sha256: False,
-                 flaw: Callable[[Path], str] | None = None):
+                 flaw: Callable[[Path], str] | None = None, project_root: Path | None = None):
         self.manifest = manifest
         self.assets_root = assets_root
+        # how messages name a target's file: relative to the project (a person finds it from there)
+        self._shown_assets = _relative(assets_root, project_root)
         self.state = state
         self.provider = provider
         self.hasher = hasher or FileHasher()
@@ -162,6 +164,10 @@ class FactGatherer:
             return rec.output_sha256
         return self.hasher.sha256(path, st)
 
+    def is_ours(self, rel: str) -> bool:
+        """Is `rel` a file storytree makes: the output of one of this story's targets, or one the records know."""
+        return rel in self._by_output or any(rec.output == rel for rec in self.records().values())
+
     def damaged(self, rel: str) -> str:
         """Why the file at `rel` is not a valid file of its kind ('' when it is)."""
         return self._flaw(self.assets_root / rel)
@@ -223,7 +229,8 @@ class FactGatherer:
             operation=operation, provenance=provenance or {}, points_here=points_here,
             claim=self.held_claim(task) if with_claim else None, rejection=self._rejections().get(task),
             checkout=self.asker.checkout, adopt_existing=self.asker.adopt_existing, provider=self.provider,
-            damaged=damaged, object_local=object_local, remote=self.asker.remote, keep_stale=self.asker.keep_stale)
+            damaged=damaged, object_local=object_local, remote=self.asker.remote, keep_stale=self.asker.keep_stale,
+            shown_path=f"{self._shown_assets}/{target.output}")
 
     def status(self, task: str) -> Status:
         # A claim matters only for a target that is not current: a no-op build never reads the story's claims.
@@ -232,6 +239,12 @@ class FactGatherer:
         if status.current:
             return status
         return decide(replace(facts, claim=self.held_claim(task)))
+
+
+def _relative(folder: Path, root: Path | None) -> str:
+    if root is not None and folder.is_relative_to(root):
+        return folder.relative_to(root).as_posix()
+    return folder.as_posix()
 
 
 def _replace(cache: dict, task: str, value: object) -> None:

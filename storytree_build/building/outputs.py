@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import EnvironmentFault, StoreError, StorytreeError
-from ..core.manifest import Target
+from ..core.manifest import DbLocation, Target
 from ..core.status import identity_of, signature_of
 from ..files.atomic import replacing, write_bytes_atomic
 from ..files.content import check
 from ..store.build_state import Record, RecordsPort, Version, utc_now, utc_now_precise
+from .design_fields import DesignFields
 from .facts import FactGatherer
 from .files import inside, to_png_with_provenance, verify_mp4
 from .space import describe
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 class Outputs:
     def __init__(self, assets_root: Path, provider: str, records: RecordsPort, facts: FactGatherer,
-                 store: Callable[[], "StoryStore"], vault: Vault, *, checkout: str = "",
-                 verdicts: Callable[[str, str], str] = lambda task, sha256: ""):
+                 store: Callable[[], "StoryStore"], vault: Vault, *, stored: Callable[[DbLocation], Any],
+                 checkout: str = "", verdicts: Callable[[str, str], str] = lambda task, sha256: ""):
         self.story_id = records.story_id
         self.assets_root = assets_root
         self.provider = provider
@@ -44,6 +45,8 @@ class Outputs:
         self.vault = vault
         self.checkout = checkout  # who built it, in the record: another checkout without the file says so
         self._verdict = verdicts  # (task, sha256) → the review verdict that holds for that file ('' when none)
+        # An original-system path in the visual design document is never replaced (design_fields.py).
+        self.design_fields = DesignFields(self.story_id, assets_root, facts, stored)
 
     def path(self, target: Target) -> Path:
         return inside(self.assets_root, target.output)
@@ -157,11 +160,14 @@ class Outputs:
         return record
 
     def publish(self, target: Target, reread: bool = True) -> None:
-        """Write the relative path into every DB location of the target, then mark the record published. `reread`
+        """Write the relative path into every DB location of the target, then mark the record published. A design
+        document field that points at an existing file storytree did not make is left alone (said once). `reread`
         False: the caller has just recorded the file through `record` (the facts hold that record), so only the
         published flag changes and nothing is read back."""
         store = self._store()
         for location in target.db:
+            if self.design_fields.guards(location) and not self.design_fields.writes(target, location):
+                continue
             if location.path is not None:
                 store.set_document_path(self.story_id, location.column, location.path, target.output)
             elif location.scenelet_id is not None and location.shot_index is not None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ..core import naming
 from ..core.errors import BudgetExceeded, PaidNothingReceived, QuotaExhausted, StorytreeError
+from .stopping import StopRequest
 
 log = logging.getLogger("storytree")
 T = TypeVar("T")
@@ -73,8 +74,9 @@ class Unreceived:
 
 
 class SpendGate:
-    def __init__(self, budget: Budget):
+    def __init__(self, budget: Budget, stop: StopRequest | None = None):
         self.budget = budget
+        self.stop = stop or StopRequest()  # Ctrl-C / SIGTERM: no new paid call starts
         self.exhausted: dict[str, QuotaExhausted] = {}  # model → the per-day quota error that stopped it
         self.unreceived: list[Unreceived] = []  # paid calls that may have been billed and delivered nothing
         self._asked_again: Counter[tuple[str, str]] = Counter()  # (task, allowance) → new calls made this build
@@ -82,6 +84,7 @@ class SpendGate:
 
     @contextmanager
     def paid_call(self, task: str, model: str, cost: float | None) -> Iterator[None]:
+        self.stop.refuse(task)
         stopped = self.exhausted.get(model)
         if stopped is not None:
             raise QuotaExhausted(f"{task}: not submitted: the daily quota of {model} is used up "

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
 from ..core.status import Reason
 
+STOPPED = "left for the next run"  # not started (or a video left polling) because Ctrl-C / SIGTERM stopped the build
 ORDER = ("built", "recovered", "resumed", "downloaded", "restored", "pulled", "kept edit", "moved", "adopted",
-         "published", "kept", "stale kept", "up to date", "waiting for review", "failed")
+         "published", "kept", "stale kept", "up to date", "waiting for review", "failed", STOPPED)
 
 # Current statuses a run still reports: the outcome word for each.
 SAID_CURRENT = {Reason.KEPT: "kept", Reason.STALE_KEPT: "stale kept"}
@@ -44,16 +46,26 @@ class Failure:
 class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
+    stopped: dict[str, Failure] = field(default_factory=dict)  # Ctrl-C / SIGTERM: not failures, the rerun resumes them
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Told (task, outcome word or "failed") as each target finishes: the progress display (doit_glue/progress.py).
+    on_finish: Callable[[str, str], None] | None = field(default=None, repr=False)
 
     def add(self, outcome: Outcome) -> Outcome:
         with self._lock:
             self.outcomes.append(outcome)
+        if self.on_finish is not None:
+            self.on_finish(outcome.task, outcome.action)
         return outcome
 
     def fail(self, failure: Failure) -> None:
         with self._lock:
-            self.failures[failure.task] = failure
+            if failure.kind == "interrupted":
+                self.stopped[failure.task] = failure
+            else:
+                self.failures[failure.task] = failure
+        if self.on_finish is not None:
+            self.on_finish(failure.task, "failed")
 
     def tasks(self, action: str) -> set[str]:
         with self._lock:
@@ -69,18 +81,22 @@ class RunSummary:
         if waiting:
             counts["waiting for review"] = waiting
         counts["failed"] = len(self.failures) - waiting
+        if self.stopped:
+            counts[STOPPED] = len(self.stopped)
         return counts
 
     def exit_code(self, runner_code: int) -> ExitCode:
         """doit's own code unless a failure implies a more specific one (TRY_LATER: a per-day quota ran out or batch
         jobs are pending; WAITING_FOR_REVIEW: only videos waiting for review, everything else built)."""
-        failures = list(self.failures.values())
+        failures = list(self.failures.values()) + list(self.stopped.values())
         plain = (ExitCode.OK, ExitCode.FAILED, ExitCode.DOIT_ERROR)
         special = [f.exit_code for f in failures if f.exit_code not in plain and f.kind != "review"]
         if special:
             return ExitCode(max(special))
         if failures and all(f.kind == "review" for f in failures):
             return ExitCode.WAITING_FOR_REVIEW
+        if runner_code == ExitCode.DOIT_ERROR and self.failures:
+            return ExitCode.FAILED  # doit's "unmet dependency" of targets that wait for one of ours that failed
         return ExitCode(runner_code)
 
     @property

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import naming
-from ..core.manifest import DbLocation, Manifest
+from ..core.design_paths import FieldChoice, field_name, shown
+from ..core.manifest import DbLocation, Manifest, Target
 from ..core.status import Reason
 from ..store.build_state import OperationsPort
 from .facts import FactGatherer
@@ -43,6 +44,19 @@ def stored_value(snapshot: StorySnapshot, location: DbLocation) -> Any:
     return node
 
 
+def kept_original_paths(target: Target, snapshot: StorySnapshot, outputs: Outputs) -> dict[int, tuple[str, Any]]:
+    """The target's design-document fields a build leaves alone (core/design_paths.py), by their index in
+    `target.db`: (the field's name, the value kept)."""
+    kept: dict[int, tuple[str, Any]] = {}
+    for i, loc in enumerate(target.db):
+        if loc.path is None or not outputs.design_fields.guards(loc):
+            continue  # a shot column or an unguarded document: nothing is kept there (and no story read per shot)
+        value = stored_value(snapshot, loc)
+        if outputs.design_fields.choice(target, loc, value) is FieldChoice.KEEP:
+            kept[i] = (field_name(loc.column, loc.path), value)
+    return kept
+
+
 def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, operations: OperationsPort,
            outputs: Outputs, repair: bool = True) -> VerifyReport:
     report = VerifyReport()
@@ -52,6 +66,10 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, ope
         rec = recorded.get(target.task)
         digest = facts.file_hash(target.output)
         where = f"{target.task} ({target.output})"
+        kept = kept_original_paths(target, snapshot, outputs)
+        report.notes.extend(f"{where}: kept original-system path {shown(value)} in {name} (an existing file storytree "
+                            "did not make; the story keeps showing it: clear the field and run verify to show "
+                            "storytree's file there)." for name, value in kept.values())
         if digest is None:
             status = facts.status(target.task)
             if status.elsewhere:
@@ -86,7 +104,8 @@ def verify(manifest: Manifest, snapshot: StorySnapshot, facts: FactGatherer, ope
         status = facts.status(target.task)
         if not status.current and not status.publish_only:
             report.notes.append(f"{where}: stale ({status.reason}); the recorded file stays in use until rebuilt.")
-        stale_locations = [loc for loc in target.db if naming.from_stored(stored_value(snapshot, loc)) != target.output]
+        stale_locations = [loc for i, loc in enumerate(target.db) if i not in kept
+                           and naming.from_stored(stored_value(snapshot, loc)) != target.output]
         if stale_locations and repair:
             outputs.publish(target)
             report.repaired.append(f"{where}: wrote the path into " +

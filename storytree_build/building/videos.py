@@ -167,6 +167,8 @@ class VideoFlow:
                 status = self._videos().poll(operation)
                 if status.done:
                     return status
+                # Stopping: the job is paid for and recorded; the next run resumes polling it.
+                self.parts.spend.stop.refuse(target.task, f"operation {operation} stays recorded and resumes")
                 waited = time.monotonic() - started
                 if waited > self.timing.poll_deadline:
                     # The job is paid for and still running: keep its record so the next run resumes it.

@@ -6,6 +6,7 @@ which exit code it implies for the run:
     StorytreeError                 base; the CLI prints its message and exits non-zero (exit codes: exit_codes.py)
     ├── InputError                 a story document, file or argument the user must fix (exit 1)
     │   ├── ManifestDriftError     a committed manifest differs from what the store says (exit 5)
+    │   ├── FrozenManifest         a frozen build (CI, frozen=1) found its manifest behind the store (exit 3)
     │   └── OtherInputs            an earlier version asked for was made from other inputs than the manifest's now
     ├── ConfigError                missing key, retired model id, unknown provider/store
     ├── StoreError                 the story database refused or lost a read/write (a re-run only publishes)
@@ -17,6 +18,7 @@ which exit code it implies for the run:
     ├── BudgetExceeded             a paid call would take the run past max_cost: not started
     ├── AwaitingReview             a video whose key frame is not approved yet ([review] key_frames): not paid (exit 4)
     ├── BatchPending               an image waits in a batch job that is still running: collect it later (exit 75)
+    ├── Interrupted                Ctrl-C or SIGTERM: a target not started (or a video left polling): exit 130 / 143
     └── ProviderError              a generation failed for one target
         ├── RetryableProviderError 429 / 5xx / timeouts: safe to try again
         ├── GenerationRefused      safety / policy block: never retried as-is
@@ -47,6 +49,14 @@ class InputError(StorytreeError):
 class ManifestDriftError(InputError):
     kind = "drift"
     exit_code = ExitCode.CHECK_FOUND_WORK
+
+
+class FrozenManifest(InputError):
+    """The manifest no longer matches the story store and the build is frozen (CI, `frozen=1`): refused before
+    anything is built, with the command that writes it again."""
+
+    kind = "frozen"
+    exit_code = ExitCode.REFUSED
 
 
 class OtherInputs(InputError):
@@ -183,8 +193,21 @@ class FailedEarlier(StorytreeError):
         self.kind, self.retry_safe, self.exit_code = kind, retry_safe, ExitCode(exit_code)
 
 
+class Interrupted(StorytreeError):
+    """Ctrl-C or SIGTERM asked the build to stop: this target starts no paid call (or a recorded video stops polling
+    and resumes next time). Nothing was paid for it here; the same command resumes."""
+
+    kind = "interrupted"
+    retry_safe = True
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def collect(problems: list[str], header: str) -> None:
     """Raise one InputError listing every problem (validation reports everything at once)."""
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise InputError(f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
+

@@ -27,8 +27,11 @@ MEANINGS = {
     ExitCode.FAILED: "something failed: a target could not be built, or bad input, configuration or a store error "
                      "(the message names it and says what to do); finished targets are kept",
     ExitCode.DOIT_ERROR: "doit itself could not run a task (doit's own error, printed by doit)",
-    ExitCode.REFUSED: "refused before anything started: over `max_cost`, a bad option or task name, more than one "
-                      "story, `--download-link` misuse",
+    ExitCode.REFUSED: "refused before anything started (nothing paid): over `max_cost`, no consent to pay (no "
+                      "terminal and neither `max_cost=` nor `yes=1`, or not `y` at `Proceed? [y/N]`), a paid build "
+                      "without its provider's API key, a bad option, setting or task name, more than one story, "
+                      "`--download-link` misuse, a frozen build (CI, `frozen=1`) whose manifest is behind the story "
+                      "store",
     ExitCode.WAITING_FOR_REVIEW: "only videos are left, waiting for review of their key frames "
                                  "(`[review] key_frames = \"required\"`); everything else is built",
     ExitCode.CHECK_FOUND_WORK: "a check found work to do: `doit dryrun --check` (something would run), "
@@ -36,8 +39,10 @@ MEANINGS = {
                                "(problems found)",
     ExitCode.TRY_LATER: "try again later: a per-day quota ran out, or batch jobs are still running; the same command "
                         "later continues",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); finished targets are kept and a re-run resumes",
-    ExitCode.TERMINATED: "terminated (SIGTERM); finished targets are kept and a re-run resumes",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C): no new paid call started, calls in flight finished and were "
+                          "recorded (or were abandoned and named: a second Ctrl-C, the grace period); a re-run "
+                          "resumes",
+    ExitCode.TERMINATED: "terminated (SIGTERM): as for Ctrl-C; finished targets are kept and a re-run resumes",
 }
 
 

@@ -61,3 +61,17 @@ def require_safe_id(value: object, what: str) -> str:
     if problem is not None:
         raise InputError(problem)
     return cast(str, value)  # safe_id_problem refuses every non-string
+
+
+def resolve_prefix(given: str, known: list[str], what: str = "story id") -> str:
+    """`given` as typed, or the one known id it starts (like git's short hashes). An ambiguous prefix is an error
+    listing every match; no match is returned as typed, so the caller's own "does not exist" error names it."""
+    if given in known or not given:
+        return given
+    matches = sorted(k for k in known if k.startswith(given))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InputError(f"{what} {given!r} is ambiguous: it starts {len(matches)} ids ({', '.join(matches)}); "
+                         "type more of it.")
+    return given

@@ -86,9 +86,16 @@ def _compact(value: Any) -> str:
 
 
 class PromptRenderer:
-    def __init__(self, templates_dir: Path, system_prompts_dir: Path):
+    def __init__(self, templates_dir: Path, system_prompts_dir: Path, overrides: Path | None = None):
+        """`overrides`: the project's own prompt folder (`[prompts] dir`); a file there wins over the same-named
+        template or system prompt, every other file comes from the repository's folders."""
+        if overrides is not None and not overrides.is_dir():
+            raise ConfigError(f"[prompts] dir = {str(overrides)!r} (storytree.toml or STORYTREE_PROMPTS_DIR): no "
+                              "such folder; create it with your replacement prompt files (docs/prompts.md) or "
+                              "remove the setting.")
+        folders = [str(templates_dir)] if overrides is None else [str(overrides), str(templates_dir)]
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            loader=jinja2.FileSystemLoader(folders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -97,6 +104,7 @@ class PromptRenderer:
         self.env.filters["compact_json"] = _compact
         self.templates_dir = templates_dir
         self.system_prompts_dir = system_prompts_dir
+        self.overrides = overrides
         self._system_cache: dict[str, str] = {}
 
     def _template(self, name: str) -> jinja2.Template:
@@ -110,7 +118,9 @@ class PromptRenderer:
     def _system(self, name: str) -> str:
         if name not in self._system_cache:
             try:
-                self._system_cache[name] = (self.system_prompts_dir / name).read_text(encoding="utf-8")
+                own = self.overrides / name if self.overrides is not None else None
+                source = own if own is not None and own.is_file() else self.system_prompts_dir / name
+                self._system_cache[name] = source.read_text(encoding="utf-8")
             except FileNotFoundError:
                 raise ConfigError(f"the system prompt {name} is not in {self.system_prompts_dir}; run storytree from "
                                   "the project root or set STORYTREE_ROOT to it.") from None

@@ -46,7 +46,7 @@ class Reason(Enum):
                         "`storytree resubmit {story_id} {task}`")
     RESTORE = "file {state}: will be restored from {source} (no cost)"
     PULL = "built by {built_by} at {built_at}: will be pulled from the remote {source} (no cost)"
-    LOST = ("file {state} and no copy of {sha256} is kept (not in the local objects, not on a remote): "
+    LOST = ("{file} {state} and no copy of {sha256} is kept (not in the local objects, not on a remote): "
             "`doit -a {task}` pays for a new one")
     EDITED = "edited by hand since it was built: kept as a new version (no cost); what uses it goes out of date"
     KEPT = ("kept: a paid {provider} file; the {run_provider} provider does not replace it (-a replaces it)")
@@ -252,6 +252,7 @@ class TargetFacts:
     object_local: bool = False  # the record's file is in the local objects (asked when it is missing or damaged)
     remote: str = ""  # this build's remote (display URL, '' when none): a record pushed there can be pulled
     keep_stale: bool = False  # rebuild=missing: a file at the path stays even when its inputs changed
+    shown_path: str = ""  # the target's file as a person finds it (relative to the project), for messages
 
 
 # Statuses of a file at the target path that only its inputs (or the lack of a record) make out of date: what
@@ -324,7 +325,8 @@ def _gone(facts: TargetFacts, record: RecordFacts, state: str) -> Status:
         return Status(Reason.RESTORE, {"state": state, "source": f"the remote {facts.remote}"})
     if elsewhere:
         return Status(Reason.BUILT_ELSEWHERE, {"built_by": record.built_by, "built_at": record.built_at})
-    return Status(Reason.LOST, {"state": state, "sha256": record.output_sha256[:12] + "…", "task": facts.task})
+    return Status(Reason.LOST, {"file": facts.shown_path or "file", "state": state,
+                                "sha256": record.output_sha256[:12] + "…", "task": facts.task})
 
 
 def _unrecorded(facts: TargetFacts) -> Status:

@@ -25,10 +25,11 @@ class Invocation:
     command: str  # run | dryrun | list | ...
     names: list[str] = field(default_factory=list)  # positional task names, targets and globs (task options removed)
     link_task: str | None = None  # the one `video:` task a `--download-link` applies to
+    dry_run: bool = False  # `doit -n …`: the run command lists, builds nothing
 
     @property
     def builds(self) -> bool:
-        return self.command == "run" and bool(self.names)
+        return self.command == "run" and bool(self.names) and not self.dry_run
 
     def named_stories(self) -> list[str]:
         """Story ids named by `story:<id>` or `gallery:<id>` (not by globs)."""
@@ -46,16 +47,18 @@ def parse(argv: list[str], commands: set[str]) -> Invocation:
     if args and args[0] in commands:
         command, args = args[0], args[1:]
     options = _options(command)
+    dry_run = False
     if options is not None:
         try:
-            _, args = CmdParse([CmdOption(o) for o in options]).parse_only(args)
+            values, args = CmdParse([CmdOption(o) for o in options]).parse_only(args)
+            dry_run = command == "run" and bool(values.get("dry_run"))
         except CmdParseError:
             pass  # doit reports it with its own message
     names = [a for a in args if not a.startswith("-")]
     link_task = _link_task(argv, names) if any(a.split("=", 1)[0] == LINK_OPTION for a in argv) else None
     if link_task is not None:
         names = [n for n in names if n == link_task]
-    return Invocation(command, names, link_task)
+    return Invocation(command, names, link_task, dry_run)
 
 
 def _options(command: str) -> tuple | None:

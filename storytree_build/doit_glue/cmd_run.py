@@ -2,9 +2,11 @@
 pyproject.toml; for a project without storytree tasks it is exactly doit's `run`.
 
 Pre-flight, with the options doit parsed and the tasks doit loaded: renames of assets whose scenelet labels shifted
-(before anything is judged out of date), the `max_cost` refusal (exit 3) over doit's own selection, and the targets
-`-a` names; then the batch phase (batch mode, or batch jobs recorded earlier: build/batches.py). After the run, the
-exit code comes from the typed summary (75 when a per-day quota ran out or batch jobs are still running).
+(before anything is judged out of date), the `max_cost` refusal (exit 3) over doit's own selection, the opening
+line (what the build pays for and what is free), consent (consent.py: asked on a terminal, `max_cost=`/`yes=1`
+without one, else exit 3 before paying), and the targets `-a` names; then the batch phase (batch mode, or batch jobs
+recorded earlier: build/batches.py). After the run, the exit code comes from the typed summary (75 when a per-day
+quota ran out or batch jobs are still running).
 
 make's flags (flags.py): `-n` hands the same selection to the dry-run listing (cmd_dryrun.py) and builds nothing;
 `-j N` (`--process N`) runs N worker threads; `-n N` is refused before any task is loaded.
@@ -21,9 +23,11 @@ from doit.exceptions import InvalidCommand
 from ..bootstrap import RunOptions
 from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
+from ..core.exit_codes import ExitCode
 from ..core.plan import Plan
-from . import flags
-from .planning import cascade_lines, cascade_of, forced_targets, plan_selection
+from ..providers.registry import entry
+from . import consent, flags, progress
+from .planning import cascade_lines, cascade_of, forced_targets, opening_line, plan_selection
 from .selection import expand
 from .reporter import SummaryReporter
 from .tasks import session_of
@@ -36,8 +40,7 @@ PROCESS_REFUSAL = ("storytree builds run in threads, not processes: a build's da
 
 class Run(DoitRun):
     name = "run"
-    doc_description = ("make's flags: `-n` lists what would be built and what it would cost (as `doit dryrun`) and "
-                       "builds nothing; `-j N` builds with N worker threads.")
+    doc_description = flags.run_description()
     cmd_options = flags.run_options()
 
     def parse_execute(self, in_args: list[str]) -> Any:
@@ -64,23 +67,29 @@ class Run(DoitRun):
             return run(outfile, reporter=reporter, **kwargs)
         selection = list(self.sel_tasks or [])
         forced: frozenset[str] = frozenset()
+        plan = Plan(session.story_id)  # nothing selected: nothing planned, nothing counted
         if selection:
             try:
                 session.renamer.reconcile()  # labels shifted: rename paid assets before deciding what to build
                 plan = plan_selection(session, self.task_list, selection, single=single, always=always)
                 self._refuse_over_budget(session, plan, selection)
                 self._announce(session, plan)
+                refused = consent.refusal(session, plan)  # on a terminal, asks `Proceed? [y/N]`
             except StorytreeError as exc:
                 raise InvalidCommand(str(exc)) from None
+            if refused:
+                sys.stderr.write(refused + "\n")
+                return ExitCode.REFUSED  # before anything is built or paid for
             if always:
                 forced = frozenset(forced_targets(session, self.task_list, selection))
         # --continue: a target another worker is building is reported, not awaited
         session.start_run(RunOptions(forced=forced, wait_for_claims=not continue_))
-        if selection:
-            self._batch_phase(session, selection, single)
         if reporter is SummaryReporter:
             reporter = SummaryReporter.bound(session)
-        code = run(outfile, reporter=reporter, **kwargs)
+        with progress.showing(session, plan, outfile) as outfile:  # [k/N], spend, time left (a live line on a tty)
+            if selection:
+                self._batch_phase(session, selection, single)
+            code = run(outfile, reporter=reporter, **kwargs)
         return session.summary.exit_code(code)
 
     def _dry_run(self, outfile: Any, always: bool, single: bool) -> int:
@@ -116,8 +125,12 @@ class Run(DoitRun):
             raise InvalidCommand(f"batch mode: {exc}") from None
 
     def _announce(self, session: Any, plan: Plan) -> None:
-        """The opening lines, before anything is paid: what the build puts out of date and what that costs."""
-        for line in cascade_lines(cascade_of(session, plan), session.settings.prices.currency, session.story_id):
+        """The opening lines, before anything is paid: what the build puts out of date and what that costs, then
+        what it pays for, what is free and what waits (nothing when nothing would run)."""
+        currency = session.settings.prices.currency
+        lines = cascade_lines(cascade_of(session, plan), currency, session.story_id)
+        opening = opening_line(plan, currency, session.settings.max_cost, entry(session.provider_name).paid)
+        for line in lines + ([opening] if opening else []):
             sys.stderr.write(f"storytree: {line}\n")
 
     def _refuse_over_budget(self, session: Any, plan: Plan, selection: list[str]) -> None:

@@ -17,6 +17,14 @@ from doit.cmdparse import CmdOption, CmdParse
 
 DRY_RUN = "dry_run"
 
+
+def run_description() -> str:
+    """`doit help run`'s description: make's flags, then every storytree variable (settings/sources.py)."""
+    from ..settings.sources import run_variables_help
+
+    return ("make's flags: `-n` lists what would be built and what it would cost (as `doit dryrun`) and builds "
+            "nothing; `-j N` builds with N worker threads.\n\n" + run_variables_help())
+
 opt_dry_run: dict[str, Any] = {
     "name": DRY_RUN, "short": "n", "long": "dry-run", "type": bool, "default": False,
     "help": "dry run, as make's -n: list what would be built, why, what it references and what it would cost "

@@ -31,8 +31,11 @@ def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[st
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
     entries = ((targets[n], session.facts.status(n)) for n in names)
-    return make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
+    plan = make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
                      keep_existing=session.settings.build.rebuild == "missing")
+    if session.builds and any(item.action is Action.RUN for item in plan.items):
+        session.check_provider()  # a build that calls the provider: its key once, before any target starts
+    return plan
 
 
 def held_back(session: "Session") -> Callable[[Target, set[str]], str | None]:
@@ -105,3 +108,33 @@ def cascade_lines(found: Cascade, currency: str, story_id: str) -> list[str]:
         lines.append(f"  {len(found.later)} of them are left out of date ({Cascade.cost(found.later):.2f} {currency}): "
                      f"the next `doit story:{story_id}` rebuilds them; rebuild=missing keeps them")
     return lines
+
+
+# The free or deferred steps the opening line counts, in its order, with the words it uses.
+OPENING_COUNTS = ((Action.RESTORE, "restored"), (Action.ADOPT, "adopted"), (Action.PUBLISH, "published"),
+                  (Action.RECORD, "hand edit(s) kept"), (Action.WAIT, "wait for review"),
+                  (Action.STALE, "stale kept"), (Action.BLOCKED, "blocked"), (Action.KEEP, "kept"),
+                  (Action.SKIP, "up to date"))
+
+
+def opening_line(plan: Plan, currency: str, cap: float | None, paid_provider: bool) -> str | None:
+    """The one line a build says before its first paid call: what it pays for, what is free, what waits, the
+    estimate and the cap. None when nothing would run (a no-op stays quiet)."""
+    if not plan.to_run:
+        return None
+    paid = plan.paid
+    resumed = sum(1 for i in plan.to_run if i.action is Action.RUN and not i.costs)
+    unpriced = sum(1 for i in paid if i.cost is None)
+    if paid_provider:
+        bound = f"cap {cap:.2f} {currency}" if cap is not None else "no cap"
+        priced = f"{plan.total:.2f} {currency} est." + (f" + {unpriced} unpriced" if unpriced else "")
+        money = f"{priced}, {bound}"
+    else:
+        money = f"{plan.total:.2f} {currency}, offline"
+    verb = "to pay" if paid_provider else "to generate"
+    parts = [f"{len(paid)} {verb} ({money})"] + ([f"{resumed} resumed (already paid)"] if resumed else [])
+    for action, word in OPENING_COUNTS:
+        count = sum(1 for i in plan.items if i.action is action)
+        if count:
+            parts.append(f"{count} {word}")
+    return f"story {plan.story_id}: " + ", ".join(parts)

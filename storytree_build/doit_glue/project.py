@@ -10,10 +10,8 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import signal
 import sqlite3
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,10 @@ from ..files.atomic import private_folder
 from ..files.sqlite_file import damage, set_aside
 from ..bootstrap import Session
 from ..core.errors import StorytreeError
+from ..core.ids import resolve_prefix
 from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
 from . import argv
+from .interrupts import Interrupts
 from .reporter import SummaryReporter
 
 log = logging.getLogger("storytree")
@@ -37,6 +37,7 @@ DOIT_COMMANDS = {"run", "list", "info", "forget", "ignore", "help", "clean", "du
 class DoitProject:
     def __init__(self) -> None:
         self.session: Session | None = None
+        self.interrupts = Interrupts()  # Ctrl-C / SIGTERM: wind down, no traceback (interrupts.py)
 
     def doit_config(self) -> dict[str, Any]:
         """doit opens its database before it loads any task, so its folder must exist first, and a database doit
@@ -64,7 +65,10 @@ class DoitProject:
             story_id = choose_story(settings, invocation)
             if story_id is None:
                 return
-            self.session = Session.open(settings, story_id, link_task=invocation.link_task)
+            self.session = Session.open(settings, story_id, link_task=invocation.link_task,
+                                        read_only=not invocation.builds)
+            self.session.builds = invocation.builds
+            self.interrupts.attach(self.session.stop, settings.build.stop_grace_seconds)
         except StorytreeError as exc:
             raise InvalidCommand(str(exc)) from None
         from .tasks import task_dicts
@@ -72,6 +76,7 @@ class DoitProject:
         yield from task_dicts(self.session)
 
     def close(self) -> None:
+        self.interrupts.uninstall()
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -132,9 +137,9 @@ def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
         if chosen and chosen != named[0]:
             raise InvalidCommand(f"story={chosen} conflicts with story:{named[0]}.")
         chosen = named[0]
-    if chosen:
-        return chosen
     manifests = sorted(p.stem for p in settings.manifests_dir.glob("*.yaml"))
+    if chosen:
+        return resolve_prefix(chosen, manifests)  # `story=5e1f`: a unique prefix of a manifest's story id
     if len(manifests) == 1:
         return manifests[0]
     if manifests and invocation.names:
@@ -145,9 +150,6 @@ def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
 
 
 def configure_process() -> None:
-    # doit saves its own database only when a run ends; turn SIGTERM into Ctrl-C so it still gets saved.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Building thousands of small task dicts triggers many useless GC passes.
     gc.set_threshold(100_000, 50, 100)
     _log_handler()
@@ -164,6 +166,7 @@ def _log_handler() -> None:
 def dodo_namespace() -> tuple[dict[str, Any], Any, DoitProject]:
     """(DOIT_CONFIG, task creator, project) for dodo.py."""
     project = DoitProject()
+    project.interrupts.install()
 
     def task_storytree() -> Iterator[dict[str, Any]]:
         yield from project.tasks()

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from doit.reporter import ConsoleReporter
 
-from ..review.gate import frame_of
 from ..building.summary import ORDER
 from ..core import naming
 
@@ -57,11 +56,12 @@ class SummaryReporter(ConsoleReporter):
         for failure in session.summary.failures.values():
             if failure.kind != "review":
                 self.write(f"  failed {failure.task}: {failure.first_line}\n")
-        if waiting:
+        if waiting:  # one line for the group: waiting is the workflow, not a failure
             held = sum(session.pricing.cost(session.target(f.task)) or 0.0 for f in waiting)
-            self.write(f"storytree: {len(waiting)} video(s) held back, {held:.2f} {session.settings.prices.currency} "
-                       f"not spent: waiting for review of " + ", ".join(sorted(frame_of(f.task) for f in waiting))
-                       + f" (`storytree review list {session.story_id}`)\n")
+            videos = "1 video waits" if len(waiting) == 1 else f"{len(waiting)} videos wait"
+            self.write(f"storytree: {videos} for review of their key frames: {held:.2f} "
+                       f"{session.settings.prices.currency} held back; `storytree serve` (or `storytree review list "
+                       f"{session.story_id}`)\n")
         stale = sorted(session.summary.tasks("stale kept"))
         if stale:
             cost = sum(session.pricing.cost(session.target(task)) or 0.0 for task in stale)

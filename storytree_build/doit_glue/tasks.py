@@ -18,7 +18,7 @@ from ..bootstrap import Session
 from ..building.summary import SAID_CURRENT, Failure, Outcome
 from ..core import naming
 from ..building.space import describe
-from ..core.errors import EnvironmentFault, StorytreeError
+from ..core.errors import AwaitingReview, EnvironmentFault, StorytreeError
 from ..core.exit_codes import ExitCode
 
 log = logging.getLogger("storytree")
@@ -57,9 +57,20 @@ def build_action(session: Session, task: str, download_link: str = "") -> Any:
             outcome = session.builder.download_link(task, download_link)
         else:
             outcome = session.builder.build(task, force=task in options.forced, wait_for_claims=options.wait_for_claims)
+    except AwaitingReview as exc:
+        # Not a failure: the video did what it should (nothing, nothing paid). The summary counts it and sets the exit
+        # code; doit sees success, so it prints no TaskFailed and nothing downstream is an UnmetDependency. No record
+        # is written, so RecordCheck still says "not current" and the next run looks at it again.
+        session.summary.fail(Failure.of(task, exc))
+        return None
     except Exception as exc:  # noqa: BLE001 - every failure is counted; a traceback only for our own bugs
         failure = failure_of(task, exc)
         session.summary.fail(failure)
+        if failure.kind == "interrupted":
+            # Stopped by Ctrl-C / SIGTERM: counted in the summary ("left for the next run") and in the exit code
+            # (130 / 143), not told to doit, whose "unmet dependency" lines would follow for every target after it.
+            # doit's database is a cache: the record, which this target lacks, decides the next run.
+            return None
         return TaskFailed(failure.message)  # doit prints it once, without a traceback
     if outcome.action != "up to date":
         log.info("%s: %s %s", task, outcome.action, outcome.detail)

@@ -18,11 +18,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ..files.atomic import write_text_atomic
 from ..store.build_state import utc_now
@@ -31,8 +32,10 @@ from ..core.hashing import sha256_json
 from ..core.manifest import TEXT_ONLY, Target
 from ..core.manifest.file import manifest_path
 from ..core.errors import InputError, StorytreeError
+from ..review.gate import frame_of
 from ..settings import Settings
 from .source import GallerySource
+from .thumbnails import Thumbnails
 from .versions import VersionView, versions_by_task
 
 if TYPE_CHECKING:
@@ -42,10 +45,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storytree")
 
-FORMAT = 2  # 2: review state and the story's fingerprint are inputs of the page
+FORMAT = 3  # 2: review state and the story's fingerprint are inputs of the page; 3: thumbnails, one page per target
 SIDECAR_NAME = ".gallery.json"
 TEMPLATE_FOLDER = "gallery"
-STATE_LABELS = {"current": "up to date", "stale": "stale", "missing": "missing", "failed": "failed"}
+STATE_LABELS = {"current": "up to date", "stale": "stale", "missing": "missing", "waiting": "waiting for review",
+                "failed": "failed"}
+TARGETS_FOLDER = "targets"  # stories/<id>/targets/<stage>/<name>.html: a target's prompt, references and settings
 KIND_LABELS = {"character_plate": "character plate", "environment_keyframe": "environment keyframe",
                "key_frame": "key frame", "video": "video"}
 
@@ -71,6 +76,13 @@ def asset_url(output: str, digest: str | None, prefix: str = "../../generated/")
     return f"{url}?v={digest[:12]}" if digest else url
 
 
+def details_href(task: str) -> str:
+    """URL (relative to the story page) of the target's own page: the prompt and references live there, so a long
+    story's page stays small."""
+    stage, name = naming.split_task(task)
+    return f"{TARGETS_FOLDER}/{quote(stage)}/{quote(name)}.html"
+
+
 def rebuild_command(task: str, story_id: str) -> str:
     return f"doit -a -s {shlex.quote(task)} story={shlex.quote(story_id)}"
 
@@ -81,7 +93,8 @@ def rebuild_command(task: str, story_id: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _source_sha() -> str:
     here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / name).read_bytes() for name in ("page.py", "versions.py"))).hexdigest()
+    return hashlib.sha256(b"".join((here / name).read_bytes()
+                                   for name in ("page.py", "versions.py", "thumbnails.py"))).hexdigest()
 
 
 def _template_hashes(settings: Settings) -> dict[str, str]:
@@ -170,6 +183,9 @@ def is_current(src: GallerySource) -> bool:
         return False
     if [st.st_size, st.st_mtime_ns] != sidecar.get("page") or not index_path(settings).exists():
         return False
+    folder = page_path(settings, sid).parent
+    if not all((folder / name).is_file() for name in sidecar.get("files") or []):  # thumbnails are a deletable cache
+        return False
     return sidecar.get("inputs") == inputs_hash(src, known_failures(src, sidecar))
 
 
@@ -184,6 +200,7 @@ class RefView:
     task: str
     url: str | None
     state: str
+    thumb: str | None = None
 
     @property
     def state_label(self) -> str:
@@ -196,7 +213,8 @@ class TargetView:
     kind: str
     output: str
     url: str | None
-    state: str  # current | stale | missing | failed
+    thumb: str | None  # the small picture the page shows (None: a video, or Pillow could not read it)
+    state: str  # current | stale | missing | waiting (a video held back for its key frame's review) | failed
     reason: str
     stub: bool
     model: str
@@ -218,6 +236,12 @@ class TargetView:
     review_note: str = ""  # the standing director's note (a rejection's, or one this frame was made with)
     reviewed_by: str = ""
     text_only: bool = False  # a shot that references no designs (a legacy shot): drawn from its text alone
+    description: str = ""  # a reference plate's description (the full text is on the target's own page)
+    frame: str | None = None  # a video's key-frame task (the page's script updates the video when it is reviewed)
+
+    @property
+    def details_href(self) -> str:
+        return details_href(self.task)
 
     @property
     def reviewable(self) -> bool:
@@ -281,9 +305,25 @@ class SceneletCard:
     shots: list[ShotCard] = field(default_factory=list)
 
 
+def _waiting_for(src: GallerySource, target: Target, reviews: dict[str, Any]) -> str | None:
+    """Why an unbuilt video waits under `[review] key_frames = "required"` (None: it does not wait)."""
+    if target.kind != "video" or src.settings.review.key_frames != "required":
+        return None
+    frame = frame_of(target.task)
+    frame_target = src.manifest.by_task().get(frame)
+    if frame_target is None:
+        return None
+    review = reviews.get(frame)
+    if review is not None and review.holds_for(src.facts.file_hash(frame_target.output)):
+        if review.verdict == "approved":
+            return None
+        return f"waiting for a new {frame}: its key frame was rejected"
+    return f"waiting for review of {frame}"
+
+
 def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[str, Any]],
                  operations: dict[str, Any], reviews: dict[str, Any], render: bool,
-                 versions: list[VersionView]) -> TargetView:
+                 versions: list[VersionView], thumbs: Thumbnails) -> TargetView:
     facts, sid = src.facts, src.manifest.story_id
     digest = facts.file_hash(target.output)
     rec = facts.record(target.task)
@@ -291,6 +331,8 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
     note = None
     if target.task in failures:
         state, reason = "failed", failures[target.task]["message"]
+    elif digest is None and (waiting := _waiting_for(src, target, reviews)):
+        state, reason = "waiting", waiting
     elif digest is None:
         state, reason = "missing", status.reason if rec else "not built yet"
     elif status.current:
@@ -319,7 +361,8 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         ref_state = "missing" if ref_digest is None else (
             "current" if producer and facts.status(producer).current else "stale")
         references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
-                                  asset_url(ref.path, ref_digest) if ref_digest else None, ref_state))
+                                  asset_url(ref.path, ref_digest) if ref_digest else None, ref_state,
+                                  thumbs.url(src.settings.assets_root / ref.path, ref_digest)))
     prompt_user = prompt_system = system_file = prompt_error = None
     if render:
         try:
@@ -330,6 +373,8 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
     return TargetView(
         task=target.task, kind=target.kind, output=target.output,
         url=asset_url(target.output, digest) if digest else None, state=state, reason=reason,
+        thumb=thumbs.url(src.settings.assets_root / target.output, digest) if target.kind != "video" else None,
+        frame=frame_of(target.task) if target.kind == "video" else None,
         stub=rec is not None and rec.provider == "stub" and rec.output_sha256 == digest,
         origin=rec.origin if rec is not None and rec.output_sha256 == digest else None,
         detail=rec.detail if rec is not None else "",
@@ -370,6 +415,7 @@ def _designs(view: "StoryView | None", targets: list[TargetView], by_task: dict[
                     design_id, title, description = entry.environment_id, f"keyframe {item + 1}", frame.keyframe_description
             except IndexError:
                 pass
+        tv.description = description
         groups.setdefault(design_id, []).append(Plate(title.replace("_", " ").lower(), description, tv))
     subtitles: dict[str, str] = {}
     order: list[str] = []
@@ -430,7 +476,7 @@ def _scenelets(src: GallerySource, view: "StoryView | None", shot_targets: dict[
     return out
 
 
-def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def page_model(src: GallerySource, failures: dict[str, dict[str, Any]], thumbs: Thumbnails) -> dict[str, Any]:
     manifest = src.manifest
     problems: list[str] = []
     view: StoryView | None
@@ -451,7 +497,7 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[
         versions = {}
         problems.append(f"The earlier versions of the key frames could not be read, so they are not listed: {exc}")
     views = [_target_view(src, t, failures, operations, reviews, render=view is not None,
-                          versions=versions.get(t.task, [])) for t in manifest.targets]
+                          versions=versions.get(t.task, []), thumbs=thumbs) for t in manifest.targets]
     shot_targets: dict[tuple[str, int], dict[str, TargetView]] = {}
     for target, tv in zip(manifest.targets, views):
         if target.shot is not None:
@@ -471,6 +517,9 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[
         "counts": counts,
         "stub_count": stub,
         "total": len(views),
+        "to_review": sum(1 for tv in views if tv.review == "unreviewed" and tv.reviewable),
+        "review_required": src.settings.review.key_frames == "required",
+        "targets": views,
         "characters": _designs(view, views, by_task, "character"),
         "environments": _designs(view, views, by_task, "environment"),
         "scenelets": _scenelets(src, view, shot_targets),
@@ -498,11 +547,42 @@ def _templates(settings: Settings) -> "jinja2.Environment":
     return _environment(settings.templates_dir / TEMPLATE_FOLDER)
 
 
-def render_story_page(src: GallerySource, failures: dict[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+def render_story_page(src: GallerySource, failures: dict[str, dict[str, Any]] | None = None,
+                      thumbs: Thumbnails | None = None) -> tuple[str, dict[str, Any]]:
     if failures is None:
         failures = known_failures(src, read_sidecar(src.settings, src.manifest.story_id))
-    model = page_model(src, failures)
-    return _templates(src.settings).get_template("story.html.j2").render(**model).lstrip(), model
+    if thumbs is None:
+        thumbs = Thumbnails(page_path(src.settings, src.manifest.story_id).parent)
+    model = page_model(src, failures, thumbs)
+    html = _templates(src.settings).get_template("story.html.j2").render(**model).lstrip()
+    # The template's indentation is a quarter of a long story's page: HTML collapses it anyway (the page has no <pre>).
+    return re.sub(r"\n\s+", "\n", html), model
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def write_target_pages(src: GallerySource, model: dict[str, Any]) -> list[str]:
+    """One small page per target (prompt, system instruction, references, settings, rebuild command), written next to
+    the story page; pages of targets no longer in the manifest are removed. Returns their paths, relative."""
+    folder = page_path(src.settings, src.manifest.story_id).parent
+    template = _templates(src.settings).get_template("target.html.j2")
+    written: list[str] = []
+    for tv in model["targets"]:
+        rel = unquote(tv.details_href)
+        text = template.render(t=tv, **model).lstrip()
+        if _text_of(folder / rel) != text:  # a verdict changes one or two of 500 pages: write only those
+            write_text_atomic(folder / rel, text)
+        written.append(rel)
+    keep = {folder / rel for rel in written}
+    for old in (folder / TARGETS_FOLDER).glob("*/*.html"):
+        if old not in keep:
+            old.unlink(missing_ok=True)
+    return written
 
 
 def build_gallery(src: GallerySource) -> Path:
@@ -514,8 +594,11 @@ def build_gallery(src: GallerySource) -> Path:
                          "(they live in templates/gallery/ of the storytree-build repository).")
     failures = known_failures(src, read_sidecar(settings, sid))
     digest = inputs_hash(src, failures)
-    html, model = render_story_page(src, failures)
     page = page_path(settings, sid)
+    thumbs = Thumbnails(page.parent)
+    html, model = render_story_page(src, failures, thumbs)
+    files = write_target_pages(src, model)
+    thumbs.prune()
     write_text_atomic(page, html)
     st = os.stat(page)
     sidecar = {
@@ -524,6 +607,7 @@ def build_gallery(src: GallerySource) -> Path:
         "provider": src.provider_name,
         "total": model["total"], "thumbnail": model["thumbnail"], "rendered_at": model["rendered_at"],
         "failures": failures,
+        "files": sorted(files) + sorted(f"thumbs/{name}" for name in thumbs.used),
     }
     write_text_atomic(sidecar_path(settings, sid), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
     write_index(settings)

@@ -25,9 +25,9 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from ..files.atomic import private_folder
 from ..core.errors import EnvironmentFault, QuotaExhausted, RetryableProviderError
+from ..core.repeats import RepeatGate
 from ..settings import RateLimit, Settings
 from ..files.sqlite_file import connect, damage, immediate, is_damage, set_aside
 from .google_http import daily_reset_hint
@@ -48,7 +49,7 @@ MIN_RATE = 1 / 120  # one call every two minutes
 MAX_UNKNOWN_RATE = 50.0  # per second, when no limit is configured
 DEFAULT_PAUSE = 10.0  # seconds, for a 429 without retryDelay
 MAX_NAP = 1.0  # seconds a waiter sleeps before looking again
-PROGRESS_EVERY = 5.0  # seconds between "waiting for quota" lines per model
+PROGRESS_EVERY = 30.0  # at most this often a "waiting for quota" line per model, and only when it changed
 SCHEMA_VERSION = 2  # the file is a cache: another version is dropped and learnt again
 SCHEMA = """
 create table if not exists models (
@@ -67,7 +68,6 @@ class ModelStats:
     rate_limited: int = 0
     waited: float = 0.0
     waiting: int = 0
-    last_told: float = field(default=0.0)
 
 
 def pacific_day() -> str:
@@ -76,13 +76,14 @@ def pacific_day() -> str:
 
 class RateLimiter:
     def __init__(self, path: Path, limits: dict[str, RateLimit] | None = None, initial_rate_per_minute: float = 60.0,
-                 quota_wait_minutes: float = 30.0):
+                 quota_wait_minutes: float = 30.0, clock: Callable[[], float] = time.monotonic):
         self.path = path
         self.limits = limits or {}
         self.initial = initial_rate_per_minute / 60
         self.quota_wait = quota_wait_minutes * 60
         self.started = time.time()  # no progress is counted from here at the earliest (not from an old run)
         self.stats: dict[str, ModelStats] = {}  # this process's calls, 429s and waiting, for the summary
+        self._told = RepeatGate(PROGRESS_EVERY, clock)  # the quota line: said again only when it changed
         self._lock = threading.Lock()
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []  # one per thread, all closed by close()
@@ -253,16 +254,53 @@ class RateLimiter:
                 state["cut_at"] = now
 
     def _tell(self, model: str, stats: ModelStats, wait: float, rate: float) -> None:
-        now = time.monotonic()
-        if wait >= 2 and now - stats.last_told >= PROGRESS_EVERY:
-            stats.last_told = now
+        # What the line says, but the seconds to the next slot (they change on every look)
+        if wait >= 2 and self._told.allows(model, (stats.waiting, round(rate * 60, 1))):
             log.info("quota %s: %d call(s) waiting, %.1f calls/min, next slot in %.1fs", model, stats.waiting,
                      rate * 60, wait)
 
     def summary_lines(self) -> list[str]:
         with self._lock:
-            return [f"quota {model}: {s.calls} calls, {s.rate_limited} rate-limited (429), {s.waited:.0f} s waiting"
-                    for model, s in sorted(self.stats.items()) if s.calls]
+            stats = [(model, s.calls, s.rate_limited, s.waited) for model, s in sorted(self.stats.items()) if s.calls]
+        return [f"quota {model}: {calls} calls, {limited} rate-limited (429), {waited:.0f} s waiting"
+                + (self._reset_hint(model) if limited else "") for model, calls, limited, waited in stats]
+
+    def _reset_hint(self, model: str) -> str:
+        """A 429 cut the learnt rate, and the cut outlives this run: say what it is and how to forget it."""
+        learnt = {row["model"]: row for row in self.learnt()}.get(model)
+        if learnt is None or learnt["configured"]:
+            return ""
+        return (f"; learnt rate now {learnt['per_minute']:.1f} calls/min (kept for the next builds; "
+                f"`storytree quota --reset {model}` starts over)")
+
+    # -- what was learnt (`storytree quota`) -------------------------------------------------------
+    def learnt(self) -> list[dict[str, Any]]:
+        """What the cache holds per model: the rate (calls per minute), whether it is still in slow start or
+        configured, a pause, today's count. An absent cache is not created."""
+        if not self.path.exists():
+            return []
+        try:
+            rows = self._conn().execute(f"select model, {', '.join(FIELDS)} from models order by model").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+        now = time.time()
+        out = []
+        for model, *values in rows:
+            state = dict(zip(FIELDS, values))
+            out.append({"model": model, "per_minute": state["rate"] * 60, "slow_start": bool(state["slow_start"]),
+                        "configured": state["configured"] > 0, "paused_seconds": max(0.0, state["paused_until"] - now),
+                        "day": state["day"], "day_count": state["day_count"]})
+        return out
+
+    def forget(self, model: str) -> bool:
+        """Forget what was learnt for `model` (the next call starts at the initial rate); False when nothing was."""
+        if not self.path.exists():
+            return False
+        try:
+            with immediate(self._conn()) as conn:
+                return conn.execute("delete from models where model = ?", (model,)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
 
     def close(self) -> None:
         with self._lock:

@@ -31,7 +31,10 @@ class ProviderEntry:
     images: Factory[ImageProvider]
     videos: Factory[VideoProvider]
     needs_key: bool
+    paid: bool  # its calls cost money: a build asks for consent first (core/consent.py); the offline stub never asks
     batches: Factory[ImageBatchProvider] | None = None  # images through a batch API (batch=1)
+    # What the provider needs before any paid call (its key, its endpoint): raises ConfigError, checked once per build.
+    check: Callable[["Settings"], None] | None = None
 
 
 PROVIDERS: dict[str, ProviderEntry] = {}
@@ -46,6 +49,13 @@ def entry(name: str) -> ProviderEntry:
     if found is None:
         raise ConfigError(f"Unknown provider {name!r}; choose one of: {', '.join(sorted(PROVIDERS))}.")
     return found
+
+
+def check(settings: Settings, name: str) -> None:
+    """Refuse now, once, what every paid call of provider `name` would fail on (a missing API key)."""
+    found = entry(name)
+    if found.check is not None:
+        found.check(settings)
 
 
 def make_images(settings: Settings, name: str, limiter: RateLimiter | None = None) -> ImageProvider:
@@ -77,6 +87,12 @@ def _stub_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProvid
     return StubVideos(delay_seconds=settings.stub_delay_seconds, call_log=settings.stub_call_log)
 
 
+def _gemini_check(settings: Settings) -> None:
+    from .google_http import endpoint
+
+    endpoint(settings)
+
+
 def _gemini_batches(settings: Settings, limiter: RateLimiter | None) -> ImageBatchProvider:
     from .gemini_batch import GeminiImageBatches
 
@@ -96,6 +112,8 @@ def _gemini_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProv
 
 
 register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False, batches=_stub_images))
+                       _stub_images, _stub_videos, needs_key=False, paid=False,
+                       batches=_stub_images))
 register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
-                       _gemini_images, _gemini_videos, needs_key=True, batches=_gemini_batches))
+                       _gemini_images, _gemini_videos, needs_key=True, paid=True,
+                       batches=_gemini_batches, check=_gemini_check))

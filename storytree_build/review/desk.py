@@ -9,8 +9,11 @@ made before the note (a change of mind) clears it, so that frame is current agai
 
 from __future__ import annotations
 
+import builtins
+import fnmatch
 import getpass
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +24,8 @@ from ..core.hashing import FileHasher
 from ..core.manifest import Manifest, Target
 from ..store.build_state import RecordsPort
 from .verdicts import Review, ReviewsPort, clean_note, director_notes
+
+REVIEWED_KIND = "key_frame"  # the review gate (gate.py) asks only for a shot's key frame
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,46 @@ class ReviewDesk:
         return AssetReview(target.task, target.kind, target.output, review.verdict, review.note, review.reviewed_by,
                            review.reviewed_at)
 
+    def select(self, patterns: Sequence[str], every: bool = False) -> builtins.list[str]:
+        """The targets a command names: exact task names as they are, doit-style wildcards (`image:scenelet-2_*`) over
+        the built key frames, `every` for each built key frame nobody has reviewed yet. A pattern that matches nothing
+        is an error naming it, before anything is written."""
+        rows = self.list()
+        frames = [r for r in rows if r.kind == "key_frame" and r.state != "not built"]
+        chosen: builtins.list[str] = [r.task for r in frames if r.state == "unreviewed"] if every else []
+        for pattern in patterns:
+            if not any(c in pattern for c in "*?["):
+                self._target(pattern)  # an unknown name is refused with the way to list them
+                found = [pattern]
+            else:
+                found = [r.task for r in frames if fnmatch.fnmatchcase(r.task, pattern)]
+            if not found:
+                raise InputError(f"{pattern!r} matches no built key frame of story {self.story_id}; nothing was "
+                                 f"written. `storytree review list {self.story_id}` shows them.")
+            chosen += [task for task in found if task not in chosen]
+        if every and not chosen:
+            raise InputError(f"story {self.story_id} has no built key frame waiting for review; nothing was written.")
+        return list(dict.fromkeys(chosen))
+
     # -- deciding ------------------------------------------------------------------------------
-    def approve(self, task: str, by: str | None = None) -> ReviewResult:
+    def _reviewable(self, task: str) -> Target:
+        """A target a verdict may be given on: a shot's key frame, the one file the review gate asks about."""
         target = self._target(task)
+        if target.kind != REVIEWED_KIND:
+            raise InputError(f"{task} of story {self.story_id} is a {target.kind.replace('_', ' ')}: only key frames "
+                             "(image:<scenelet>_<n>) are reviewed — approving one lets its shot's video be paid for. "
+                             "Nothing was written.")
+        return target
+
+    def approve(self, task: str, by: str | None = None) -> ReviewResult:
+        target = self._reviewable(task)
         digest = self._built(target)
         earlier = self.reviews.all().get(task)
         note = earlier.note if earlier is not None and self._made_with_current_prompt(target) else ""
         return self._decide(Review(self.story_id, task, digest, "approved", note, by or reviewer(), _now()))
 
     def reject(self, task: str, note: str | None = None, by: str | None = None) -> ReviewResult:
-        target = self._target(task)
+        target = self._reviewable(task)
         text = clean_note(task, note)
         digest = self._built(target)
         return self._decide(Review(self.story_id, task, digest, "rejected", text, by or reviewer(), _now()))

@@ -18,8 +18,6 @@ without a CORS preflight, which this server never grants; a DNS-rebinding page f
 from __future__ import annotations
 
 import hmac
-import json
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import OtherInputs, StorytreeError
+from ..core.ids import safe_id_problem
+from ..gallery.hosts import local_hosts
 from .desk import ReviewDesk
+from .request_body import MAX_BODY, json_object
 
-log = logging.getLogger("storytree")
+__all__ = ["MAX_BODY", "POST_PATHS", "ReviewApi", "TOKEN_HEADER"]
 
-MAX_BODY = 16 * 1024
 TOKEN_HEADER = "X-Storytree-Token"
 POST_PATHS = ("/api/review", "/api/restore")
 
@@ -41,11 +41,13 @@ Restore = Callable[[str, str, str], str]  # (story id, task, version number) →
 
 
 class ReviewApi:
-    def __init__(self, token: str, read_only: bool, *, desk: Callable[[str], ReviewDesk],
-                 render_page: Callable[[str], None], restore: Restore, objects: Path | None = None):
+    def __init__(self, token: str, read_only: bool, *, has_story: Callable[[str], bool],
+                 desk: Callable[[str], ReviewDesk], render_page: Callable[[str], None], restore: Restore,
+                 objects: Path | None = None):
         self.token = token
         self.read_only = read_only
         self.objects = objects  # the local object store, whose earlier versions the page shows (None: not served)
+        self._has_story = has_story  # a valid story id → whether this project has the story (its manifest)
         self._desk = desk  # story id → its review desk (bootstrap.Workspace.review_desk)
         self._render_page = render_page  # story id → render its review page again
         self._restore = restore  # bootstrap.Workspace.restore_version (building.keeping.restore)
@@ -54,15 +56,13 @@ class ReviewApi:
     def session(self) -> tuple[HTTPStatus, dict[str, Any]]:
         return HTTPStatus.OK, {"read_only": self.read_only}
 
-    def allowed_hosts(self, port: int) -> set[str]:
-        return {f"127.0.0.1:{port}", f"localhost:{port}"}
-
     def refuse_origin(self, headers: Any, port: int) -> str | None:
-        """Why the request does not come from one of this server's own pages (None when it does)."""
-        if headers.get("Host", "") not in self.allowed_hosts(port):
+        """Why the request does not come from one of this server's own pages (None when it does). serve.py has
+        already answered 421 to a request with another Host; this is the same rule once more, where it matters."""
+        if (headers.get("Host") or "").lower() not in local_hosts(port):
             return "the Host header is not this server"
         origin = headers.get("Origin")
-        if origin is not None and origin.removeprefix("http://") not in self.allowed_hosts(port):
+        if origin is not None and origin.lower().removeprefix("http://") not in local_hosts(port):
             return "the request comes from another site"
         return None
 
@@ -85,14 +85,18 @@ class ReviewApi:
                                                    "printed (it ends in ?token=…)"}
         if (headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send JSON (Content-Type: application/json)"}
-        try:
-            request = json.loads(body)
-        except ValueError:
-            return HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"}
-        if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in ("story_id", "task")):
+        request = json_object(body)
+        if isinstance(request, str):
+            return HTTPStatus.BAD_REQUEST, {"error": request}
+        if not all(isinstance(request.get(k), str) for k in ("story_id", "task")):
             return HTTPStatus.BAD_REQUEST, {"error": 'expected a JSON object with "story_id" and "task" (strings)'}
-        if any(c in request["story_id"] for c in "/\\\x00") or request["story_id"].startswith("."):
-            return HTTPStatus.BAD_REQUEST, {"error": f"{request['story_id'][:80]!r} is not a story id"}  # a file name
+        story_id = request["story_id"]
+        problem = safe_id_problem(story_id, "story_id")  # before the id becomes part of any path
+        if problem is not None:
+            return HTTPStatus.BAD_REQUEST, {"error": problem}
+        if not self._has_story(str(story_id)):
+            return HTTPStatus.NOT_FOUND, {"error": f"story_id {story_id!r}: no such story in this project (it has "
+                                                   f"no manifest); `storytree manifest {story_id}` makes one"}
         return request
 
     def review(self, request: dict[str, Any]) -> Answer:
@@ -129,3 +133,14 @@ class ReviewApi:
                 return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
             self._render_page(story_id)
         return HTTPStatus.OK, {"restored": done}
+
+
+def describe(path: str, answer: Answer) -> str:
+    """The one line `storytree serve` logs for a review or restore request (its outcome, or why it was refused)."""
+    status, payload = answer
+    if status == HTTPStatus.OK and isinstance(payload.get("review"), dict):
+        review = payload["review"]
+        return f"{review['verdict']} {review['task']} of story {review['story_id']} (on the page)"
+    if status == HTTPStatus.OK and "restored" in payload:
+        return f"restored {payload['restored']} (on the page)"
+    return f"{path} refused ({status.value} {status.phrase}): {payload.get('error', '')}"

@@ -107,9 +107,14 @@ class BuildSettings(BaseModel):
     adopt_existing: bool = True
     claim_lease_seconds: float = Field(120.0, gt=0)  # how long a claim lives without being renewed
     claim_poll_seconds: float = Field(1.0, gt=0)  # how often a waiting worker looks again
+    # After Ctrl-C / SIGTERM, how long the paid calls in flight may take to finish and be recorded; then (or at a
+    # second signal) they are abandoned and named.
+    stop_grace_seconds: float = Field(60.0, gt=0)
     # What a build rebuilds: "outdated" (make-style: every target whose inputs changed) or "missing" (the original
     # system's "skip if exists": only targets with no file yet; files whose inputs changed stay, listed as stale).
     rebuild: Literal["outdated", "missing"] = "outdated"
+    # On a terminal, a paid build estimated above this asks `Proceed? [y/N]` first (max_cost= or yes=1 skip it).
+    confirm_above: float = Field(1.0, ge=0)
 
 
 class ObjectsSettings(BaseModel):
@@ -158,6 +163,14 @@ class RemoteSettings(BaseModel):
         return out
 
 
+class PromptsSettings(BaseModel):
+    """A project's own prompt files (`[prompts]` in storytree.toml, or STORYTREE_PROMPTS_DIR): a file in `dir` is used
+    instead of the same-named one in templates/ or system_prompts/ (docs/prompts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dir: Path | None = None  # relative to the project root
+
+
 class ReviewSettings(BaseModel):
     """Human review between the cheap and the expensive step (`[review]` in storytree.toml)."""
 
@@ -186,6 +199,7 @@ class Settings(BaseSettings):
     data_dir: Path  # what must be kept: the default story database and the local objects (every paid asset)
     build: BuildSettings = Field(default_factory=BuildSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    prompts: PromptsSettings = Field(default_factory=PromptsSettings)
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
     provider: str = "gemini"
@@ -196,11 +210,15 @@ class Settings(BaseSettings):
     supabase_service_role_key: SecretStr | None = None
     verbose: bool = False
     story: str | None = None  # STORYTREE_STORY: the story a doit invocation builds
-    ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint
+    ci: bool = False  # env CI: the real providers refuse any non-loopback endpoint; a stale manifest is refused
+    # A manifest the story store has moved past is refused instead of written again (doit var frozen= or
+    # STORYTREE_FROZEN); unset: frozen in CI. `frozen=0` lets a CI job regenerate it.
+    frozen: bool | None = None
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     prices: PriceTable = Field(default_factory=PriceTable)  # `[prices]` in storytree.toml
     storage: StorageSettings = Field(default_factory=StorageSettings)
     max_cost: float | None = None  # refuse builds whose estimate exceeds this (doit var max_cost= or STORYTREE_MAX_COST)
+    yes: bool = False  # consent to pay without being asked (doit var yes=1 or STORYTREE_YES=1); max_cost= is consent too
     stub_call_log: Path | None = None  # the stub appends one line per "paid" call (tests count re-payments)
     stub_delay_seconds: float = 0.0  # lets tests and benchmarks give the offline provider some latency
     video_poll_interval_seconds: float = Field(10.0, ge=0)
@@ -243,6 +261,10 @@ class Settings(BaseSettings):
         return self.root / "apps/story-tree-ui/public"
 
     @property
+    def manifest_frozen(self) -> bool:
+        return self.ci if self.frozen is None else self.frozen
+
+    @property
     def manifests_dir(self) -> Path:
         return self.root / "manifests"
 
@@ -253,6 +275,11 @@ class Settings(BaseSettings):
     @property
     def system_prompts_dir(self) -> Path:
         return self.root / "system_prompts"
+
+    @property
+    def prompt_overrides_dir(self) -> Path | None:
+        """`[prompts] dir` resolved against the project root; None when the project keeps no prompts of its own."""
+        return None if self.prompts.dir is None else self.root / self.prompts.dir
 
     @property
     def legacy_records_path(self) -> Path:

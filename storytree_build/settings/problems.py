@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from .sources import FieldPath, Origin
 
 HIDDEN_FIELDS = ("root", "db_path_is_default")  # decided by load_settings, not written by a user
+PATH_EXAMPLE = '"folder/file"'
 
 
 class Traceable(Protocol):
@@ -73,6 +74,8 @@ def _complaint(detail: ErrorDetails, model: type[BaseModel], loc: FieldPath, ori
         return "must be a list"
     if kind == "string_type":
         return "must be text"
+    if kind == "path_type":
+        return f"must be a path, written as text (e.g. {origin.written(PATH_EXAMPLE)})"
     if kind == "value_error":
         return str(detail["msg"]).removeprefix("Value error, ")
     return str(detail["msg"]).lower()

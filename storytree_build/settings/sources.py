@@ -66,11 +66,12 @@ class Variable:
     paths: tuple[FieldPath, ...]
     kind: Literal["text", "number", "flag", "ci"] = "text"
     example: str | None = None  # numbers: a good value for the error line
+    meaning: str = ""  # doit variables: what it does, for `doit help run`
 
 
 def _one(name: str, *path: str, kind: Literal["text", "number", "flag", "ci"] = "text",
-         example: str | None = None) -> Variable:
-    return Variable(name, (path,), kind, example)
+         example: str | None = None, meaning: str = "") -> Variable:
+    return Variable(name, (path,), kind, example, meaning)
 
 
 IMAGE_KINDS = ("character_plate", "environment_keyframe", "key_frame")
@@ -94,12 +95,15 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("STORYTREE_STUB_CALL_LOG", "stub_call_log"),
     _one("STORYTREE_STUB_DELAY", "stub_delay_seconds", kind="number", example="0.5"),
     _one("STORYTREE_MAX_COST", "max_cost", kind="number", example="12.50"),
+    _one("STORYTREE_YES", "yes", kind="flag"),
     _one("STORYTREE_VIDEO_POLL_INTERVAL", "video_poll_interval_seconds", kind="number", example="10"),
     _one("STORYTREE_VIDEO_POLL_DEADLINE", "video_poll_deadline_seconds", kind="number", example="1200"),
     _one("STORYTREE_BATCH", "generation", "batch", kind="flag"),
     _one("STORYTREE_BATCH_POLL", "generation", "batch_poll_seconds", kind="number", example="30"),
     _one("STORYTREE_VERBOSE", "verbose", kind="flag"),
     _one("STORYTREE_REBUILD", "build", "rebuild", example="missing"),
+    _one("STORYTREE_PROMPTS_DIR", "prompts", "dir"),
+    _one("STORYTREE_FROZEN", "frozen", kind="flag"),
     _one("STORYTREE_REMOTE", "remote", "url"),
     # The standard variables of S3 clients, for the remote (see settings.model.RemoteSettings); later rows win.
     _one("AWS_ENDPOINT", "remote", "endpoint"),
@@ -114,16 +118,37 @@ ENVIRONMENT: tuple[Variable, ...] = (
     _one("CI", "ci", kind="ci"),
 )
 
-# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1`).
+# doit command-line variables that configure a run (`doit story:<id> provider=stub max_cost=25 verbose=1 yes=1`).
 RUN_VARIABLE_TABLE: tuple[Variable, ...] = (
-    _one("provider", "provider"),
-    _one("story", "story"),
-    _one("max_cost", "max_cost", kind="number", example="12.50"),
-    _one("verbose", "verbose", kind="flag"),
-    _one("batch", "generation", "batch", kind="flag"),
-    _one("rebuild", "build", "rebuild", example="missing"),
+    _one("provider", "provider", example="stub",
+         meaning="who generates: gemini (the default; needs GEMINI_API_KEY) or stub (offline placeholders)"),
+    _one("story", "story", example="<story-id>",
+         meaning="the story to build when several have manifests (scenelet ids repeat across stories)"),
+    _one("max_cost", "max_cost", kind="number", example="12.50",
+         meaning="refuse to start when the estimate is higher; every paid call also reserves its estimate"),
+    _one("verbose", "verbose", kind="flag", example="1", meaning="log every request a build sends"),
+    _one("batch", "generation", "batch", kind="flag", example="1",
+         meaning="images through the Gemini Batch API at half price (minutes to 24 hours)"),
+    _one("rebuild", "build", "rebuild", example="missing",
+         meaning="outdated (the default: everything whose inputs changed) or missing (only targets without a file)"),
+    _one("yes", "yes", kind="flag", example="1",
+         meaning="consent to pay without being asked (scripts, CI); without a terminal a paid build needs it or max_cost"),
+    _one("frozen", "frozen", kind="flag", example="1",
+         meaning="refuse when the manifest is behind the story store instead of regenerating it (the default under CI)"),
 )
 RUN_VARIABLES = tuple(variable.name for variable in RUN_VARIABLE_TABLE)
+
+
+def run_variables_help() -> str:
+    """The doit variables storytree reads, one paragraph each (`doit help run`), with the environment variable
+    that sets the same thing."""
+    lines = ["storytree's variables (NAME=VALUE after the task names; they win over the environment and "
+             "storytree.toml):"]
+    for variable in RUN_VARIABLE_TABLE:
+        same = [env.name for env in ENVIRONMENT if env.paths == variable.paths]
+        also = f"; env {' / '.join(same)}" if same else ""
+        lines.append(f"{variable.name}={variable.example}: {variable.meaning}{also}")
+    return "\n".join(lines)
 
 
 class TextSource(PydanticBaseSettingsSource):

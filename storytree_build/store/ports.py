@@ -49,6 +49,11 @@ class StoryStore(Protocol):
         """A digest that changes whenever any row of the story changes (the review page shows story text)."""
         ...
 
+    def manifest_fingerprint(self, story_id: str) -> str:
+        """A digest of what a manifest is made from: every row of the story except what a build writes back (asset
+        paths, `updated_at`), so a build's own write-back leaves it as it was ('' for an id that cannot exist)."""
+        ...
+
     def import_rows(self, export: dict[str, list[dict[str, Any]]]) -> None:
         """Upsert every row in one transaction (rows were validated by the caller)."""
         ...
@@ -71,6 +76,22 @@ class StoryStore(Protocol):
 # Keys that say which design or plate a document entry is: entries whose identities differ are never merged.
 IDENTITY_KEYS = ("character_id", "characterId", "environment_id", "environmentId", "type", "plate_type",
                  "character_name", "characterName", "environment_name", "environmentName")
+
+
+# What a build writes back into a story (see core/manifest/build.py, the targets' `db`): never a manifest input, so
+# `manifest_fingerprint` leaves it out. Mirrored in SQL by `storytree_manifest_fingerprint` (migration 000019).
+WRITTEN_BACK_DOCUMENTS = ("visual_design_document", "visual_reference_package")
+WRITTEN_BACK_KEYS = frozenset({"image_path", "character_model_sheet_image_path", "environment_reference_image_path"})
+WRITTEN_BACK_SHOT_COLUMNS = ("key_frame_image_path", "video_file_path")
+
+
+def without_written_back(document: Any) -> Any:
+    """The document without the keys a build writes back, at any depth."""
+    if isinstance(document, dict):
+        return {k: without_written_back(v) for k, v in document.items() if k not in WRITTEN_BACK_KEYS}
+    if isinstance(document, list):
+        return [without_written_back(item) for item in document]
+    return document
 
 
 def is_path_key(key: str) -> bool:

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 from ..files.atomic import private_folder
-from ..core.errors import InputError, StoreError, collect
+from ..core.errors import EnvironmentFault, InputError, StoreError, collect
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
-from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, JsonPath, RowOwner, check_document_column,
-                    check_shot_column, foreign_row_problems, keep_asset_paths)
+from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, WRITTEN_BACK_DOCUMENTS,
+                    WRITTEN_BACK_SHOT_COLUMNS, JsonPath, RowOwner, check_document_column, check_shot_column,
+                    foreign_row_problems, keep_asset_paths, without_written_back)
 
 if TYPE_CHECKING:
     from ..core.story import StorySnapshot
@@ -51,6 +52,11 @@ def sqlite_json_path(path: JsonPath) -> str:
     return "".join(parts)
 
 
+def _unusable(path: Path, exc: sqlite3.Error) -> EnvironmentFault:
+    return EnvironmentFault(f"the story database {path} could not be opened or read ({exc}). Free space or make its "
+                            "folder writable and run again; nothing was built or paid for.")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -60,7 +66,10 @@ class SqliteStoryStore:
         self.path = Path(path)
         private_folder(self.path.parent)
         self._local = threading.local()
-        ensure_schema(self._conn())
+        try:
+            ensure_schema(self._conn())
+        except sqlite3.Error as exc:  # a full disk or an unwritable folder: every build opens the store first
+            raise _unusable(self.path, exc) from None
 
     # -- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -135,6 +144,37 @@ class SqliteStoryStore:
                                        ("shots", SHOT_COLS, "id")):
                 key = "id" if table == "stories" else "story_id"
                 for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by {order}",
+                                        (story_id,)):
+                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
+                digest.update(b"|")
+        finally:
+            conn.execute("commit")
+        return digest.hexdigest()
+
+    def manifest_fingerprint(self, story_id: str) -> str:
+        """`fingerprint` without what a build writes back: only the two documents that hold asset paths are parsed."""
+        try:
+            return self._manifest_fingerprint(story_id)
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from None
+
+    def _manifest_fingerprint(self, story_id: str) -> str:
+        digest = hashlib.sha256()
+        story_cols = [c for c in STORY_COLS if c != "updated_at"]
+        shot_cols = [c for c in SHOT_COLS if c not in (*WRITTEN_BACK_SHOT_COLUMNS, "updated_at")]
+        parsed = [story_cols.index(c) for c in WRITTEN_BACK_DOCUMENTS]
+        conn = self._conn()
+        conn.execute("begin")
+        try:
+            for row in conn.execute(f"select {', '.join(story_cols)} from stories where id = ?", (story_id,)):
+                values = list(row)
+                for i in parsed:
+                    if values[i] is not None:
+                        values[i] = _dumps(without_written_back(json.loads(values[i])))
+                digest.update(repr(values).encode("utf-8", "surrogatepass"))
+            digest.update(b"|")
+            for table, cols in (("scenelets", SCENELET_COLS), ("shots", shot_cols)):
+                for row in conn.execute(f"select {', '.join(cols)} from {table} where story_id = ? order by id",
                                         (story_id,)):
                     digest.update(repr(row).encode("utf-8", "surrogatepass"))
                 digest.update(b"|")

@@ -301,6 +301,20 @@ class SupabaseStoryStore:
         return str(self.rpc(f"read the fingerprint of story {story_id}", "storytree_story_fingerprint",
                             {"p_story_id": story_id}, missing) or "")
 
+    def manifest_fingerprint(self, story_id: str) -> str:
+        """Computed by the database (supabase/migrations/000019): one small call, as `fingerprint`."""
+        if not _is_uuid(story_id):
+            return ""
+
+        def missing(exc: APIError) -> Exception | None:
+            if exc.code in ("PGRST202", "42883"):
+                return ConfigError("The Supabase database behind SUPABASE_URL lacks storytree_manifest_fingerprint; "
+                                   "apply supabase/migrations/000019_storytree_manifest_fingerprint.sql.")
+            return None
+
+        return str(self.rpc(f"read the manifest fingerprint of story {story_id}", "storytree_manifest_fingerprint",
+                            {"p_story_id": story_id}, missing) or "")
+
     def load_story(self, story_id: str) -> StorySnapshot:
         what = f"read story {story_id}"
         found = self.select_all(what, "stories", STORY_COLS, ["id"], {"id": story_id}) if _is_uuid(story_id) else []

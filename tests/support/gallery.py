@@ -11,12 +11,27 @@ from typing import Any
 from .project import SAMPLE_ID, doit, import_story, project_env, session_for, settings_for
 from .project import new_project as make_project
 
-__all__ = ["SAMPLE_ID", "new_project", "build_sample", "run_doit", "context", "settings_for", "PageParser", "parse_page"]
+__all__ = ["SAMPLE_ID", "new_project", "build_sample", "run_doit", "context", "settings_for", "PageParser", "parse_page",
+           "long_story_export"]
 
 
 def new_project(root: Path, export: dict[str, Any] | None = None) -> Path:
     """Templates, system prompts, dodo.py, the sample story imported and its manifest written."""
     return import_story(make_project(root), export)
+
+
+def long_story_export(n_targets: int) -> tuple[str, dict[str, Any]]:
+    """(story id, export) of a story scaled from the sample to about n_targets targets: bench/noop.py's generator,
+    the one the no-op benchmark builds (2 targets per shot)."""
+    import importlib.util
+
+    from .project import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_noop", REPO / "bench" / "noop.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.synthetic_export(n_targets)
 
 
 def run_doit(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -42,6 +57,7 @@ class PageParser(HTMLParser):
         self.targets: dict[str, str] = {}  # task -> data-state
         self.details: list[dict[str, Any]] = []
         self.links: list[str] = []
+        self.anchors: list[dict[str, str | None]] = []  # <a> elements, their attributes
         self.text: list[str] = []
         self._open_details: list[dict[str, Any]] = []
 
@@ -54,6 +70,7 @@ class PageParser(HTMLParser):
             self.videos.append(a)
         elif tag == "a" and a.get("href"):
             self.links.append(a["href"] or "")
+            self.anchors.append(a)
         elif tag == "details":
             entry = {"open": "open" in a, "text": []}
             self.details.append(entry)

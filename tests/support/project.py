@@ -118,10 +118,20 @@ def is_complete_asset(path: Path) -> bool:
 
 
 # -- running storytree and doit ---------------------------------------------------------------------------
-def project_env(project: Path, **extra: str) -> dict[str, str]:
+# A paid build without a terminal needs consent (max_cost= or yes=1): test builds against the fake Gemini give it
+# here once; the consent tests (test_consent.py) build without it.
+CONSENT = {"STORYTREE_YES": "1"}
+CONSENT_VAR = ("STORYTREE_YES", "1")  # for monkeypatch.setenv
+
+
+def project_env(project: Path, consent: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a storytree or doit subprocess: none of the caller's storytree, key or store variables,
+    and no `CI` (a CI runner sets it, and it freezes manifests): tests that mean CI pass it in `extra`."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STORYTREE_", "GEMINI_", "GOOGLE_", "SUPABASE_"))}
+           if not k.startswith(("STORYTREE_", "GEMINI_", "GOOGLE_", "SUPABASE_")) and k != "CI"}
     env.update({"STORYTREE_ROOT": str(project), "STORYTREE_STATE_DIR": str(project / ".storytree")})
+    if consent:
+        env.update(CONSENT)
     env.update(extra)
     return env
 

@@ -123,7 +123,9 @@ def test_summary_counts_calls_429s_and_waiting(tmp_path: Path, clock: Clock) -> 
     lim.acquire(MODEL, "a")
     lim.rate_limited(MODEL, retry_after=4)
     lim.acquire(MODEL, "a")
-    assert lim.summary_lines() == [f"quota {MODEL}: 2 calls, 1 rate-limited (429), 4 s waiting"]
+    assert lim.summary_lines() == [f"quota {MODEL}: 2 calls, 1 rate-limited (429), 4 s waiting; learnt rate now "
+                                   f"42.0 calls/min (kept for the next builds; `storytree quota --reset {MODEL}` "
+                                   "starts over)"]
 
 
 @pytest.mark.parametrize("text", ["10 per minute", "0/min", "5/fortnight", "/min", "10/min, x"])
