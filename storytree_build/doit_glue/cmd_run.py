@@ -25,7 +25,6 @@ from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
 from ..core.plan import Plan
-from ..providers.registry import entry
 from . import consent, flags, progress
 from .planning import cascade_lines, cascade_of, forced_targets, opening_line, plan_selection
 from .selection import expand
@@ -129,7 +128,7 @@ class Run(DoitRun):
         what it pays for, what is free and what waits (nothing when nothing would run)."""
         currency = session.settings.prices.currency
         lines = cascade_lines(cascade_of(session, plan), currency, session.story_id)
-        opening = opening_line(plan, currency, session.settings.max_cost, entry(session.provider_name).paid)
+        opening = opening_line(plan, currency, session.settings.max_cost, bool(plan.to_run) and _paid(session.provider_name))
         for line in lines + ([opening] if opening else []):
             sys.stderr.write(f"storytree: {line}\n")
 
@@ -141,3 +140,11 @@ class Run(DoitRun):
                                  {t.task: t.model for t in session.manifest.targets})
         if refusal:
             raise InvalidCommand(refusal)
+
+
+def _paid(provider_name: str) -> bool:
+    """Whether the provider's calls cost money; the registry is imported only when something would run (a no-op
+    build never loads a provider module)."""
+    from ..providers.registry import entry
+
+    return entry(provider_name).paid

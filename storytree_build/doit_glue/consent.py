@@ -8,7 +8,6 @@ from typing import IO, TYPE_CHECKING
 
 from ..core.consent import PROMPT, ConsentFacts, Decision, confirmed, declined_line, decide
 from ..core.plan import Plan
-from ..providers.registry import entry
 
 if TYPE_CHECKING:
     from ..bootstrap import Session
@@ -28,6 +27,8 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 def facts_of(session: "Session", plan: Plan, terminal: bool) -> ConsentFacts:
+    from ..providers.registry import entry  # only when something would be paid: a no-op loads no provider module
+
     settings = session.settings
     paid = [i for i in plan.paid if i.task != session.link_task]  # `--download-link` fetches: no model call
     free = sum(i.cost or 0.0 for i in plan.paid if i.task == session.link_task)
@@ -40,6 +41,8 @@ def facts_of(session: "Session", plan: Plan, terminal: bool) -> ConsentFacts:
 
 def refusal(session: "Session", plan: Plan) -> str | None:
     """None when the build may pay; else the one line to print (nothing was paid) — after asking, on a terminal."""
+    if not plan.paid:
+        return None  # nothing to pay: nothing to consent to
     facts = facts_of(session, plan, is_terminal())
     consent = decide(facts)
     if consent.decision is Decision.REFUSE:
