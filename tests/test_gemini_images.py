@@ -19,6 +19,7 @@ from PIL import Image
 from storytree_build.store.sqlite_records import SqliteBuildState as RecordStore
 from storytree_build.core.manifest import Target
 from storytree_build.core.manifest.file import load_manifest_file
+from storytree_build.core.exit_codes import ExitCode
 from storytree_build.store import SqliteStoryStore
 from support.fakes.gemini_server import FakeGemini
 from support.project import (CONSENT_VAR, story_db, ASSETS, SAMPLE_ID, Run, doit, import_story, new_project, project_env, run_doit,
@@ -104,11 +105,12 @@ def db_values(project: Path, target: Target) -> list[object]:
     return values
 
 
-def assert_clean_failure(project: Path, task: str, run: Run) -> None:
-    """A failed target leaves no file, no temp file, no record and no DB path; the key never leaks."""
+def assert_clean_failure(project: Path, task: str, run: Run, refused: bool = False) -> None:
+    """A failed target leaves no file, no temp file, no record and no DB path; the key never leaks. `refused`: the
+    build stopped before any target started (one line, exit 3), so no target is named."""
     target = manifest(project).by_task()[task]
-    assert run.code != 0, run.output
-    assert task in run.output
+    assert run.code == ExitCode.REFUSED if refused else run.code != 0, run.output
+    assert (task not in run.output) if refused else (task in run.output), run.output
     assert not (project / ASSETS / target.output).exists()
     assert not list((project / ASSETS).rglob("*.part"))
     assert record(project, task) is None
@@ -442,8 +444,8 @@ def test_ci_refuses_a_non_loopback_endpoint(gemini_project: Path, fake: FakeGemi
     monkeypatch.setenv("CI", "1")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
     run = run_doit(gemini_project, PLATE)
-    assert_clean_failure(gemini_project, PLATE, run)
-    assert "CI is set" in run.output and "generativelanguage.googleapis.com" in run.output
+    assert_clean_failure(gemini_project, PLATE, run, refused=True)  # checked once, before any target
+    assert run.output.count("CI is set") == 1 and "generativelanguage.googleapis.com" in run.output
     assert fake.requests == []
 
 
@@ -451,8 +453,8 @@ def test_missing_key_fails_clearly_without_falling_back_to_the_stub(gemini_proje
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEMINI_API_KEY")
     run = run_doit(gemini_project, PLATE)
-    assert_clean_failure(gemini_project, PLATE, run)
-    assert "GEMINI_API_KEY" in run.output
+    assert_clean_failure(gemini_project, PLATE, run, refused=True)  # checked once, before any target
+    assert run.output.count("GEMINI_API_KEY") == 1
     assert fake.requests == []
     assert not list((gemini_project / ASSETS).rglob("*.png"))
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # providers (the stub's Pillow, the SDK) are imported only wh
 Factory = Callable[["Settings", "RateLimiter | None"], T]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # eight fields: by name, never by position
 class ProviderEntry:
     name: str
     desc: str
@@ -111,9 +111,10 @@ def _gemini_videos(settings: Settings, limiter: RateLimiter | None) -> VideoProv
     return GeminiVideos.from_settings(settings, limiter)
 
 
-register(ProviderEntry("stub", "offline placeholders: labelled PNGs and a tiny playable MP4, no network",
-                       _stub_images, _stub_videos, needs_key=False, paid=False,
+register(ProviderEntry(name="stub", desc="offline placeholders: labelled PNGs and a tiny playable MP4, no network",
+                       images=_stub_images, videos=_stub_videos, needs_key=False, paid=False,
                        batches=_stub_images))
-register(ProviderEntry("gemini", "Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
-                       _gemini_images, _gemini_videos, needs_key=True, paid=True,
+register(ProviderEntry(name="gemini",
+                       desc="Google Gemini image models and the configured video model (needs GEMINI_API_KEY)",
+                       images=_gemini_images, videos=_gemini_videos, needs_key=True, paid=True,
                        batches=_gemini_batches, check=_gemini_check))
