@@ -14,16 +14,12 @@ from storytree_build.core.errors import InputError, QuotaExhausted
 from support.project import (ASSETS, SAMPLE_ID, doit, import_story, manifest_of, new_project, project_env, records_of,
                              run_doit)
 
+from support.project import copy_project as fresh
 
 @pytest.fixture(scope="module")
 def unbuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return import_story(new_project(tmp_path_factory.mktemp("glue") / "project"))
 
-
-def fresh(unbuilt: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(unbuilt, copy)
-    return copy
 
 
 @pytest.mark.parametrize("selection", [

@@ -21,6 +21,7 @@ from storytree_build.core.errors import Interrupted
 from storytree_build.core.exit_codes import ExitCode
 from storytree_build.doit_glue.interrupts import Interrupts
 from support.project import SAMPLE_ID, doit, import_story, manifest_of, new_project, project_env, records_of
+from support.project import copy_project as fresh
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -29,13 +30,6 @@ STORY = f"story:{SAMPLE_ID}"
 def unbuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return import_story(new_project(tmp_path_factory.mktemp("interrupts") / "project"))
 
-
-def fresh(unbuilt: Path, tmp_path: Path, toml: str = "") -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(unbuilt, copy)
-    if toml:
-        (copy / "storytree.toml").write_text(toml)
-    return copy
 
 
 def start_build(root: Path, calls: Path, delay: str, err: Path, *options: str) -> subprocess.Popen:

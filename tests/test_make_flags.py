@@ -14,6 +14,7 @@ from storytree_build.doit_glue import argv
 from storytree_build.doit_glue.project import DOIT_COMMANDS
 from support.project import (ASSETS, SAMPLE_ID, doit, import_story, is_complete_asset, manifest_of, new_project,
                              project_env, records_of, run_doit)
+from support.project import copy_project as fresh, doit_in_process as run_here
 
 STORY = f"story:{SAMPLE_ID}"
 
@@ -23,19 +24,6 @@ def unbuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return import_story(new_project(tmp_path_factory.mktemp("flags") / "project"))
 
 
-def fresh(unbuilt: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(unbuilt, copy)
-    return copy
-
-
-def run_here(root: Path, monkeypatch: pytest.MonkeyPatch, *args: str):  # noqa: ANN201 - support.project.Run
-    """`doit ARGS` in this process, in the project, with the stub's call log beside it."""
-    monkeypatch.setenv("STORYTREE_ROOT", str(root))
-    monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
-    monkeypatch.setenv("STORYTREE_STUB_CALL_LOG", str(root.parent / "calls.log"))
-    monkeypatch.chdir(root)
-    return run_doit(root, *args)
 
 
 def assets_on_disk(root: Path) -> list[Path]:

@@ -14,6 +14,7 @@ import pytest
 
 from storytree_build.core.exit_codes import ExitCode
 from support.project import SAMPLE, SAMPLE_ID, doit, import_story, new_project, project_env, run_doit, storytree, write_export
+from support.project import copy_project as fresh, doit_in_process as doit_here
 
 STORY = f"story:{SAMPLE_ID}"
 REPO_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / f"{SAMPLE_ID}.yaml"
@@ -24,18 +25,6 @@ def unbuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return import_story(new_project(tmp_path_factory.mktemp("hygiene") / "project"))
 
 
-def fresh(unbuilt: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(unbuilt, copy)
-    return copy
-
-
-def doit_here(root: Path, monkeypatch: pytest.MonkeyPatch, *args: str):  # noqa: ANN201 - support.project.Run
-    monkeypatch.setenv("STORYTREE_ROOT", str(root))
-    monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
-    monkeypatch.setenv("STORYTREE_STUB_CALL_LOG", str(root.parent / "calls.log"))
-    monkeypatch.chdir(root)
-    return run_doit(root, *args)
 
 
 @pytest.mark.parametrize("workers", [[], ["-j", "4"]])

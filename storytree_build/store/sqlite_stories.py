@@ -140,13 +140,8 @@ class SqliteStoryStore:
         conn = self._conn()
         conn.execute("begin")
         try:
-            for table, cols, order in (("stories", STORY_COLS, "id"), ("scenelets", SCENELET_COLS, "id"),
-                                       ("shots", SHOT_COLS, "id")):
-                key = "id" if table == "stories" else "story_id"
-                for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by {order}",
-                                        (story_id,)):
-                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
-                digest.update(b"|")
+            for table, cols in (("stories", STORY_COLS), ("scenelets", SCENELET_COLS), ("shots", SHOT_COLS)):
+                _digest_rows(digest, conn, table, cols, story_id)
         finally:
             conn.execute("commit")
         return digest.hexdigest()
@@ -174,10 +169,7 @@ class SqliteStoryStore:
                 digest.update(repr(values).encode("utf-8", "surrogatepass"))
             digest.update(b"|")
             for table, cols in (("scenelets", SCENELET_COLS), ("shots", shot_cols)):
-                for row in conn.execute(f"select {', '.join(cols)} from {table} where story_id = ? order by id",
-                                        (story_id,)):
-                    digest.update(repr(row).encode("utf-8", "surrogatepass"))
-                digest.update(b"|")
+                _digest_rows(digest, conn, table, cols, story_id)
         finally:
             conn.execute("commit")
         return digest.hexdigest()
@@ -298,3 +290,12 @@ def _new_uuid() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def _digest_rows(digest: "hashlib._Hash", conn: sqlite3.Connection, table: str, cols: list[str] | tuple[str, ...],
+                 story_id: str) -> None:
+    """One table's rows of the story, in id order, into the digest as stored (unparsed), then a separator."""
+    key = "id" if table == "stories" else "story_id"
+    for row in conn.execute(f"select {', '.join(cols)} from {table} where {key} = ? order by id", (story_id,)):
+        digest.update(repr(row).encode("utf-8", "surrogatepass"))
+    digest.update(b"|")

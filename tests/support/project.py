@@ -41,6 +41,15 @@ def new_project(root: Path) -> Path:
     return root
 
 
+def copy_project(template: Path, tmp_path: Path, toml: str = "") -> Path:
+    """A copy of a prepared project (another checkout of it) under tmp_path, with its own storytree.toml if given."""
+    copy = tmp_path / "project"
+    shutil.copytree(template, copy)
+    if toml:
+        (copy / "storytree.toml").write_text(toml)
+    return copy
+
+
 def settings_for(root: Path, **env: str) -> Settings:
     return load_settings(root=root, env={"STORYTREE_ROOT": str(root), **env})
 
@@ -156,6 +165,15 @@ def doit(project: Path, *args: str, env: dict[str, str] | None = None, timeout: 
     if check and result.returncode != 0:
         raise AssertionError(f"doit {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def doit_in_process(root: Path, monkeypatch: "pytest.MonkeyPatch", *args: str) -> "Run":
+    """`doit ARGS` in this process, in the project, with the stub's call log beside it (calls.log)."""
+    monkeypatch.setenv("STORYTREE_ROOT", str(root))
+    monkeypatch.setenv("STORYTREE_STATE_DIR", str(root / ".storytree"))
+    monkeypatch.setenv("STORYTREE_STUB_CALL_LOG", str(root.parent / "calls.log"))
+    monkeypatch.chdir(root)
+    return run_doit(root, *args)
 
 
 @dataclass
