@@ -1,4 +1,7 @@
-"""What a run did: one outcome per target that was looked at, typed failures, and the exit code they imply."""
+"""What a run did: how many targets had each outcome, typed failures, and the exit code they imply.
+
+The summary keeps a counter per outcome word, not the outcomes: a build of 20,000 targets holds the same few
+objects at its end as at its start. Task names are kept only for the words the reporter lists (NAMED)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from ..core.status import Reason
 STOPPED = "left for the next run"  # not started (or a video left polling) because Ctrl-C / SIGTERM stopped the build
 ORDER = ("built", "recovered", "resumed", "downloaded", "restored", "pulled", "kept edit", "moved", "adopted",
          "published", "kept", "stale kept", "up to date", "waiting for review", "failed", STOPPED)
+
+# The outcome words whose task names the reporter needs (doit_glue/reporter.py): the rest are only counted.
+NAMED = ("kept", "stale kept")
 
 # Current statuses a run still reports: the outcome word for each.
 SAID_CURRENT = {Reason.KEPT: "kept", Reason.STALE_KEPT: "stale kept"}
@@ -44,7 +50,8 @@ class Failure:
 
 @dataclass
 class RunSummary:
-    outcomes: list[Outcome] = field(default_factory=list)
+    _counts: dict[str, int] = field(default_factory=dict)  # outcome word → targets
+    _named: dict[str, set[str]] = field(default_factory=lambda: {action: set() for action in NAMED})
     failures: dict[str, Failure] = field(default_factory=dict)
     stopped: dict[str, Failure] = field(default_factory=dict)  # Ctrl-C / SIGTERM: not failures, the rerun resumes them
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -53,7 +60,9 @@ class RunSummary:
 
     def add(self, outcome: Outcome) -> Outcome:
         with self._lock:
-            self.outcomes.append(outcome)
+            self._counts[outcome.action] = self._counts.get(outcome.action, 0) + 1
+            if outcome.action in self._named:
+                self._named[outcome.action].add(outcome.task)
         if self.on_finish is not None:
             self.on_finish(outcome.task, outcome.action)
         return outcome
@@ -68,14 +77,16 @@ class RunSummary:
             self.on_finish(failure.task, "failed")
 
     def tasks(self, action: str) -> set[str]:
+        """The tasks that had outcome `action`: only for the NAMED words (the others are counted, not kept)."""
+        if action not in NAMED:
+            raise ValueError(f"the run summary keeps task names only for {', '.join(NAMED)}, not {action!r}")
         with self._lock:
-            return {o.task for o in self.outcomes if o.action == action}
+            return set(self._named[action])
 
     def counts(self, skipped: int = 0) -> dict[str, int]:
         """Outcomes by action; `skipped` adds targets doit found current without calling us."""
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        with self._lock:
+            counts = dict(self._counts)
         counts["up to date"] = counts.get("up to date", 0) + skipped
         waiting = len(self.waiting_for_review)
         if waiting:
