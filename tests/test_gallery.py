@@ -3,6 +3,7 @@ the `gallery:<story-id>` build target (rebuilt when its inputs change, a no-op o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -126,6 +127,28 @@ def test_exact_prompt_and_references_are_on_each_targets_own_page(built):
             assert ref.path in holder[0] and ref.task in holder[0]
         for img in own.imgs:  # the references' thumbnails, relative to the story page (the <base> of the page)
             assert local_file(root, img["src"]).is_file() and img["loading"] == "lazy"
+
+
+def test_the_page_model_holds_no_prompt_each_is_rendered_while_its_own_page_is_written(proj):
+    """A long story's page model must not hold every prompt and system instruction at once (at 20,000 targets that
+    was a few hundred MB at the end of a build): prompts are rendered one target at a time, when its page is written."""
+    source = context(proj).gallery()
+    rendered: list[str] = []
+    real_render = source.render
+
+    def counting_render(target):  # noqa: ANN001, ANN202
+        rendered.append(target.task)
+        return real_render(target)
+
+    source = dataclasses.replace(source, render=counting_render)
+    thumbs = gallery.Thumbnails(gallery.page_path(source.settings, SAMPLE_ID).parent)
+    _, model = gallery.render_story_page(source, thumbs=thumbs)
+    assert rendered == []
+    assert all(tv.prompt_user is None and tv.prompt_system is None for tv in model["targets"])
+    gallery.write_target_pages(source, model)
+    assert sorted(rendered) == sorted(t.task for t in source.manifest.targets)  # once each
+    user, _ = real_render(source.manifest.by_task()["image:scenelet-1_2"])
+    assert user.splitlines()[0] in local_file(proj, gallery.details_href("image:scenelet-1_2")).read_text()
 
 
 def test_scenelet_tree_with_labelled_choices(built):

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -322,7 +322,7 @@ def _waiting_for(src: GallerySource, target: Target, reviews: dict[str, Any]) ->
 
 
 def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[str, Any]],
-                 operations: dict[str, Any], reviews: dict[str, Any], render: bool,
+                 operations: dict[str, Any], reviews: dict[str, Any],
                  versions: list[VersionView], thumbs: Thumbnails) -> TargetView:
     facts, sid = src.facts, src.manifest.story_id
     digest = facts.file_hash(target.output)
@@ -363,13 +363,6 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
                                   asset_url(ref.path, ref_digest) if ref_digest else None, ref_state,
                                   thumbs.url(src.settings.assets_root / ref.path, ref_digest)))
-    prompt_user = prompt_system = system_file = prompt_error = None
-    if render:
-        try:
-            prompt_user, prompt_system = src.render(target)
-            system_file = target.system_prompt
-        except Exception as exc:  # noqa: BLE001 - shown on the page; one broken prompt must not hide the rest
-            prompt_error = str(exc)
     return TargetView(
         task=target.task, kind=target.kind, output=target.output,
         url=asset_url(target.output, digest) if digest else None, state=state, reason=reason,
@@ -382,8 +375,7 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
         model=target.model, provider=rec.provider if rec else None, built_at=rec.built_at if rec else None,
         command=rebuild_command(target.task, sid), config=json.dumps(target.config, sort_keys=True), note=note,
         review=verdict, reviewed_by=reviewed_by or "", review_note=review.note if review is not None else "",
-        references=references, prompt_user=prompt_user, prompt_system=prompt_system, system_file=system_file,
-        prompt_error=prompt_error, text_only=target.text_only)
+        references=references, text_only=target.text_only)
 
 
 def _text(value: Any) -> str:
@@ -496,8 +488,10 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]], thumbs: 
     except StorytreeError as exc:
         versions = {}
         problems.append(f"The earlier versions of the key frames could not be read, so they are not listed: {exc}")
-    views = [_target_view(src, t, failures, operations, reviews, render=view is not None,
-                          versions=versions.get(t.task, []), thumbs=thumbs) for t in manifest.targets]
+    # Without their prompts: a target's prompt is rendered when its own page is written (write_target_pages), so a
+    # long story's page model does not hold every prompt and system instruction at once.
+    views = [_target_view(src, t, failures, operations, reviews, versions=versions.get(t.task, []), thumbs=thumbs)
+             for t in manifest.targets]
     shot_targets: dict[tuple[str, int], dict[str, TargetView]] = {}
     for target, tv in zip(manifest.targets, views):
         if target.shot is not None:
@@ -510,6 +504,7 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]], thumbs: 
         (tv.output for tv in views if tv.exists and tv.kind != "video"), None)
     return {
         "story_id": manifest.story_id,
+        "story_readable": view is not None,  # prompts can be rendered (target pages)
         "display_name": manifest.display_name,
         "provider": src.provider_name,
         "rendered_at": utc_now(),
@@ -566,15 +561,27 @@ def _text_of(path: Path) -> str | None:
         return None
 
 
+def _with_prompt(src: GallerySource, target: Target, tv: TargetView, story_readable: bool) -> TargetView:
+    """The target's view with its prompt and system instruction, for its own page only (let go once written)."""
+    if not story_readable:
+        return tv
+    try:
+        user, system = src.render(target)
+    except Exception as exc:  # noqa: BLE001 - shown on the page; one broken prompt must not hide the rest
+        return replace(tv, prompt_error=str(exc))
+    return replace(tv, prompt_user=user, prompt_system=system, system_file=target.system_prompt)
+
+
 def write_target_pages(src: GallerySource, model: dict[str, Any]) -> list[str]:
     """One small page per target (prompt, system instruction, references, settings, rebuild command), written next to
     the story page; pages of targets no longer in the manifest are removed. Returns their paths, relative."""
     folder = page_path(src.settings, src.manifest.story_id).parent
     template = _templates(src.settings).get_template("target.html.j2")
     written: list[str] = []
+    by_task = src.manifest.by_task()
     for tv in model["targets"]:
         rel = unquote(tv.details_href)
-        text = template.render(t=tv, **model).lstrip()
+        text = template.render(t=_with_prompt(src, by_task[tv.task], tv, model["story_readable"]), **model).lstrip()
         if _text_of(folder / rel) != text:  # a verdict changes one or two of 500 pages: write only those
             write_text_atomic(folder / rel, text)
         written.append(rel)
