@@ -184,3 +184,20 @@ def test_a_replaced_record_is_kept_as_a_version_with_its_verdict(state) -> None:
     assert [v.version for v in versions.all(TASK)] == [2]
     versions.import_missing([Version.of(first, "rejected", "x"), Version.of(second, "approved", "y")])
     assert [(v.version, v.verdict) for v in versions.all(TASK)] == [(2, ""), (1, "rejected")]  # existing ones win
+
+
+def test_records_read_together_share_their_repeated_strings(ports: Ports, state) -> None:  # noqa: ANN001
+    """A long story's records repeat the same reference paths and hashes thousands of times; read together, each
+    repeated string is held once (the dry-run of 5,002 targets: about 7 MiB less), and the records are unchanged."""
+    if type(state).__name__ == "MemoryBuildState":
+        pytest.skip("the in-memory fake hands back the objects it was given")
+    refs = [[f"{SAMPLE_ID}/visuals/characters/wren/character-model-sheet-1.png", "ab" * 32]]
+    first, second = record(inputs={"references": refs}), record("image:scenelet-1_2", inputs={"references": refs})
+    ports.records.put(first)
+    ports.records.put(second)
+    read = ports.records.all()
+    assert read == {first.task: first, second.task: second}
+    (path_a, digest_a), = read[first.task].inputs["references"]
+    (path_b, digest_b), = read[second.task].inputs["references"]
+    assert path_a is path_b and digest_a is digest_b
+    assert read[first.task].model is read[second.task].model

@@ -123,6 +123,15 @@ def test_load_story_round_trips_rows(sample_store, sample_export):
     assert all(isinstance(s["is_branch_point"], bool) for s in snap.scenelets)
 
 
+def test_load_story_holds_each_repeated_string_once(sample_store):
+    """The shots of a long story repeat their payload keys and ids: one copy each in memory (round-trip above)."""
+    first, second = sample_store.load_story(SAMPLE_ID).shots[:2]
+    key_a = next(k for k in first["storyboard_payload"] if k in second["storyboard_payload"])
+    key_b = next(k for k in second["storyboard_payload"] if k == key_a)
+    assert key_a is key_b
+    assert first["story_id"] is second["story_id"]
+
+
 def test_load_unknown_story_names_the_id(sample_store):
     with pytest.raises(InputError, match=rf"Story no-such-story does not exist.*{SAMPLE_ID}"):
         sample_store.load_story("no-such-story")

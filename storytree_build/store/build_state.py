@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import UnreadableRow
+from ..core.shared_strings import shared_strings
 
 if TYPE_CHECKING:
     from ..review.verdicts import ReviewsPort
@@ -69,7 +70,7 @@ def record_fix(row: dict[str, Any]) -> str:
             "recorded again without paying; check `doit dryrun` first.")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Record:
     story_id: str
     task: str
@@ -96,18 +97,24 @@ class Record:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Record":
+    def from_row(cls, row: dict[str, Any], strings: dict[str, str] | None = None) -> "Record":
+        """`strings`: shared by the rows of one read (see shared_strings)."""
         try:
-            return cls._from_row(row)
+            return cls._from_row(row, strings)
         except (TypeError, ValueError, KeyError) as exc:  # a JSON decode error is a ValueError
             raise unreadable("record", row, f"{type(exc).__name__}: {str(exc)[:200]}", record_fix(row)) from None
 
     @classmethod
-    def _from_row(cls, row: dict[str, Any]) -> "Record":
-        names = {f.name for f in fields(cls)}
+    def _from_row(cls, row: dict[str, Any], strings: dict[str, str] | None) -> "Record":
+        names = _RECORD_FIELDS
         values = {k: v for k, v in row.items() if k in names}
         if isinstance(values.get("inputs"), str):
             values["inputs"] = json.loads(values["inputs"])
+        if strings is not None:
+            values["inputs"] = shared_strings(values.get("inputs"), strings)
+            for key in ("story_id", "provider", "model", "built_by", "origin", "pushed_to"):
+                if isinstance(values.get(key), str):
+                    values[key] = strings.setdefault(values[key], values[key])
         values["published"] = bool(values.get("published"))
         for key in ("identity", "origin", "built_by", "detail", "pushed_to", "version"):
             if values.get(key) is None:
@@ -123,6 +130,9 @@ class Record:
         if self.cost is not None:
             return self.cost > 0
         return self.provider not in free_providers
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(Record))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -59,7 +59,8 @@ class SqliteRecords(_Bound):
     @_guarded
     def all(self) -> dict[str, Record]:
         rows = self._conn().execute("select * from storytree_records where story_id = ?", (self.story_id,))
-        return {r["task"]: Record.from_row(dict(r)) for r in rows}
+        strings: dict[str, str] = {}
+        return {r["task"]: Record.from_row(dict(r), strings) for r in rows}
 
     @_guarded
     def get(self, task: str) -> Record | None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ContextManager
 from ..files.atomic import private_folder
 from ..core.errors import EnvironmentFault, InputError, StoreError, collect
 from ..core.columns import DOCUMENT_COLUMNS, SHOT_PATH_COLUMNS
+from ..core.shared_strings import shared_strings
 from ..files.sqlite_file import connect, immediate
 from .sqlite_schema import ensure_schema
 from .ports import (ROW_TABLES, SCENELET_COLS, SHOT_COLS, STORY_COLS, WRITTEN_BACK_DOCUMENTS,
@@ -116,16 +117,19 @@ class SqliteStoryStore:
                 known = ", ".join(self.list_story_ids()) or "none"
                 raise InputError(f"Story {story_id} does not exist in {self.path} (known stories: {known}). "
                                  "Import it with `storytree import FILE`.")
+            strings: dict[str, str] = {}  # a long story's shots repeat their keys and ids: one copy each
             story = {c: (json.loads(v) if c in STORY_JSON and v is not None else v) for c, v in zip(STORY_COLS, row)}
             scenelets = [
-                {c: (json.loads(v) if c == "content" else bool(v) if c in SCENELET_BOOL else v)
+                {c: (shared_strings(json.loads(v), strings) if c == "content" else bool(v) if c in SCENELET_BOOL
+                     else shared_strings(v, strings))
                  for c, v in zip(SCENELET_COLS, r)}
                 for r in conn.execute(
                     f"select {', '.join(SCENELET_COLS)} from scenelets where story_id = ? order by created_at, id",
                     (story_id,))
             ]
             shots = [
-                {c: (json.loads(v) if c == "storyboard_payload" else v) for c, v in zip(SHOT_COLS, r)}
+                {c: shared_strings(json.loads(v) if c == "storyboard_payload" else v, strings)
+                 for c, v in zip(SHOT_COLS, r)}
                 for r in conn.execute(
                     f"select {', '.join(SHOT_COLS)} from shots where story_id = ? "
                     "order by scenelet_sequence, scenelet_ref, shot_index", (story_id,))

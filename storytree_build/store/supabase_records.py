@@ -45,7 +45,8 @@ class SupabaseBuildState:
 class SupabaseRecords(SupabaseTables):
     def all(self) -> dict[str, Record]:
         rows = self._select(f"read the records of story {self.story_id}", "storytree_records", RECORD_COLS)
-        return {r["task"]: Record.from_row(r) for r in rows}
+        strings: dict[str, str] = {}
+        return {r["task"]: Record.from_row(r, strings) for r in rows}
 
     def get(self, task: str) -> Record | None:
         rows = self._select(f"read the record of {task}", "storytree_records", RECORD_COLS, task)
