@@ -20,6 +20,7 @@ from ..core.manifest import TEXT_ONLY
 from ..core.plan import Action, Cascade, Plan
 from ..core.pricing import describe_units
 from .json_stream import write_document
+from .gc_phases import loading_done
 from .planning import cascade_lines, cascade_of, check_plan, plan_selection, previews
 from .tasks import session_of
 
@@ -46,6 +47,7 @@ class DryRun(DoitCmdBase):
                  always: bool = False, requests: bool = False, single: bool = False) -> ExitCode:
         from doit.exceptions import InvalidCommand
 
+        loading_done()
         session = session_of(self.task_list)
         if session is None:
             self.outstream.write("dryrun: no story manifest is loaded (run `storytree manifest <story-id>`).\n")

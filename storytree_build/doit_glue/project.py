@@ -7,7 +7,6 @@ is how the `run` and `dryrun` commands and the reporter reach it — no module g
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import sqlite3
@@ -27,6 +26,7 @@ from ..settings import RUN_VARIABLES, Settings, load_settings, state_dir
 from . import argv
 from .interrupts import Interrupts
 from .reporter import SummaryReporter
+from .gc_phases import loading_starts
 
 log = logging.getLogger("storytree")
 
@@ -150,8 +150,7 @@ def choose_story(settings: Settings, invocation: argv.Invocation) -> str | None:
 
 
 def configure_process() -> None:
-    # Building thousands of small task dicts triggers many useless GC passes.
-    gc.set_threshold(100_000, 50, 100)
+    loading_starts()
     _log_handler()
 
 
