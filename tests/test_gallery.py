@@ -151,6 +151,19 @@ def test_the_page_model_holds_no_prompt_each_is_rendered_while_its_own_page_is_w
     assert user.splitlines()[0] in local_file(proj, gallery.details_href("image:scenelet-1_2")).read_text()
 
 
+def test_the_page_indexes_the_manifest_once_not_once_per_reference(proj, monkeypatch):
+    """The page looks a target up for every reference and every video: indexing the manifest for each lookup made a
+    20,002-target review page quadratic (over ten minutes at the end of a build)."""
+    from storytree_build.core.manifest import Manifest
+
+    source = context(proj).gallery()
+    calls: list[int] = []
+    real = Manifest.by_task
+    monkeypatch.setattr(Manifest, "by_task", lambda self: calls.append(1) or real(self))
+    gallery.build_gallery(source)
+    assert len(calls) <= 1
+
+
 def test_scenelet_tree_with_labelled_choices(built):
     root, _ = built
     page = page_of(root)
@@ -355,7 +368,7 @@ def test_check_sees_every_kind_of_input_change(proj):
     changed(asset.unlink)
     records = RecordStore(settings.db_path)
     rec = records.records(SAMPLE_ID).get("image:scenelet-4_1")
-    changed(lambda: records.records(SAMPLE_ID).put(type(rec)(**{**rec.__dict__, "built_at": "2030-01-01T00:00:00+00:00"})))
+    changed(lambda: records.records(SAMPLE_ID).put(dataclasses.replace(rec, built_at="2030-01-01T00:00:00+00:00")))
     store = SqliteStoryStore(settings.db_path)  # story text only (no prompt shows it): the page shows it
     changed(lambda: store.import_rows({"stories": [], "scenelets": [
         {**store.load_story(SAMPLE_ID).scenelets[0], "choice_prompt": "A new question for the reader?"}],

@@ -295,3 +295,23 @@ def test_review_list_shows_states_and_notes(built: Path, monkeypatch: pytest.Mon
     assert any(line.startswith("rejected") and frame(video) in line and "note: closer" in line for line in lines)
     assert sum(1 for line in lines if line.startswith("unreviewed") and "image:" in line) == 11
     assert len(lines) == len(load_manifest_file(built / "manifests" / f"{SAMPLE_ID}.yaml").targets)
+
+
+def test_approving_every_key_frame_indexes_the_manifest_once(built: Path, monkeypatch: pytest.MonkeyPatch):
+    """`storytree review approve --all` names thousands of key frames in a long story: one index, not one per frame."""
+    from storytree_build.bootstrap import Workspace
+    from storytree_build.core.manifest import Manifest
+
+    workspace = Workspace(settings_for(built))
+    try:
+        desk = workspace.review_desk(SAMPLE_ID)
+        calls: list[int] = []
+        real = Manifest.by_task
+        monkeypatch.setattr(Manifest, "by_task", lambda self: calls.append(1) or real(self))
+        tasks = desk.select([], every=True)
+        assert len(tasks) == 12
+        for task in tasks:
+            assert desk.approve(task).review.verdict == "approved"
+        assert len(calls) <= 1
+    finally:
+        workspace.close()
