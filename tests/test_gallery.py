@@ -154,12 +154,12 @@ def test_the_page_model_holds_no_prompt_each_is_rendered_while_its_own_page_is_w
 def test_the_page_indexes_the_manifest_once_not_once_per_reference(proj, monkeypatch):
     """The page looks a target up for every reference and every video: indexing the manifest for each lookup made a
     20,002-target review page quadratic (over ten minutes at the end of a build)."""
-    from storytree_build.core.manifest import Manifest
+    from storytree_build.core.manifest import model
 
     source = context(proj).gallery()
     calls: list[int] = []
-    real = Manifest.by_task
-    monkeypatch.setattr(Manifest, "by_task", lambda self: calls.append(1) or real(self))
+    real = model.index_by_task
+    monkeypatch.setattr(model, "index_by_task", lambda targets: calls.append(1) or real(targets))
     gallery.build_gallery(source)
     assert len(calls) <= 1
 

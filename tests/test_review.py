@@ -300,14 +300,14 @@ def test_review_list_shows_states_and_notes(built: Path, monkeypatch: pytest.Mon
 def test_approving_every_key_frame_indexes_the_manifest_once(built: Path, monkeypatch: pytest.MonkeyPatch):
     """`storytree review approve --all` names thousands of key frames in a long story: one index, not one per frame."""
     from storytree_build.bootstrap import Workspace
-    from storytree_build.core.manifest import Manifest
+    from storytree_build.core.manifest import model
 
     workspace = Workspace(settings_for(built))
     try:
         desk = workspace.review_desk(SAMPLE_ID)
         calls: list[int] = []
-        real = Manifest.by_task
-        monkeypatch.setattr(Manifest, "by_task", lambda self: calls.append(1) or real(self))
+        real = model.index_by_task
+        monkeypatch.setattr(model, "index_by_task", lambda targets: calls.append(1) or real(targets))
         tasks = desk.select([], every=True)
         assert len(tasks) == 12
         for task in tasks:

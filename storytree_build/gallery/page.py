@@ -121,7 +121,7 @@ def read_sidecar(settings: Settings, story_id: str) -> dict[str, Any]:
 def known_failures(src: GallerySource, sidecar: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Failures of this run, plus earlier ones whose target has not been built since (its record is unchanged)."""
     out: dict[str, dict[str, Any]] = {}
-    tasks = src.targets
+    tasks = src.manifest.by_task()
     for task, entry in (sidecar.get("failures") or {}).items():
         if task in tasks and isinstance(entry, dict):
             if _record_key(src, task) == entry.get("record"):
@@ -310,7 +310,7 @@ def _waiting_for(src: GallerySource, target: Target, reviews: dict[str, Any]) ->
     if target.kind != "video" or src.settings.review.key_frames != "required":
         return None
     frame = frame_of(target.task)
-    frame_target = src.targets.get(frame)
+    frame_target = src.manifest.by_task().get(frame)
     if frame_target is None:
         return None
     review = reviews.get(frame)
@@ -357,7 +357,7 @@ def _target_view(src: GallerySource, target: Target, failures: dict[str, dict[st
     references = []
     for ref in target.references:
         ref_digest = facts.file_hash(ref.path)
-        producer = ref.task if ref.task in src.targets else None
+        producer = ref.task if ref.task in src.manifest.by_task() else None
         ref_state = "missing" if ref_digest is None else (
             "current" if producer and facts.status(producer).current else "stale")
         references.append(RefView(ref.kind, ref.id, ref.path, ref.task,
@@ -479,7 +479,7 @@ def page_model(src: GallerySource, failures: dict[str, dict[str, Any]], thumbs: 
         problems.append(f"The story could not be read from the story store, so names, the scenelet tree and prompts "
                         f"are missing: {exc}")
     operations = src.operations()
-    by_task = src.targets
+    by_task = manifest.by_task()
     reviews = src.reviews()
     key_frames = {t.task: t.output for t in manifest.targets if t.kind == "key_frame"}
     try:
@@ -578,7 +578,7 @@ def write_target_pages(src: GallerySource, model: dict[str, Any]) -> list[str]:
     folder = page_path(src.settings, src.manifest.story_id).parent
     template = _templates(src.settings).get_template("target.html.j2")
     written: list[str] = []
-    by_task = src.targets
+    by_task = src.manifest.by_task()
     for tv in model["targets"]:
         rel = unquote(tv.details_href)
         text = template.render(t=_with_prompt(src, by_task[tv.task], tv, model["story_readable"]), **model).lstrip()

@@ -4,7 +4,6 @@ and its prompts."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,9 +30,3 @@ class GallerySource:
     versions: Callable[[], list[Any]]  # store.build_state.Version of the story's targets, newest first per task
     object_here: Callable[[str], bool]  # is this sha256 in the local object store?
     story_fingerprint: Callable[[], str]  # changes with any story text the page shows
-
-    @functools.cached_property
-    def targets(self) -> dict[str, Target]:
-        """The manifest's targets by task, indexed once: the page looks one up for every reference and every video
-        (`manifest.by_task()` builds a new index on each call: quadratic at 20,000 targets)."""
-        return self.manifest.by_task()

@@ -69,7 +69,6 @@ class ReviewDesk:
                  reviews: ReviewsPort, manifests: ManifestWriter):
         self.story_id = story_id
         self.manifest = manifest
-        self._index: tuple[Manifest, dict[str, Target]] | None = None
         self.assets_root = assets_root
         self.records = records
         self.reviews = reviews
@@ -78,10 +77,7 @@ class ReviewDesk:
 
     # -- reading -------------------------------------------------------------------------------
     def _target(self, task: str) -> Target:
-        # indexed once per manifest, not once per verdict: `review approve --all` names thousands of key frames
-        if self._index is None or self._index[0] is not self.manifest:
-            self._index = (self.manifest, self.manifest.by_task())
-        target = self._index[1].get(task)
+        target = self.manifest.by_task().get(task)
         if target is None:
             raise InputError(f"{task} is not a target of story {self.story_id}; `storytree review list "
                              f"{self.story_id}` shows them.")

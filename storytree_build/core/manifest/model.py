@@ -7,6 +7,7 @@ manifest. Made by `build.py`; read and written by `file.py`.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +67,10 @@ class Target(BaseModel):
         return self.shot is not None and all(ref.kind == "KEY_FRAME" for ref in self.references)
 
 
+def index_by_task(targets: list[Target]) -> dict[str, Target]:
+    return {t.task: t for t in targets}
+
+
 class Manifest(BaseModel):
     model_config = _CLOSED
     schema_version: int = SCHEMA_VERSION
@@ -73,8 +78,15 @@ class Manifest(BaseModel):
     display_name: str
     targets: list[Target]
 
+    @functools.cached_property
+    def _index(self) -> dict[str, Target]:
+        return index_by_task(self.targets)
+
     def by_task(self) -> dict[str, Target]:
-        return {t.task: t for t in self.targets}
+        """The targets by task, indexed once per manifest (the review page looks one up for every reference: a new
+        index per call was quadratic at 20,000 targets). A manifest is not changed once made; the index is shared, so
+        callers must not change it either."""
+        return self._index
 
 
 def summary(manifest: Manifest) -> dict[str, int]:
