@@ -7,16 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from .bootstrap import Workspace
+# Only the standard library and the light error types at the top: `storytree --help` and a usage error stop before
+# settings or a store exist, so the commands import what they use (issue 25: start-up is most of what they cost).
 from .core.errors import InputError, StorytreeError
 from .core.exit_codes import ExitCode
-from .core.manifest import summary
-from .core.manifest.file import unified_diff
-from .files.atomic import write_text_atomic
-from .review.verdicts import clean_note
-from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .bootstrap import Workspace
+    from .settings import Settings
 
 
 def cmd_import(workspace: Workspace, args: argparse.Namespace) -> int:
@@ -33,6 +33,7 @@ def cmd_import(workspace: Workspace, args: argparse.Namespace) -> int:
 
 def cmd_export(workspace: Workspace, args: argparse.Namespace) -> int:
     from .data.transfer import export_story
+    from .files.atomic import write_text_atomic
 
     text = export_story(workspace.store(), args.story_id, workspace.state())
     if args.output:
@@ -51,6 +52,9 @@ def cmd_ingest(workspace: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .core.manifest import summary
+    from .core.manifest.file import unified_diff
+
     settings = workspace.settings
     story_ids = args.story_ids
     if args.check:
@@ -131,6 +135,8 @@ def cmd_release(workspace: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_review(workspace: Workspace, args: argparse.Namespace) -> int:
+    from .review.verdicts import clean_note
+
     desk = workspace.review_desk(args.story_id)
     if args.verdict == "list":
         rows = desk.list()
@@ -481,8 +487,11 @@ def resolve_story_ids(workspace: Workspace, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    workspace = None
+    workspace: Workspace | None = None
     try:
+        from .bootstrap import Workspace
+        from .settings import load_settings
+
         workspace = Workspace(load_settings(), read_only=reads_only(args))
         resolve_story_ids(workspace, args)
         return args.func(workspace, args)

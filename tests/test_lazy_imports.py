@@ -17,6 +17,10 @@ HEAVY = ("google", "supabase", "postgrest", "httpx", "jinja2", "PIL", "obstore",
          "storytree_build.building.builder", "storytree_build.building.videos", "storytree_build.building.batches")
 SESSION_PARTS = ("storytree_build.building.facts", "storytree_build.building.outputs", "storytree_build.gallery",
                  "storytree_build.review.gate", "storytree_build.core.status")
+# --help answers before any settings are read or validated: no pydantic (its import alone costs more than doit's own
+# start-up), no settings, no workspace
+SETTINGS_PARTS = ("pydantic", "pydantic_settings", "yaml", "storytree_build.settings", "storytree_build.bootstrap",
+                  "storytree_build.store", "storytree_build.core.manifest")
 
 REPORT = ("import json, sys\n"
           "names = json.loads(sys.argv[1])\n"
@@ -37,7 +41,7 @@ def test_storytree_help_imports_no_build_session(tmp_path: Path) -> None:
     code = ("from storytree_build.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "report()\n")
-    assert imported(tmp_path, code, HEAVY + SESSION_PARTS, project_env(tmp_path)) == []
+    assert imported(tmp_path, code, HEAVY + SESSION_PARTS + SETTINGS_PARTS, project_env(tmp_path)) == []
 
 
 def test_a_no_op_build_imports_no_sdk_template_engine_or_image_library(tmp_path: Path,
