@@ -279,7 +279,8 @@ class Workspace:
     def render_review_page(self, story_id: str) -> None:
         """The page shows reviews: render it again after one changed (the reviewer's browser reloads it)."""
         from .core.errors import StorytreeError
-        from .gallery.page import build_gallery, read_sidecar
+        from .gallery.freshness import read_sidecar
+        from .gallery.page import build_gallery
 
         provider = read_sidecar(self.settings, story_id).get("provider")  # the one the page was built for
         session = Session(self, self.load_manifest(story_id), provider if isinstance(provider, str) else None)

@@ -18,7 +18,7 @@ from support.project import SAMPLE
 
 from storytree_build.building.summary import Failure
 from storytree_build.doit_glue.tasks import GalleryCheck, task_dicts
-from storytree_build.gallery import page as gallery
+from storytree_build.gallery import freshness, page as gallery
 from storytree_build.store.build_state import Operation, utc_now
 from storytree_build.store import SqliteStoryStore
 from storytree_build.review.verdicts import Review
@@ -141,7 +141,7 @@ def test_the_page_model_holds_no_prompt_each_is_rendered_while_its_own_page_is_w
         return real_render(target)
 
     source = dataclasses.replace(source, render=counting_render)
-    thumbs = gallery.Thumbnails(gallery.page_path(source.settings, SAMPLE_ID).parent)
+    thumbs = gallery.Thumbnails(freshness.page_path(source.settings, SAMPLE_ID).parent)
     _, model = gallery.render_story_page(source, thumbs=thumbs)
     assert rendered == []
     assert all(tv.prompt_user is None and tv.prompt_system is None for tv in model["targets"])
@@ -249,11 +249,11 @@ def test_changed_file_is_stale_and_failures_show_until_rebuilt(proj):
 
     # a later process (no failure in memory) still shows it: the sidecar remembers it until the target is rebuilt
     later = context(proj)
-    assert gallery.is_current(later.gallery())
+    assert freshness.is_current(later.gallery())
     gallery.build_gallery(later.gallery())
     assert page_of(proj).targets["video:scenelet-2_1"] == "failed"
     later.builder.build("video:scenelet-2_1", force=True)
-    assert not gallery.is_current(later.gallery())
+    assert not freshness.is_current(later.gallery())
     gallery.build_gallery(later.gallery())
     assert page_of(proj).targets["video:scenelet-2_1"] == "current"
     later.close()
@@ -264,7 +264,7 @@ def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
     records.operations(SAMPLE_ID).put(Operation(story_id=SAMPLE_ID, task="video:scenelet-3_1", signature="sig", provider="gemini", model="m", state="uncertain", operation=None, submitted_at=utc_now(),
                                     download_uri=None, error=None))
     ctx = context(proj)
-    assert not gallery.is_current(ctx.gallery())
+    assert not freshness.is_current(ctx.gallery())
     gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert page.targets["video:scenelet-3_1"] == "failed"
@@ -273,7 +273,7 @@ def test_uncertain_video_submit_is_failed_with_the_way_out(proj):
 
 def test_stub_assets_are_stale_for_the_real_provider_and_still_labelled_stub(proj):
     ctx = context(proj, "gemini")
-    assert not gallery.is_current(ctx.gallery())
+    assert not freshness.is_current(ctx.gallery())
     gallery.build_gallery(ctx.gallery())
     page = page_of(proj)
     assert set(page.targets.values()) == {"stale"}
@@ -325,7 +325,7 @@ def test_building_the_page_never_touches_the_provider(proj):
     (proj / PAGE_REL).unlink()
     ctx = context(proj, "stub", images=Boom(), videos=Boom())
     gallery.build_gallery(ctx.gallery())
-    assert (proj / PAGE_REL).is_file() and gallery.is_current(ctx.gallery())
+    assert (proj / PAGE_REL).is_file() and freshness.is_current(ctx.gallery())
 
 
 def test_noop_check_reuses_cached_records_and_never_loads_the_story(proj, monkeypatch):
@@ -352,13 +352,13 @@ def test_noop_check_reuses_cached_records_and_never_loads_the_story(proj, monkey
 def test_check_sees_every_kind_of_input_change(proj):
     settings = settings_for(proj)
     page = proj / PAGE_REL
-    assert gallery.is_current(context(proj).gallery())
+    assert freshness.is_current(context(proj).gallery())
 
     def changed(step) -> None:
         step()
-        assert not gallery.is_current(context(proj).gallery())
+        assert not freshness.is_current(context(proj).gallery())
         gallery.build_gallery(context(proj).gallery())
-        assert gallery.is_current(context(proj).gallery())
+        assert freshness.is_current(context(proj).gallery())
 
     template = proj / "templates/gallery/story.html.j2"
     changed(lambda: template.write_text(template.read_text() + "\n{# edited #}\n"))
@@ -406,7 +406,7 @@ def test_unrendered_stories_are_listed_on_the_index(proj):
     index = parse_page(proj / "apps/story-tree-ui/public/index.html")
     assert "doit gallery:another-story" in index.all_text
     assert f"stories/{SAMPLE_ID}/index.html" in index.links
-    assert os.path.exists(settings.public_root / "stories" / SAMPLE_ID / gallery.SIDECAR_NAME)
+    assert os.path.exists(settings.public_root / "stories" / SAMPLE_ID / freshness.SIDECAR_NAME)
 
 
 def test_parallel_build_ends_with_a_current_page(tmp_path):
@@ -415,7 +415,7 @@ def test_parallel_build_ends_with_a_current_page(tmp_path):
     root = new_project(tmp_path / "project")
     proc = run_doit(root, "-j", "2", f"story:{SAMPLE_ID}", "provider=stub")
     assert "storytree: 36 built" in proc.stdout
-    assert gallery.is_current(context(root).gallery())
+    assert freshness.is_current(context(root).gallery())
     assert set(page_of(root).targets.values()) == {"current"}
 
 

@@ -18,7 +18,8 @@ from support.project import new_project as empty_project
 from test_gallery_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 from storytree_build.bootstrap import Workspace
-from storytree_build.gallery.page import details_href, page_path
+from storytree_build.gallery.freshness import page_path
+from storytree_build.gallery.page import details_href
 from storytree_build.gallery.serve import make_server
 
 REVIEW_ON = '[review]\nkey_frames = "required"\n'

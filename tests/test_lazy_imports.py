@@ -14,7 +14,8 @@ import pytest
 from support.project import SAMPLE_ID, import_story, new_project, project_env, run_doit
 
 HEAVY = ("google", "supabase", "postgrest", "httpx", "jinja2", "PIL", "obstore", "rich", "storytree_build.providers",
-         "storytree_build.building.builder", "storytree_build.building.videos", "storytree_build.building.batches")
+         "storytree_build.building.builder", "storytree_build.building.videos", "storytree_build.building.batches",
+         "storytree_build.gallery.page")  # the page's up-to-date check is gallery/freshness.py
 SESSION_PARTS = ("storytree_build.building.facts", "storytree_build.building.outputs", "storytree_build.gallery",
                  "storytree_build.review.gate", "storytree_build.core.status")
 # --help answers before any settings are read or validated: no pydantic (its import alone costs more than doit's own

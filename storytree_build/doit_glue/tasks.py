@@ -139,7 +139,7 @@ class GalleryCheck:
         self.session = session
 
     def __call__(self) -> bool:
-        from ..gallery.page import is_current
+        from ..gallery.freshness import is_current
 
         return is_current(self.session.gallery())
 
@@ -163,7 +163,8 @@ def gallery_teardown(session: Session, lock: threading.Lock) -> None:
     """doit runs teardowns after every task of the run has finished: with `-j N` the page may have been
     rendered while assets were still being built, so render it again if anything changed since. (Each worker
     thread also runs the teardowns when it stops, so they take turns.)"""
-    from ..gallery.page import build_gallery, is_current
+    from ..gallery.freshness import is_current
+    from ..gallery.page import build_gallery
 
     with lock:
         try:
@@ -175,7 +176,7 @@ def gallery_teardown(session: Session, lock: threading.Lock) -> None:
 
 
 def gallery_task(session: Session) -> dict[str, Any]:
-    from ..gallery.page import page_path
+    from ..gallery.freshness import page_path
 
     page = page_path(session.settings, session.story_id)
     return {

@@ -3,8 +3,8 @@
 The page is a build target of its own (`gallery:<story-id>`) that never calls a provider. It is rendered from the
 manifest, the pay-once records, the files on disk and the story store (names, scenelet tree, prompts), and is
 current while a hash of its inputs (the manifest, the story's records, every output's existence and hash, the
-provider of this run, known failures, the gallery templates and this module) equals the hash kept in a sidecar
-next to the page. That check reuses the fact gatherer's cached records and stats each output once; it never opens
+provider of this run, known failures, the gallery templates and their code) equals the hash kept in a sidecar
+next to the page (freshness.py). That check reuses the fact gatherer's cached records and stats each output once; it never opens
 the story store, so it adds almost nothing to a no-op build.
 
 What the story store alone decides (scenelet descriptions, choice labels) is not part of that hash: prompts are,
@@ -14,7 +14,6 @@ through the manifest. After editing only such text, `doit -a gallery:<story-id>`
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -28,12 +27,12 @@ from urllib.parse import quote, unquote
 from ..files.atomic import write_text_atomic
 from ..store.build_state import utc_now
 from ..core import naming
-from ..core.hashing import sha256_json
 from ..core.manifest import TEXT_ONLY, Target
-from ..core.manifest.file import manifest_path
 from ..core.errors import InputError, StorytreeError
 from ..review.gate import frame_of
 from ..settings import Settings
+from .freshness import (FORMAT, SIDECAR_NAME, TEMPLATE_FOLDER, index_path, inputs_hash, known_failures, page_path,
+                        read_sidecar, sidecar_path)
 from .source import GallerySource
 from .thumbnails import Thumbnails
 from .versions import VersionView, versions_by_task
@@ -45,9 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storytree")
 
-FORMAT = 3  # 2: review state and the story's fingerprint are inputs of the page; 3: thumbnails, one page per target
-SIDECAR_NAME = ".gallery.json"
-TEMPLATE_FOLDER = "gallery"
 STATE_LABELS = {"current": "up to date", "stale": "stale", "missing": "missing", "waiting": "waiting for review",
                 "failed": "failed"}
 TARGETS_FOLDER = "targets"  # stories/<id>/targets/<stage>/<name>.html: a target's prompt, references and settings
@@ -56,20 +52,6 @@ KIND_LABELS = {"character_plate": "character plate", "environment_keyframe": "en
 
 
 # --- where things go ----------------------------------------------------------------------------
-
-
-def page_path(settings: Settings, story_id: str) -> Path:
-    return settings.public_root / "stories" / story_id / "index.html"
-
-
-def sidecar_path(settings: Settings, story_id: str) -> Path:
-    return page_path(settings, story_id).parent / SIDECAR_NAME
-
-
-def index_path(settings: Settings) -> Path:
-    return settings.public_root / "index.html"
-
-
 def asset_url(output: str, digest: str | None, prefix: str = "../../generated/") -> str:
     """URL of an asset relative to a page; `?v=` changes whenever the file does, so browsers never show an old one."""
     url = prefix + quote(output, safe="/")
@@ -85,108 +67,6 @@ def details_href(task: str) -> str:
 
 def rebuild_command(task: str, story_id: str) -> str:
     return f"doit -a -s {shlex.quote(task)} story={shlex.quote(story_id)}"
-
-
-# --- inputs and the up-to-date check -------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _source_sha() -> str:
-    here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / name).read_bytes()
-                                   for name in ("page.py", "versions.py", "thumbnails.py"))).hexdigest()
-
-
-def _template_hashes(settings: Settings) -> dict[str, str]:
-    folder = settings.templates_dir / TEMPLATE_FOLDER
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*")) if p.is_file()}
-
-
-def _manifest_sha(src: GallerySource) -> str:
-    path = manifest_path(src.settings.manifests_dir, src.manifest.story_id)
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:  # a session made from a manifest object (tests, tools)
-        return sha256_json(src.manifest.model_dump(mode="json"))
-
-
-def read_sidecar(settings: Settings, story_id: str) -> dict[str, Any]:
-    try:
-        data = json.loads(sidecar_path(settings, story_id).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def known_failures(src: GallerySource, sidecar: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Failures of this run, plus earlier ones whose target has not been built since (its record is unchanged)."""
-    out: dict[str, dict[str, Any]] = {}
-    tasks = src.manifest.by_task()
-    for task, entry in (sidecar.get("failures") or {}).items():
-        if task in tasks and isinstance(entry, dict):
-            if _record_key(src, task) == entry.get("record"):
-                out[task] = entry
-    for task, message in sorted(src.failures().items()):
-        if task in tasks:
-            out[task] = {"message": message, "record": _record_key(src, task)}
-    return out
-
-
-def _record_key(src: GallerySource, task: str) -> str | None:
-    rec = src.facts.record(task)
-    return f"{rec.output_sha256}:{rec.output_mtime_ns}:{rec.built_at}" if rec else None
-
-
-def gallery_inputs(src: GallerySource, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    facts = src.facts
-    targets = []
-    for target in src.manifest.targets:
-        rec = facts.record(target.task)
-        targets.append([target.task, facts.file_hash(target.output),
-                        [rec.signature, rec.output_sha256, rec.provider, rec.published, rec.built_at] if rec else None])
-    operations = src.operations()
-    reviews = src.reviews()
-    return {
-        "format": FORMAT,
-        "story": _fingerprint(src),
-        "reviews": sorted([r.task, r.output_sha256, r.verdict, r.note, r.reviewed_by, r.reviewed_at]
-                          for r in reviews.values()),
-        "code": _source_sha(),
-        "templates": _template_hashes(src.settings),
-        "manifest": _manifest_sha(src),
-        "provider": src.provider_name,
-        "targets": targets,
-        "operations": sorted([op.task, op.state, op.submitted_at, op.error] for op in operations.values()),
-        "failures": {task: entry["message"] for task, entry in failures.items()},
-    }
-
-
-def _fingerprint(src: GallerySource) -> str:
-    try:
-        return src.story_fingerprint()
-    except StorytreeError as exc:  # the page says the store could not be read; the next build tries again
-        return f"unavailable: {exc}"
-
-
-def inputs_hash(src: GallerySource, failures: dict[str, dict[str, Any]]) -> str:
-    return sha256_json(gallery_inputs(src, failures))
-
-
-def is_current(src: GallerySource) -> bool:
-    settings, sid = src.settings, src.manifest.story_id
-    sidecar = read_sidecar(settings, sid)
-    if sidecar.get("format") != FORMAT:
-        return False
-    try:
-        st = os.stat(page_path(settings, sid))
-    except FileNotFoundError:
-        return False
-    if [st.st_size, st.st_mtime_ns] != sidecar.get("page") or not index_path(settings).exists():
-        return False
-    folder = page_path(settings, sid).parent
-    if not all((folder / name).is_file() for name in sidecar.get("files") or []):  # thumbnails are a deletable cache
-        return False
-    return sidecar.get("inputs") == inputs_hash(src, known_failures(src, sidecar))
 
 
 # --- the page model ------------------------------------------------------------------------------
