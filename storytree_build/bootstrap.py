@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
+from .building.planned import PlannedStatuses
 from .building.vault import Vault
 from .core.errors import EnvironmentFault, FrozenManifest, InputError
 from .core.lazy import Lazy
@@ -350,6 +351,7 @@ class Session:
             points_here=self._points_here, rejections=self.review_gate.rejections, object_local=vault.has_local,
             project_root=settings.root)
         self.summary = RunSummary()
+        self.planned = PlannedStatuses()  # the pre-flight's statuses, for doit's up-to-date checks until a build
         self.stop = StopRequest()  # Ctrl-C / SIGTERM (doit_glue/interrupts.py): no new paid call starts
         self.gate = SpendGate(Budget(settings.max_cost), self.stop)
         self.claims = Claims(state.claims(story_id), self.owner,

@@ -18,6 +18,9 @@ from types import ModuleType
 
 import pytest
 
+from storytree_build.building import facts as facts_module
+from storytree_build.core.manifest.file import load_manifest_file
+from storytree_build.core.status import Status, TargetFacts
 from storytree_build.files import content
 from support.counting import Counts, counting
 from support.project import REPO, new_project, run_doit, storytree, write_export
@@ -75,6 +78,7 @@ class Measured:
     videos: Counts  # `doit video`, key frames built
     noop: Counts  # a second `doit story:<id>` after everything was built
     decodes: int  # full image decodes during `doit image`
+    noop_decisions: Counter[str]  # task → how often that no-op decided whether it is current
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +100,17 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Measured]:
                 key_frames = counted(story, patched, "image")
             videos = counted(story, monkeypatch, "video")
             run(story, f"story:{story.story_id}")  # the review page
-            noop = counted(story, monkeypatch, f"story:{story.story_id}")
-            found[n] = Measured(story, key_frames, videos, noop, decodes["image"])
+            decisions: Counter[str] = Counter()
+            real_decide = facts_module.decide
+
+            def deciding(facts: TargetFacts) -> Status:
+                decisions[facts.task] += 1
+                return real_decide(facts)
+
+            with monkeypatch.context() as patched:
+                patched.setattr(facts_module, "decide", deciding)
+                noop = counted(story, patched, f"story:{story.story_id}")
+            found[n] = Measured(story, key_frames, videos, noop, decodes["image"], decisions)
     return found
 
 
@@ -148,6 +161,14 @@ def test_a_no_op_runs_the_same_statements_at_every_size(measured: dict[int, Meas
     assert small == large, (f"a no-op ran {small} statements at {SMALL} targets and {large} at {LARGE}:\n"
                             f"{measured[LARGE].noop.listing(STORY_DB)}")
     assert measured[LARGE].noop.fsyncs == 0
+
+
+def test_a_no_op_decides_each_target_once(measured: dict[int, Measured]) -> None:
+    # The pre-flight's plan decides every target; doit's up-to-date check of each reuses that status (nothing was
+    # built in between), so no output or reference is stat'ed and compared twice (building/planned.py).
+    story = measured[LARGE].story
+    targets = [t.task for t in load_manifest_file(story.root / "manifests" / f"{story.story_id}.yaml").targets]
+    assert dict(measured[LARGE].noop_decisions) == dict.fromkeys(targets, 1)
 
 
 def test_a_no_op_on_supabase_sends_the_same_requests_at_every_size(tmp_path: Path, supabase_stack,  # noqa: ANN001

@@ -25,6 +25,7 @@ from ..building.spend import budget_refusal
 from ..core.errors import StorytreeError
 from ..core.exit_codes import ExitCode
 from ..core.plan import Plan
+from ..core.status import Status
 from . import consent, flags, progress
 from .planning import cascade_lines, cascade_of, forced_targets, opening_line, plan_selection
 from .selection import expand
@@ -70,7 +71,10 @@ class Run(DoitRun):
         if selection:
             try:
                 session.renamer.reconcile()  # labels shifted: rename paid assets before deciding what to build
-                plan = plan_selection(session, self.task_list, selection, single=single, always=always)
+                statuses: dict[str, Status] = {}
+                plan = plan_selection(session, self.task_list, selection, single=single, always=always,
+                                      statuses=statuses)
+                session.planned.keep(statuses)  # a no-op decides each target once (building/planned.py)
                 self._refuse_over_budget(session, plan, selection)
                 self._announce(session, plan)
                 refused = consent.refusal(session, plan)  # on a terminal, asks `Proceed? [y/N]`
@@ -118,6 +122,7 @@ class Run(DoitRun):
             raise InvalidCommand(str(exc)) from None
         targets = session.targets
         chosen = [targets[name] for name in expand(self.task_list, selection, single=single) if name in targets]
+        session.planned.forget()  # jobs submitted or collected change records and files: decide again
         try:
             session.batch_flow.run(chosen, submit=batch_mode, forced=session.run_options.forced)
         except StorytreeError as exc:

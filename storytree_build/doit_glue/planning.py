@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from doit.task import Task
 
 from ..core.manifest import Target
+from ..core.status import Status
 from ..review.gate import frame_of
 from ..core.plan import Action, Cascade, Plan, PlanItem, cascade, make_plan
 from .selection import expand, named
@@ -25,12 +26,20 @@ def forced_targets(session: "Session", tasks: Iterable[Task], selection: list[st
 
 
 def plan_selection(session: "Session", tasks: Iterable[Task], selection: list[str], single: bool = False,
-                   always: bool = False) -> Plan:
+                   always: bool = False, statuses: dict[str, Status] | None = None) -> Plan:
+    """The plan of the selection; `statuses`, when given, receives each target's status (the run hands them to
+    doit's up-to-date checks: building/planned.py)."""
     tasks = list(tasks)
     targets = session.targets
     names = [n for n in expand(tasks, selection, single=single) if n in targets]
     forced = forced_targets(session, tasks, selection) if always else set()
-    entries = ((targets[n], session.facts.status(n)) for n in names)
+    seen = statuses if statuses is not None else {}
+
+    def status(name: str) -> Status:
+        seen[name] = found = session.facts.status(name)
+        return found
+
+    entries = ((targets[n], status(n)) for n in names)
     plan = make_plan(session.story_id, entries, session.pricing.cost, forced, held_back(session),
                      keep_existing=session.settings.build.rebuild == "missing")
     if session.builds and any(item.action is Action.RUN for item in plan.items):

@@ -35,7 +35,7 @@ class RecordCheck:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
         try:
-            status = self.session.facts.status(self.task)
+            status = self.session.planned.take(self.task) or self.session.facts.status(self.task)
             if status.current:
                 self.session.outputs.ensure_kept(self.session.target(self.task))
             said = SAID_CURRENT.get(status.why)  # current for this run, but said: a paid file left alone
@@ -52,6 +52,7 @@ class RecordCheck:
 def build_action(session: Session, task: str, download_link: str = "") -> Any:
     # doit runs an action whose uptodate said "current" only under -a; `forced` holds what -a names (cmd_run.py).
     options = session.run_options
+    session.planned.forget()  # this build changes files and records: every check after it decides again
     try:
         if download_link:
             outcome = session.builder.download_link(task, download_link)
