@@ -1,7 +1,7 @@
 """The statuses a run's plan worked out, handed to doit's up-to-date check of each target so that a no-op build
 decides each target once, not twice (issue 25: the pre-flight and doit's `uptodate` each stat'ed every output and
-reference). Good only until something is built: the first build action, or a batch job collected, forgets them all,
-and every check after it decides again from the files and records as they are then. The builder itself always
+reference). Good only until something may change: the first build action, or the batch phase (jobs submitted or
+collected), forgets them all, and every check after it decides again from the files and records as they are then. The builder itself always
 decides again under its claim, so a status taken from here only schedules; it never pays or skips a payment."""
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ class RecordCheck:
         if (task.options or {}).get("download_link"):
             return False  # an explicit link is always fetched, even over an existing video
         try:
-            status = self.session.planned.take(self.task) or self.session.facts.status(self.task)
+            status = self.session.planned.take(self.task)
+            if status is None:  # nothing planned for it, or something was built since the plan
+                status = self.session.facts.status(self.task)
             if status.current:
                 self.session.outputs.ensure_kept(self.session.target(self.task))
             said = SAID_CURRENT.get(status.why)  # current for this run, but said: a paid file left alone
