@@ -74,6 +74,7 @@ def counted(story: Story, monkeypatch: pytest.MonkeyPatch, *args: str) -> Counts
 @dataclass
 class Measured:
     story: Story
+    references: Counts  # `doit ref`: the story's model sheets and environment keyframes, from nothing
     key_frames: Counts  # `doit image`, references built
     videos: Counts  # `doit video`, key frames built
     noop: Counts  # a second `doit story:<id>` after everything was built
@@ -87,7 +88,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Measured]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         for n in (SMALL, LARGE):
             story = new_story(tmp_path_factory.mktemp("counts"), n, monkeypatch)
-            run(story, "ref")
+            references = counted(story, monkeypatch, "ref")
             decodes = Counter()
             real_image = content._image
 
@@ -110,7 +111,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Measured]:
             with monkeypatch.context() as patched:
                 patched.setattr(facts_module, "decide", deciding)
                 noop = counted(story, patched, f"story:{story.story_id}")
-            found[n] = Measured(story, key_frames, videos, noop, decodes["image"], decisions)
+            found[n] = Measured(story, references, key_frames, videos, noop, decodes["image"], decisions)
     return found
 
 
@@ -147,6 +148,17 @@ def test_a_key_frame_syncs_one_commit_and_a_video_four(measured: dict[int, Measu
     key_frame = per_target(measured, "key_frames", lambda c: c.durable_commits[STORY_DB])
     video = per_target(measured, "videos", lambda c: c.durable_commits[STORY_DB])
     assert (key_frame, video) == (1, 4)
+
+
+def test_a_reference_syncs_one_commit(measured: dict[int, Measured]) -> None:
+    # A model sheet's or environment keyframe's path goes into a design document (set_document_path): published
+    # like a shot's path, without a sync, so only its record is synced. Both story sizes have the same references,
+    # so this is the whole run's count over the references it built.
+    story = measured[LARGE].story
+    manifest = load_manifest_file(story.root / "manifests" / f"{story.story_id}.yaml")
+    references = sum(1 for t in manifest.targets if t.kind in ("character_plate", "environment_keyframe"))
+    commits = measured[LARGE].references.durable_commits[STORY_DB]
+    assert references > 0 and commits == references, measured[LARGE].references.listing(STORY_DB)
 
 
 def test_a_reference_shared_by_many_shots_is_decoded_once_per_run(measured: dict[int, Measured]) -> None:

@@ -82,9 +82,10 @@ class SqliteStoryStore:
         return conn
 
     def _light(self) -> sqlite3.Connection:
-        """This thread's connection whose commits are not synced, for published asset paths: a power cut may take
-        one back, and its record (written durably after it) still says unpublished, so the next build writes it again
-        for free."""
+        """This thread's connection whose commits are not synced, for published asset paths (a shot's column, a
+        design document's field): a power cut may take one back, and then it takes back the published flag written
+        after it too (one write-ahead log, replayed in order), so the record, synced before both, says unpublished
+        and the next build writes the path again for free."""
         conn = getattr(self._local, "light", None)
         if conn is None:
             conn = connect(self.path, durable=False)
@@ -247,7 +248,7 @@ class SqliteStoryStore:
     def set_document_path(self, story_id: str, column: str, path: JsonPath, value: Any) -> None:
         check_document_column(column)
         json_path = sqlite_json_path(path)
-        with self._transaction() as conn:
+        with immediate(self._light()) as conn:  # a published path: not synced (see _light)
             row = conn.execute(
                 f"update stories set {column} = json_set(coalesce({column}, '{{}}'), ?, json(?)), updated_at = ? "
                 f"where id = ? returning json_type({column}, ?), json_extract({column}, ?)",

@@ -3,7 +3,8 @@ on every connection opened while counting), the commits SQLite syncs, and Python
 
 SQLite's own fsyncs are C calls no Python hook sees. In WAL mode with `synchronous=FULL` it syncs the log once per
 commit, and with `synchronous=NORMAL` not at all (until a checkpoint), so `durable_commits` counts the commits of
-connections that did not switch to NORMAL: an explicit COMMIT, or a write outside BEGIN (its own transaction)."""
+connections that did not switch to NORMAL: an explicit COMMIT of a transaction that wrote, or a write outside BEGIN
+(its own transaction)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class _Tracer:
         self.counts, self.label, self.lock = counts, label, lock
         self.synced = True  # SQLite's default, FULL
         self.in_transaction = False
+        self.wrote = False  # the open transaction has written: a read-only one commits without a sync
 
     def __call__(self, statement: str) -> None:
         text = statement.strip().lower()
@@ -59,13 +61,16 @@ class _Tracer:
             if text.startswith("pragma synchronous"):
                 self.synced = not text.endswith(("normal", "off", "=1", "=0"))
             elif text.startswith("begin"):
-                self.in_transaction = True
+                self.in_transaction, self.wrote = True, False
             elif text.startswith(("commit", "end", "rollback")):
-                if self.synced and not text.startswith("rollback"):
+                if self.synced and self.wrote and not text.startswith("rollback"):
                     self.counts.durable_commits[self.label] += 1
                 self.in_transaction = False
-            elif text.startswith(WRITES) and not self.in_transaction and self.synced:
-                self.counts.durable_commits[self.label] += 1
+            elif text.startswith(WRITES):
+                if self.in_transaction:
+                    self.wrote = True
+                elif self.synced:
+                    self.counts.durable_commits[self.label] += 1
 
 
 @contextmanager
