@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -94,6 +95,8 @@ def inside(root: Path, rel: str) -> Path:
     """`root / rel`, refused (EnvironmentFault, before anything is written) when a symbolic link in the folders on the
     way leads out of `root`: a build never writes, parks or restores a file outside the asset folder."""
     path = root / rel
+    if _no_link_below(root, path.parent):
+        return path
     real_root = os.path.realpath(root)
     real_parent = os.path.realpath(path.parent)
     if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
@@ -101,6 +104,30 @@ def inside(root: Path, rel: str) -> Path:
             f"refusing to write {rel}: the folder {path.parent} leads out of the asset folder (a symbolic link to "
             f"{real_parent}); replace the link with a real folder and build again. Nothing was written.")
     return path
+
+
+def _no_link_below(root: Path, folder: Path) -> bool:
+    """True when no folder between `root` and `folder` is a symbolic link: then `folder` is inside `root` without
+    resolving every folder from `/` (what realpath does; most of a built target's path work). False for anything
+    else (a link, `..`, a path not under root), which `inside` then resolves in full."""
+    try:
+        parts = folder.relative_to(root).parts
+    except ValueError:
+        return False
+    current = root
+    for part in parts:
+        if part in ("..", "."):
+            return False
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return True  # nothing below exists yet, so no link either: the build creates real folders
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return False
+    return True
 
 
 def remove_leftovers(output: Path) -> None:
