@@ -5,7 +5,8 @@
 Counts, for the whole run: SQL statements per SQLite file (a trace callback on every connection), calls into each
 port of the story store and the build state (records, operations, claims, reviews; an outer call only, so an adapter
 method calling another one counts once), Python-level os.fsync/os.fdatasync calls, and the calls and seconds inside
-`Builder.build`. SQLite's own fsyncs are C calls: the row counts those with strace around this script.
+`Builder.build` and inside the stub provider. SQLite's own fsyncs are C calls: the row counts those with strace
+around this script.
 
 Ports and adapters are found by shape, not by name: every Protocol class of the store and review modules, and every
 class of `storytree_build.store.*` that has all of a protocol's methods, so a renamed adapter is still counted."""
@@ -31,6 +32,7 @@ sql: Counter[str] = Counter()
 ports: Counter[str] = Counter()
 fsyncs: Counter[str] = Counter()
 builder = {"calls": 0, "seconds": 0.0}
+provider = {"calls": 0, "seconds": 0.0}
 _lock = threading.Lock()
 _depth = threading.local()
 
@@ -135,11 +137,35 @@ def _time_builder() -> None:
     Builder.build = build
 
 
+def _time_provider() -> None:
+    """Seconds inside the stub provider (drawing and encoding its placeholder images, writing its video): the
+    provider's work, which a real API does on its own machines, not the builder's."""
+    try:
+        from storytree_build.providers.stub import StubImages, StubVideos
+    except ImportError:
+        return
+    for cls, methods in ((StubImages, ("generate", "poll_batch")), (StubVideos, ("submit", "poll", "download"))):
+        for method in methods:
+            real = getattr(cls, method)
+
+            def timed(*args, _real=real, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                started = time.perf_counter()
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    with _lock:
+                        provider["calls"] += 1
+                        provider["seconds"] += time.perf_counter() - started
+
+            setattr(cls, method, timed)
+
+
 def main(out: str, doit_args: list[str]) -> int:
     _count_sql()  # before anything opens a connection
     _count_fsync()
     _count_ports()
     _time_builder()
+    _time_provider()
     from doit.doit_cmd import DoitMain
 
     rc = 1
@@ -147,7 +173,7 @@ def main(out: str, doit_args: list[str]) -> int:
         rc = DoitMain().run(doit_args)
     finally:
         Path(out).write_text(json.dumps({"rc": rc, "sql": sql, "ports": ports, "py_fsync": fsyncs,
-                                         "builder": builder}), encoding="utf-8")
+                                         "builder": builder, "provider": provider}), encoding="utf-8")
     return rc
 
 
