@@ -17,6 +17,7 @@ with file names (every fsync, SQLite's included, attributed to a file). Per key 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -128,6 +129,7 @@ def _timed_builds(ctx: Context, template, work: Path, argv_tail: list[str], rep:
     proj = _fresh_copy(template.proj, work)
     env = ctx.current.env(STORYTREE_ROOT=str(proj), STORYTREE_STUB_DELAY="0")
     argv = [ctx.current.doit, *argv_tail]
+    os.sync()  # the copy's and the previous build's dirty pages written out now, not during this build's fsyncs
     build = timed(argv, proj, env)
     if build.rc != 0 or f"storytree: {n} built" not in build.out:
         raise SystemExit(f"per-target: the build did not build {n} targets (rc {build.rc}):\n{build.out[-3000:]}")
