@@ -386,6 +386,11 @@ class Session:
         from .building.recovery import Recovery
         from .building.videos import VideoFlow, VideoTiming
 
+        from .core.manifest.compact import compact
+
+        # A run that builds holds the manifest for as long as it builds: one copy of each equal part (7 µs a target,
+        # so a no-op, which only reads it, does not pay for it).
+        compact(self.manifest)
         settings, story_id, generation = self.settings, self.story_id, self.settings.generation
         recovery = Recovery(settings.recovery_dir / story_id)
         parts = BuildParts(story_id=story_id, provider=self.provider_name, targets=self.targets, facts=self.facts,
